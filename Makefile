@@ -1,0 +1,40 @@
+# The two commands a new user needs: `make serve` and `make test`. Both set up .venv first.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export BENTOML_DO_NOT_TRACK := true
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup test test-fast serve lint bench demo-model clean
+
+setup: $(STAMP)
+
+# Reinstall only when the dependency list changes; `pip install -e` keeps the code live.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow and not integration"
+
+serve: setup
+	$(BIN)/ecgscreen serve
+
+lint: setup
+	$(BIN)/ruff check ecgscreen service tests bench
+	$(BIN)/ruff format --check ecgscreen service tests bench
+
+bench: setup
+	$(BIN)/python -m bench
+
+demo-model: setup
+	$(BIN)/ecgscreen demo-model
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
