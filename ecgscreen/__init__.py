@@ -1,0 +1,1 @@
+"""ECG-image screening: synthetic data, intake, network, serving."""

@@ -1,0 +1,101 @@
+"""The 12 leads, coronary territories, printout layouts and the canonical model input.
+
+One place for the facts every other module shares: which lead sits where on a printed page,
+which time window of each lead the canonical model input shows, and which leads face which
+coronary territory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "LEADS",
+    "LIMB_LEADS",
+    "PRECORDIAL_LEADS",
+    "LIMB_LEAD_ANGLES_DEG",
+    "TERRITORIES",
+    "LAYOUTS",
+    "Segment",
+    "layout_rows",
+    "CANONICAL_COLUMNS",
+    "CANONICAL_WINDOW_S",
+    "canonical_window",
+    "DURATION_S",
+]
+
+LEADS: tuple[str, ...] = (
+    "I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6",
+)  # fmt: skip
+LIMB_LEADS = LEADS[:6]
+PRECORDIAL_LEADS = LEADS[6:]
+
+# Hexaxial reference system: the direction each limb lead looks at in the frontal plane
+# (0 deg = patient's left, +90 deg = feet). A frontal-plane vector v projects on lead L as
+# |v| cos(angle(v) - angle(L)), which keeps Einthoven's law (III = II - I) exact.
+LIMB_LEAD_ANGLES_DEG: dict[str, float] = {
+    "I": 0.0, "II": 60.0, "III": 120.0, "aVR": -150.0, "aVL": -30.0, "aVF": 90.0,
+}  # fmt: skip
+
+# Leads facing each coronary territory (as in the study's labelling of scar location).
+TERRITORIES: dict[str, tuple[str, ...]] = {
+    "anterior": ("V1", "V2", "V3", "V4"),
+    "inferior": ("II", "III", "aVF"),
+    "lateral": ("I", "aVL", "V5", "V6"),
+}
+
+DURATION_S = 10.0
+LAYOUTS: tuple[str, ...] = ("3x4+1", "6x2", "12x1")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One lead printed over ``[t0, t1)`` seconds of the recording, as a piece of a row."""
+
+    lead: str
+    t0: float
+    t1: float
+
+
+def layout_rows(layout: str) -> list[list[Segment]]:
+    """Rows of a printed page, top to bottom, each a list of segments left to right.
+
+    ``3x4+1``: three rows of four 2.5 s segments (I aVR V1 V4 / II aVL V2 V5 / III aVF V3 V6)
+    and a 10 s lead II rhythm strip. ``6x2``: six rows of two 5 s segments (limb leads left,
+    precordial right). ``12x1``: twelve 10 s rows.
+    """
+    if layout == "3x4+1":
+        columns = (("I", "II", "III"), ("aVR", "aVL", "aVF"), ("V1", "V2", "V3"), ("V4", "V5", "V6"))
+        rows = [
+            [Segment(columns[c][r], 2.5 * c, 2.5 * (c + 1)) for c in range(4)] for r in range(3)
+        ]
+        return rows + [[Segment("II", 0.0, DURATION_S)]]
+    if layout == "6x2":
+        return [
+            [Segment(LIMB_LEADS[r], 0.0, 5.0), Segment(PRECORDIAL_LEADS[r], 5.0, 10.0)]
+            for r in range(6)
+        ]
+    if layout == "12x1":
+        return [[Segment(lead, 0.0, DURATION_S)] for lead in LEADS]
+    raise ValueError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
+
+
+# The canonical model input: 12 panels stacked as 6 rows x 2 columns (the study's stacking),
+# limb leads on the left, precordial leads on the right. Every panel shows 2.5 s: the window
+# each lead has in the standard 3x4 printout, which every layout contains. So the same ECG
+# gives the same canonical input whichever layout or file type it arrived in.
+CANONICAL_COLUMNS: tuple[tuple[str, ...], tuple[str, ...]] = (LIMB_LEADS, PRECORDIAL_LEADS)
+CANONICAL_WINDOW_S = 2.5
+
+
+_CANONICAL_WINDOWS: dict[str, tuple[float, float]] = {
+    segment.lead: (segment.t0, segment.t1) for row in layout_rows("3x4+1")[:3] for segment in row
+}
+
+
+def canonical_window(lead: str) -> tuple[float, float]:
+    """Start and end (s) of the part of ``lead`` shown in the canonical input."""
+    try:
+        return _CANONICAL_WINDOWS[lead]
+    except KeyError:
+        raise ValueError(f"unknown lead {lead!r}; expected one of {', '.join(LEADS)}") from None
