@@ -31,13 +31,14 @@ class Difficulty:
     noise_scale: float
     silent_scar: float
     silent_low_ef: float
-    mimic: float
+    mimic_scar: float
+    mimic_low_ef: float
 
 
 DIFFICULTIES: dict[str, Difficulty] = {
-    "easy": Difficulty(marker_scale=1.25, noise_scale=0.5, silent_scar=0.03, silent_low_ef=0.02, mimic=0.03),
-    "standard": Difficulty(marker_scale=1.0, noise_scale=1.0, silent_scar=0.10, silent_low_ef=0.06, mimic=0.10),
-    "hard": Difficulty(marker_scale=0.7, noise_scale=1.8, silent_scar=0.20, silent_low_ef=0.14, mimic=0.18),
+    "easy": Difficulty(1.25, 0.5, silent_scar=0.03, silent_low_ef=0.01, mimic_scar=0.03, mimic_low_ef=0.02),
+    "standard": Difficulty(1.0, 1.0, silent_scar=0.10, silent_low_ef=0.03, mimic_scar=0.10, mimic_low_ef=0.05),
+    "hard": Difficulty(0.7, 1.8, silent_scar=0.20, silent_low_ef=0.10, mimic_scar=0.18, mimic_low_ef=0.14),
 }  # fmt: skip
 
 
@@ -82,14 +83,19 @@ def _scar_markers(rng: np.random.Generator, d: Difficulty, scar: bool) -> tuple[
             return territory, {}
         level = rng.uniform(0.35, 1.0) * d.marker_scale
         return territory, _strengths(rng, _present(rng, probabilities), level)
-    if rng.random() < d.mimic:  # a benign variant: a small q or flat T in one territory
+    if rng.random() < d.mimic_scar:  # a benign variant: a small q or flat T in one territory
         name = str(rng.choice(list(probabilities)))
         return territory, {name: float(rng.uniform(0.15, 0.5))}
     return None, {}
 
 
 def _low_ef_markers(rng: np.random.Generator, d: Difficulty, lvef: float) -> dict:
-    probabilities = {"qrs_widening": 0.55, "low_voltage": 0.45, "tachycardia": 0.5, "poor_r_progression": 0.45}
+    probabilities = {
+        "qrs_widening": 0.55,
+        "low_voltage": 0.45,
+        "tachycardia": 0.5,
+        "poor_r_progression": 0.45,
+    }
     if lvef < 50.0:
         if rng.random() < d.silent_low_ef:
             return {}
@@ -98,7 +104,7 @@ def _low_ef_markers(rng: np.random.Generator, d: Difficulty, lvef: float) -> dic
         if "qrs_widening" in found and found["qrs_widening"] > 0.4 and rng.random() < 0.35:
             found["lbbb"] = True
         return found
-    if rng.random() < d.mimic:  # anxiety tachycardia, obesity low voltage, lead placement
+    if rng.random() < d.mimic_low_ef:  # anxiety tachycardia, obesity low voltage, lead placement
         name = str(rng.choice(list(probabilities)))
         return {name: float(rng.uniform(0.1, 0.4))}
     return {}

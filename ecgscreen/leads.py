@@ -66,15 +66,10 @@ def layout_rows(layout: str) -> list[list[Segment]]:
     """
     if layout == "3x4+1":
         columns = (("I", "II", "III"), ("aVR", "aVL", "aVF"), ("V1", "V2", "V3"), ("V4", "V5", "V6"))
-        rows = [
-            [Segment(columns[c][r], 2.5 * c, 2.5 * (c + 1)) for c in range(4)] for r in range(3)
-        ]
+        rows = [[Segment(columns[c][r], 2.5 * c, 2.5 * (c + 1)) for c in range(4)] for r in range(3)]
         return rows + [[Segment("II", 0.0, DURATION_S)]]
     if layout == "6x2":
-        return [
-            [Segment(LIMB_LEADS[r], 0.0, 5.0), Segment(PRECORDIAL_LEADS[r], 5.0, 10.0)]
-            for r in range(6)
-        ]
+        return [[Segment(LIMB_LEADS[r], 0.0, 5.0), Segment(PRECORDIAL_LEADS[r], 5.0, 10.0)] for r in range(6)]
     if layout == "12x1":
         return [[Segment(lead, 0.0, DURATION_S)] for lead in LEADS]
     raise ValueError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")

@@ -146,9 +146,7 @@ def compose_page(signal: np.ndarray, style: PrintStyle, header: Header) -> Page:
     page = Page(grid=Grid(GRID_BOX_MM, *colors) if colors else None)
     for i, line in enumerate(header.lines()):
         page.texts.append(Text(12.0, 10.0 + 6.5 * i, line, 3.5))
-    page.texts.append(
-        Text(200.0, 30.0, f"{style.paper_speed:g} mm/s   {style.gain_mm_per_mv:g} mm/mV", 3.2)
-    )
+    page.texts.append(Text(200.0, 30.0, f"{style.paper_speed:g} mm/s   {style.gain_mm_per_mv:g} mm/mV", 3.2))
 
     rows = layout_rows(style.layout)
     gain, speed = style.gain_mm_per_mv, style.paper_speed

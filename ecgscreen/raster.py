@@ -49,7 +49,7 @@ def rasterize(page: Page, dpi: float = 150.0, supersample: int = 2) -> Image.Ima
     which gives the soft edges of a real print instead of aliased one-pixel steps.
     """
     px_per_mm = dpi / 25.4 * supersample
-    width, height = (round(v * px_per_mm) for v in page.size_mm)
+    width, height = (round(v * dpi / 25.4) * supersample for v in page.size_mm)
     canvas = np.empty((height, width, 3), dtype=np.uint8)
     canvas[:] = PAPER
     if page.grid is not None:

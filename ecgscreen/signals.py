@@ -167,7 +167,9 @@ def _add_scar(waves: dict[str, Wave], m: Markers) -> None:
     if m.t_inversion > 0:  # repolarisation reversed over the scar
         t = waves["t"]
         frontal = away * 1.6 * m.t_inversion * max(abs(t.frontal), 0.2)
-        flip = tuple(-1.6 * m.t_inversion * max(abs(a), 0.2) * k for a, k in zip(t.precordial, mask, strict=True))
+        flip = tuple(
+            -1.6 * m.t_inversion * max(abs(a), 0.2) * k for a, k in zip(t.precordial, mask, strict=True)
+        )
         waves["t_inv"] = Wave("t_inv", t.t, t.sigma, frontal, flip, follows_qt=True)
 
 
@@ -183,11 +185,19 @@ def _add_low_ef(waves: dict[str, Wave], m: Markers) -> None:
         # V1-V3, T discordant to the QRS.
         waves.pop("q", None)
         r = waves["r"]
-        waves["r"] = replace(r, frontal=_polar(abs(r.frontal), -5.0), precordial=(0.08, 0.12, 0.2, 0.7, 1.1, 1.0))
-        waves["r2"] = Wave("r2", 0.045 * widen, r.sigma, _polar(0.65 * abs(r.frontal), -10.0), (0.0, 0.0, 0.0, 0.4, 0.8, 0.8))
-        waves["s"] = replace(waves["s"], sigma=waves["s"].sigma * 2.0, precordial=(-1.4, -1.8, -1.3, -0.5, 0.0, 0.0))
+        waves["r"] = replace(
+            r, frontal=_polar(abs(r.frontal), -5.0), precordial=(0.08, 0.12, 0.2, 0.7, 1.1, 1.0)
+        )
+        waves["r2"] = Wave(
+            "r2", 0.045 * widen, r.sigma, _polar(0.65 * abs(r.frontal), -10.0), (0.0, 0.0, 0.0, 0.4, 0.8, 0.8)
+        )
+        waves["s"] = replace(
+            waves["s"], sigma=waves["s"].sigma * 2.0, precordial=(-1.4, -1.8, -1.3, -0.5, 0.0, 0.0)
+        )
         t = waves["t"]
-        waves["t"] = replace(t, frontal=_polar(abs(t.frontal), 170.0), precordial=(0.35, 0.4, 0.3, 0.0, -0.2, -0.25))
+        waves["t"] = replace(
+            t, frontal=_polar(abs(t.frontal), 170.0), precordial=(0.35, 0.4, 0.3, 0.0, -0.2, -0.25)
+        )
     if m.low_voltage > 0:
         for name in _QRS_WAVES:
             if name in waves:
@@ -252,4 +262,3 @@ def synthesize(
     if noise.powerline > 0:
         signal += noise.powerline * np.sin(2 * np.pi * noise.powerline_hz * t + rng.uniform(0, 6.28))
     return signal.astype(np.float32)
-
