@@ -54,11 +54,17 @@ def assign_traces(mask: np.ndarray, page: PageLayout) -> list[np.ndarray]:
     trace = large & (total > 0)
     owned = []
     for r, row in enumerate(page.rows):
-        keep = trace & ((home == r) | shared)
+        # The row's own shapes anywhere within one band above and below; shared shapes only
+        # inside its band.
+        span = row.bottom - row.top
+        lo, hi = max(0, row.top - span), min(h, row.bottom + span)
+        window = labels[lo:hi]
+        exclusive = (trace & (home == r) & ~shared)[window]
+        inside = np.zeros(hi - lo, dtype=bool)[:, None]
+        inside[row.top - lo : row.bottom - lo] = True
+        keep = exclusive | ((trace & shared)[window] & inside)
         own = np.zeros_like(mask)
-        own[row.top : row.bottom] = mask[row.top : row.bottom] & keep[labels[row.top : row.bottom]]
-        exclusive = trace & (home == r) & ~shared
-        own |= mask & exclusive[labels]  # its own spikes beyond the midline too
+        own[lo:hi] = mask[lo:hi] & keep
         owned.append(own)
     return owned
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageChops
+from scipy import ndimage
 
-__all__ = ["Ink", "separate_ink", "brightest_channel"]
+__all__ = ["Ink", "separate_ink", "value_and_chroma"]
 
 _BLOCK = 16  # px; the paper brightness is the brightest value in each block
 _SAMPLE = 4  # grid colour is judged on every 4th pixel in each direction
@@ -56,28 +57,48 @@ def _grid_colour(rgb: np.ndarray) -> str:
     return "grey"
 
 
-def brightest_channel(image: np.ndarray) -> np.ndarray:
-    """(H, W) uint8 max over the colour channels (HSV value); grey images pass through."""
+def value_and_chroma(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) uint8 maps: brightest channel (HSV value) and max - min channel (chroma)."""
     if image.ndim == 2:
-        return image
+        return image, np.zeros_like(image)
     r, g, b = (Image.fromarray(np.ascontiguousarray(image[..., c])) for c in range(3))
-    return np.asarray(ImageChops.lighter(ImageChops.lighter(r, g), b))
+    value = ImageChops.lighter(ImageChops.lighter(r, g), b)
+    chroma = ImageChops.subtract(value, ImageChops.darker(ImageChops.darker(r, g), b))
+    return np.asarray(value), np.asarray(chroma)
+
+
+def _hysteresis(darkness: np.ndarray, high: float, low: float) -> np.ndarray:
+    weak = darkness > low
+    labels, count = ndimage.label(weak, structure=np.ones((3, 3), dtype=int))
+    sure = np.zeros(count + 1, dtype=bool)
+    sure[labels[darkness > high]] = True
+    sure[0] = False
+    return sure[labels]
 
 
 def separate_ink(image: np.ndarray, scale: float = 1.0) -> Ink:
     """Find the trace in ``image`` ((H, W, 3) RGB or (H, W) grey uint8), working on a copy
     resized by ``scale`` (the returned maps have the resized shape)."""
-    value = brightest_channel(image)
+    value, chroma = value_and_chroma(image)
     if abs(scale - 1.0) > 0.05:
         h, w = value.shape
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        value = np.asarray(Image.fromarray(value).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0))
+        value, chroma = (
+            np.asarray(Image.fromarray(m).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)) for m in (value, chroma)
+        )
     paper = _local_paper(value).astype(np.float32)
-    darkness = 1.0 - np.minimum(value * (1.0 / np.maximum(paper, 1.0)), 1.0)
+    # Coloured pixels (grid) are discounted by how much more colourful they are than the
+    # paper (a colour cast tints the paper too): a dark green major line is still green; the
+    # trace, and its anti-aliased edges over the grid, stay neutral.
+    paper_chroma = float(np.median(chroma[::8, ::8]))
+    excess = np.maximum(chroma.astype(np.float32) - paper_chroma, 0.0) * np.float32(1 / 255)
+    darkness = 1.0 - np.minimum(value * (1.0 / np.maximum(paper, 1.0)), 1.0) - excess
     # The trace is a few percent of the page; its typical darkness sets the threshold, so a
-    # faint or blurred trace is still found while grid lines (darkness < 0.3) are not.
+    # faint or blurred trace is still found while grid lines (discounted darkness under 0.15)
+    # are not. Hysteresis adds fainter pixels connected to sure ones: a thin stroke that
+    # anti-aliasing split over two pixel rows, without admitting isolated sensor noise.
     histogram = np.bincount((darkness * 255).astype(np.uint8).ravel(), minlength=256)
     level = np.searchsorted(np.cumsum(histogram), 0.995 * darkness.size) / 255.0
     threshold = float(np.clip(0.5 * level, 0.28, 0.5))
-    mask = darkness > threshold
+    mask = _hysteresis(darkness, threshold, 0.6 * threshold)
     return Ink(darkness, mask, _grid_colour(image), threshold)
