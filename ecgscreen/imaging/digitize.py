@@ -21,8 +21,20 @@ __all__ = ["assign_traces", "read_envelopes"]
 _MIN_MARK_MM = 4.0
 
 
-def assign_traces(mask: np.ndarray, page: PageLayout) -> list[np.ndarray]:
-    """Per row, the part of ``mask`` that is that row's trace (full-image boolean maps).
+def _dilate3(mask: np.ndarray) -> np.ndarray:
+    """3x3 binary dilation by shifted ORs (several times faster than a rank filter)."""
+    rows = mask.copy()
+    rows[1:] |= mask[:-1]
+    rows[:-1] |= mask[1:]
+    out = rows.copy()
+    out[:, 1:] |= rows[:, :-1]
+    out[:, :-1] |= rows[:, 1:]
+    return out
+
+
+def assign_traces(mask: np.ndarray, page: PageLayout) -> list[tuple[int, np.ndarray]]:
+    """Per row, the part of ``mask`` that is that row's trace: ``(top, sub_mask)`` where
+    ``sub_mask`` covers image rows ``top`` to ``top + len(sub_mask)``.
 
     A trace keeps returning to its row's 0 mV line; lead labels, lead-change ticks and text
     float above it. So a connected shape is trace only if it touches a baseline corridor
@@ -32,7 +44,7 @@ def assign_traces(mask: np.ndarray, page: PageLayout) -> list[np.ndarray]:
     Shapes are grouped after closing 1-pixel gaps, so a trace broken by JPEG or blur stays
     one shape with its QRS spikes.
     """
-    grouped = ndimage.binary_dilation(mask, structure=np.ones((3, 3), dtype=bool))
+    grouped = _dilate3(mask)
     labels, count = ndimage.label(grouped, structure=np.ones((3, 3), dtype=int))
     h, _ = mask.shape
     reach = max(1, round(page.px_per_mm))
@@ -54,18 +66,14 @@ def assign_traces(mask: np.ndarray, page: PageLayout) -> list[np.ndarray]:
     trace = large & (total > 0)
     owned = []
     for r, row in enumerate(page.rows):
-        # The row's own shapes anywhere within one band above and below; shared shapes only
-        # inside its band.
-        span = row.bottom - row.top
-        lo, hi = max(0, row.top - span), min(h, row.bottom + span)
+        # The row's own shapes within half a band above and below (its tallest spikes);
+        # shapes shared with a neighbour only inside its band.
+        margin = (row.bottom - row.top) // 2
+        lo, hi = max(0, row.top - margin), min(h, row.bottom + margin)
         window = labels[lo:hi]
-        exclusive = (trace & (home == r) & ~shared)[window]
-        inside = np.zeros(hi - lo, dtype=bool)[:, None]
-        inside[row.top - lo : row.bottom - lo] = True
-        keep = exclusive | ((trace & shared)[window] & inside)
-        own = np.zeros_like(mask)
-        own[lo:hi] = mask[lo:hi] & keep
-        owned.append(own)
+        keep = (trace & (home == r) & ~shared)[window]
+        keep[row.top - lo : row.bottom - lo] |= (trace & shared)[window[row.top - lo : row.bottom - lo]]
+        owned.append((lo, mask[lo:hi] & keep))
     return owned
 
 
@@ -89,7 +97,7 @@ def _pool(values: np.ndarray, edges: np.ndarray, reducer: np.ufunc) -> np.ndarra
 def read_envelopes(mask: np.ndarray, page: PageLayout, columns: int) -> dict[str, Envelope]:
     """Each lead's envelope over its canonical window, in mV, ``columns`` wide."""
     envelopes: dict[str, Envelope] = {}
-    for own, row, segments in zip(assign_traces(mask, page), page.rows, layout_rows(page.layout), strict=True):
+    for (top, own), row, segments in zip(assign_traces(mask, page), page.rows, layout_rows(page.layout), strict=True):
         first, last = _column_extents(own)
         # Extents are the stroke's edges; the voltage is at its centre line. The stroke's
         # width is what flat stretches of this very row measure (print, blur and JPEG widen it).
@@ -97,7 +105,7 @@ def read_envelopes(mask: np.ndarray, page: PageLayout, columns: int) -> dict[str
         flat = thickness[np.isfinite(thickness) & (thickness <= max(3.0, 0.8 * page.px_per_mm))]
         pen = 0.5 * (float(np.median(flat)) if flat.size else 0.3 * page.px_per_mm)
         x = np.arange(own.shape[1])
-        baseline = row.baseline(x)
+        baseline = row.baseline(x) - top
         high = (baseline - first - pen + 0.5) / row.px_per_mv  # up on paper = positive voltage
         low = (baseline - last + pen - 0.5) / row.px_per_mv
         for segment in segments:

@@ -18,7 +18,7 @@ from scipy import ndimage
 __all__ = ["Ink", "separate_ink", "value_and_chroma"]
 
 _BLOCK = 16  # px; the paper brightness is the brightest value in each block
-_SAMPLE = 4  # grid colour is judged on every 4th pixel in each direction
+_SAMPLE = 8  # grid colour is judged on every 8th pixel in each direction
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ __all__ = ["Preprocessed", "preprocess", "PREPROCESSING_VERSION"]
 
 PREPROCESSING_VERSION = "1"  # bump when the canonical image of a given file changes
 _A4_MM = 297.0
+PDF_PX_PER_MM = 3.5  # vector pages render sharp: slightly below the scan working resolution
 
 
 @dataclass
@@ -57,14 +58,31 @@ def _from_printout(image: np.ndarray, info: dict, size: int) -> np.ndarray:
     scale = min(1.0, WORKING_PX_PER_MM * _A4_MM / max(image.shape[:2]))
     ink = separate_ink(image, scale)
     angle, confidence = estimate_rotation(ink.mask)
-    mask = rotate(ink.mask, angle)
+    info["grid"] = ink.grid
+    return _from_trace_mask(rotate(ink.mask, angle), angle, confidence, info, size)
+
+
+def _from_vector_pdf(image: np.ndarray, info: dict, size: int) -> np.ndarray:
+    """Canonical image of a PDF page rendered without its grid and text: the pixels are
+    already just the trace, straight, on white."""
+    info["grid"] = "removed (vector)"
+    return _from_trace_mask(image < 128, 0.0, 10.0, info, size)
+
+
+def _from_pdf(data: bytes, info: dict, size: int, limits: Limits) -> np.ndarray:
+    rendered = render_pdf(data, limits, PDF_PX_PER_MM)
+    if rendered.vector:
+        return _from_vector_pdf(rendered.image, info, size)
+    return _from_printout(rendered.image, info, size)
+
+
+def _from_trace_mask(mask: np.ndarray, angle: float, confidence: float, info: dict, size: int) -> np.ndarray:
     page = find_layout(mask)
     envelopes = read_envelopes(mask, page, size // 2)
     missing = [lead for lead in LEADS if lead not in envelopes]
     info.update(
         layout=page.layout,
         rotation_deg=round(angle, 2),
-        grid=info.get("grid") or ink.grid,
         gain_mm_per_mv=round(page.gain_mm_per_mv, 2),
         paper_speed_mm_s=25.0,
         quality=_quality(envelopes, not page.warnings, page.regularity),
@@ -101,17 +119,11 @@ def preprocess(data: bytes, size: int = canonical.DEFAULT_SIZE, limits: Limits =
         if content.kind == "waveform":
             image = _from_waveform(content.waveform, info, size)
         elif content.kind == "pdf":
-            rendered = render_pdf(content.pdf, limits, WORKING_PX_PER_MM)
-            if rendered.vector:
-                info["grid"] = "removed (vector)"
-            image = _from_printout(rendered.image, info, size)
+            image = _from_pdf(content.pdf, info, size, limits)
         else:
             image = _from_printout(content.image, info, size)
     elif fmt == "pdf":
-        rendered = render_pdf(data, limits, WORKING_PX_PER_MM)
-        if rendered.vector:
-            info["grid"] = "removed (vector)"
-        image = _from_printout(rendered.image, info, size)
+        image = _from_pdf(data, info, size, limits)
     else:
         image = _from_printout(decode_image(data, fmt, limits), info, size)
     info["elapsed_ms"] = round((time.perf_counter() - start) * 1000, 1)
