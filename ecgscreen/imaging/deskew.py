@@ -13,7 +13,7 @@ from PIL import Image
 
 __all__ = ["estimate_rotation", "rotate"]
 
-_MAX_POINTS = 40_000
+_MAX_POINTS = 20_000
 
 
 def _sharpness(ys: np.ndarray, xs: np.ndarray, angle_deg: float) -> float:
@@ -49,7 +49,7 @@ def rotate(array: np.ndarray, angle_deg: float, fill: float = 0.0) -> np.ndarray
     if abs(angle_deg) < 0.02:
         return array
     if array.dtype == bool:
-        image = Image.fromarray(array.astype(np.uint8) * 255)
-        return np.asarray(image.rotate(-angle_deg, Image.Resampling.BILINEAR, fillcolor=0)) > 127
+        image = Image.fromarray(array.view(np.uint8) * 255)
+        return np.asarray(image.rotate(-angle_deg, Image.Resampling.NEAREST, fillcolor=0)) > 127
     image = Image.fromarray(array.astype(np.float32), mode="F")
     return np.asarray(image.rotate(-angle_deg, Image.Resampling.BILINEAR, fillcolor=fill))

@@ -19,6 +19,7 @@ __all__ = ["Ink", "separate_ink", "value_and_chroma"]
 
 _BLOCK = 16  # px; the paper brightness is the brightest value in each block
 _SAMPLE = 8  # grid colour is judged on every 8th pixel in each direction
+_CHROMA_DISCOUNT = [min(255, round(1.5 * v)) for v in range(256)]
 
 
 @dataclass(frozen=True)
@@ -30,12 +31,18 @@ class Ink:
 
 
 def _local_paper(channel: np.ndarray) -> np.ndarray:
-    """Paper brightness around each pixel: block maxima, 3x3-dilated, bilinear upsampled."""
+    """Paper brightness around each pixel.
+
+    Means over 4x4 pixels (which average the sensor noise away), their maximum over 16x16
+    blocks (paper shows between the lines of any block), a 3x3 median over blocks (a block
+    filled by trace or text is outvoted by its neighbours), bilinear back to full size.
+    """
     h, w = channel.shape
-    hb, wb = max(1, h // _BLOCK), max(1, w // _BLOCK)
-    blocks = channel[: hb * _BLOCK, : wb * _BLOCK].reshape(hb, _BLOCK, wb, _BLOCK).max(axis=(1, 3))
-    padded = np.pad(blocks, 1, mode="edge")
-    blocks = np.max([padded[dy : dy + hb, dx : dx + wb] for dy in range(3) for dx in range(3)], axis=0)
+    means = np.asarray(Image.fromarray(channel).reduce(4))
+    k = _BLOCK // 4
+    hb, wb = max(1, means.shape[0] // k), max(1, means.shape[1] // k)
+    blocks = means[: hb * k, : wb * k].reshape(hb, k, wb, k).max(axis=(1, 3))
+    blocks = ndimage.median_filter(blocks, size=3, mode="nearest")
     return np.asarray(Image.fromarray(blocks).resize((w, h), Image.Resampling.BILINEAR))
 
 
@@ -58,10 +65,16 @@ def _grid_colour(rgb: np.ndarray) -> str:
 
 
 def value_and_chroma(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W) uint8 maps: brightest channel (HSV value) and max - min channel (chroma)."""
+    """(H, W) uint8 maps of the white-balanced image: brightest channel (HSV value) and
+    max - min channel (chroma). White balance (each channel scaled so the paper is white)
+    removes a colour cast, so only the grid and stains remain colourful."""
     if image.ndim == 2:
         return image, np.zeros_like(image)
-    r, g, b = (Image.fromarray(np.ascontiguousarray(image[..., c])) for c in range(3))
+    paper = np.percentile(image[::_SAMPLE, ::_SAMPLE].reshape(-1, 3), 95, axis=0)
+    r, g, b = (
+        Image.fromarray(np.ascontiguousarray(image[..., c])).point([min(255, round(v * 255 / max(paper[c], 1))) for v in range(256)])
+        for c in range(3)
+    )
     value = ImageChops.lighter(ImageChops.lighter(r, g), b)
     chroma = ImageChops.subtract(value, ImageChops.darker(ImageChops.darker(r, g), b))
     return np.asarray(value), np.asarray(chroma)
@@ -80,19 +93,16 @@ def separate_ink(image: np.ndarray, scale: float = 1.0) -> Ink:
     """Find the trace in ``image`` ((H, W, 3) RGB or (H, W) grey uint8), working on a copy
     resized by ``scale`` (the returned maps have the resized shape)."""
     value, chroma = value_and_chroma(image)
+    # Coloured pixels (the grid) are discounted by their chroma: a dark green major line is
+    # still green, while the trace, and its anti-aliased edges over the grid, stay neutral.
+    discount = Image.fromarray(chroma).point(_CHROMA_DISCOUNT)
+    value = ImageChops.add(Image.fromarray(value), discount)  # saturates at white
     if abs(scale - 1.0) > 0.05:
-        h, w = value.shape
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        value, chroma = (
-            np.asarray(Image.fromarray(m).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)) for m in (value, chroma)
-        )
+        size = (max(1, round(value.width * scale)), max(1, round(value.height * scale)))
+        value = value.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    value = np.asarray(value)
     paper = _local_paper(value).astype(np.float32)
-    # Coloured pixels (grid) are discounted by how much more colourful they are than the
-    # paper (a colour cast tints the paper too): a dark green major line is still green; the
-    # trace, and its anti-aliased edges over the grid, stay neutral.
-    paper_chroma = float(np.median(chroma[::8, ::8]))
-    excess = np.maximum(chroma.astype(np.float32) - paper_chroma, 0.0) * np.float32(1 / 255)
-    darkness = 1.0 - np.minimum(value * (1.0 / np.maximum(paper, 1.0)), 1.0) - excess
+    darkness = 1.0 - np.minimum(value * (1.0 / np.maximum(paper, 1.0)), 1.0)
     # The trace is a few percent of the page; its typical darkness sets the threshold, so a
     # faint or blurred trace is still found while grid lines (discounted darkness under 0.15)
     # are not. Hysteresis adds fainter pixels connected to sure ones: a thin stroke that
