@@ -181,7 +181,11 @@ def find_layout(mask: np.ndarray) -> PageLayout:
     for i, y in enumerate(rows_y):
         top, bottom = edges[i], edges[i + 1]
         band = mask[top:bottom]
-        runs = _runs(band.any(axis=0), max_gap=max(1, round(0.75 * guess_px_per_mm)))
+        # Columns are judged from the previous to the next row's baseline: a wide S wave
+        # that leaves the band for a few columns must not split the trace in two, and the
+        # header above the first row must not join the calibration pulse to the trace.
+        reach = mask[int(rows_y[i - 1]) if i else top : int(rows_y[i + 1]) if i + 1 < n else bottom]
+        runs = _runs(reach.any(axis=0), max_gap=max(1, round(0.75 * guess_px_per_mm)))
         if not runs:
             raise IntakeError("no_layout", f"row {i + 1} has no trace")
         x_start, x_end = max(runs, key=lambda r: r[1] - r[0])
