@@ -82,5 +82,42 @@ def synth(
     console.print(f"wrote {n} ECGs and {labels} in {elapsed:.1f} s ({n / elapsed:.1f}/s)")
 
 
+@app.command()
+def preprocess(
+    files: list[Path] = typer.Argument(
+        ..., exists=True, dir_okay=False, help="ECG files (PNG, JPEG, TIFF, PDF, DICOM)."
+    ),
+    out: Path = typer.Option(..., help="Folder for the canonical model inputs (PNG)."),
+    size: int = typer.Option(384, help="Canonical image size in pixels."),
+) -> None:
+    """Write each file's canonical model input as PNG and print its info as a JSON line.
+
+    This is how to debug an archive: look at the PNGs, read the layout, rotation, grid,
+    quality and warnings. Refused files print their reason; the exit code is 1 if any was.
+    """
+    import json
+
+    from PIL import Image
+
+    from .imaging.errors import IntakeError
+    from .imaging.pipeline import preprocess as run
+
+    out.mkdir(parents=True, exist_ok=True)
+    refused = 0
+    for path in files:
+        try:
+            result = run(path.read_bytes(), size=size)
+        except IntakeError as error:
+            refused += 1
+            print(json.dumps({"file": str(path), **error.to_dict()}))
+            continue
+        target = out / f"{path.stem}.png"
+        Image.fromarray(result.canonical).save(target)
+        print(json.dumps({"file": str(path), "canonical": str(target), **result.info}))
+    if refused:
+        console.print(f"[red]{refused} of {len(files)} files refused[/red]")
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
     app()

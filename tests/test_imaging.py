@@ -85,7 +85,9 @@ def test_one_ecg_in_six_file_types_gives_one_canonical_input(layout):
     ones scanned: rotated 1.2 deg, blurred, noisy, colour cast): every pair of canonical
     inputs agrees >= 0.9 (measured 0.935-0.973)."""
     base = replace(make_record(77, 3), style=replace(make_record(77, 3).style, layout=layout, grid="red"))
-    scan = ScanArtefacts(kind="scan", rotation_deg=1.2, blur_px=0.4, noise_sd=3.0, cast=(0.98, 0.97, 0.95), seed=1)
+    scan = ScanArtefacts(
+        kind="scan", rotation_deg=1.2, blur_px=0.4, noise_sd=3.0, cast=(0.98, 0.97, 0.95), seed=1
+    )
     images = {}
     for fmt in FORMATS:
         record = replace(base, file_format=fmt, artefacts=scan if fmt in RASTER_FORMATS else ScanArtefacts())
@@ -123,3 +125,22 @@ def test_info_record_describes_the_file():
     assert info["grid"] in ("red", "pink", "green", "grey", "none")
     # Nothing read from the page (names, IDs) is in the info record.
     assert record.header.name not in repr(info) and record.header.patient_id not in repr(info)
+
+
+def test_preprocess_cli_writes_pngs_and_json_lines(tmp_path):
+    import json
+
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from ecgscreen.cli import app
+
+    good = tmp_path / "scan.jpg"
+    good.write_bytes(encode_record(replace(make_record(5, 1), file_format="jpeg")))
+    bad = tmp_path / "empty.png"
+    bad.write_bytes(b"")
+    result = CliRunner().invoke(app, ["preprocess", str(good), str(bad), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1  # one file refused
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert lines[0]["layout"] and Image.open(lines[0]["canonical"]).size == (384, 384)
+    assert lines[1]["error"] == "empty" and lines[1]["status"] == 400

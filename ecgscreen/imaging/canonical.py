@@ -85,7 +85,9 @@ def paint(envelopes: dict[str, Envelope], size: int = DEFAULT_SIZE) -> np.ndarra
     return image
 
 
-def envelope_from_signal(values: np.ndarray, sample_rate: float, t0: float, t1: float, columns: int) -> Envelope:
+def envelope_from_signal(
+    values: np.ndarray, sample_rate: float, t0: float, t1: float, columns: int
+) -> Envelope:
     """Column envelope of ``values`` (mV) between ``t0`` and ``t1`` seconds.
 
     Each column spans ``(t1 - t0) / columns`` seconds; its range is widened to meet its
@@ -101,12 +103,16 @@ def envelope_from_signal(values: np.ndarray, sample_rate: float, t0: float, t1: 
     return Envelope(low, high)
 
 
-def signal_to_canonical(signal: np.ndarray, sample_rate: float, size: int = DEFAULT_SIZE, leads=LEADS) -> np.ndarray:
+def signal_to_canonical(
+    signal: np.ndarray, sample_rate: float, size: int = DEFAULT_SIZE, leads=LEADS
+) -> np.ndarray:
     """The canonical image of a ``(n_leads, N)`` signal in mV (the waveform path)."""
     envelopes = {}
     for lead, values in zip(leads, signal, strict=True):
         t0, t1 = canonical_window(lead)
-        envelopes[lead] = envelope_from_signal(np.asarray(values, dtype=np.float64), sample_rate, t0, t1, size // 2)
+        envelopes[lead] = envelope_from_signal(
+            np.asarray(values, dtype=np.float64), sample_rate, t0, t1, size // 2
+        )
     return paint(envelopes, size)
 
 

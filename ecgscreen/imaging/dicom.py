@@ -102,13 +102,20 @@ def _read_waveform(ds: pydicom.Dataset, limits: Limits) -> Waveform:
     channels = list(group.get("ChannelDefinitionSequence", []))
     rate = float(group.get("SamplingFrequency", 0) or 0)
     if samples * max(len(channels), 1) > _MAX_WAVEFORM_SAMPLES or rate <= 0:
-        raise IntakeError("waveform_invalid", f"waveform group has {samples} samples at {rate:g} Hz: not a 12-lead ECG")
+        raise IntakeError(
+            "waveform_invalid", f"waveform group has {samples} samples at {rate:g} Hz: not a 12-lead ECG"
+        )
     if samples / rate < limits.min_waveform_seconds:
-        raise IntakeError("waveform_invalid", f"the waveform lasts {samples / rate:.1f} s; at least {limits.min_waveform_seconds:g} s needed")
+        raise IntakeError(
+            "waveform_invalid",
+            f"the waveform lasts {samples / rate:.1f} s; at least {limits.min_waveform_seconds:g} s needed",
+        )
     try:
         data = ds.waveform_array(index)  # (samples, channels), sensitivity and baseline applied
     except Exception as exc:  # pydicom raises several types on malformed waveform data
-        raise IntakeError("waveform_invalid", f"the waveform data cannot be decoded ({type(exc).__name__})") from None
+        raise IntakeError(
+            "waveform_invalid", f"the waveform data cannot be decoded ({type(exc).__name__})"
+        ) from None
     found: dict[str, np.ndarray] = {}
     for c, channel in enumerate(channels):
         lead = _lead_of(channel)
@@ -117,12 +124,19 @@ def _read_waveform(ds: pydicom.Dataset, limits: Limits) -> Waveform:
     derived = []
     if "I" in found and "II" in found:  # 8-lead storage: derive the other limb leads (Einthoven)
         i, ii = found["I"], found["II"]
-        for lead, values in (("III", ii - i), ("aVR", -(i + ii) / 2), ("aVL", i - ii / 2), ("aVF", ii - i / 2)):
+        for lead, values in (
+            ("III", ii - i),
+            ("aVR", -(i + ii) / 2),
+            ("aVL", i - ii / 2),
+            ("aVF", ii - i / 2),
+        ):
             if lead not in found:
                 found[lead] = values
                 derived.append(lead)
     if len(found) < 6:
-        raise IntakeError("waveform_invalid", f"the waveform has {len(found)} recognisable ECG leads; at least 6 are needed")
+        raise IntakeError(
+            "waveform_invalid", f"the waveform has {len(found)} recognisable ECG leads; at least 6 are needed"
+        )
     leads = tuple(lead for lead in LEADS if lead in found)
     return Waveform(np.stack([found[lead] for lead in leads]), leads, rate, tuple(derived))
 
@@ -133,7 +147,9 @@ def _read_pixels(ds: pydicom.Dataset, limits: Limits) -> np.ndarray:
     rows, cols = int(ds.get("Rows", 0)), int(ds.get("Columns", 0))
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     if rows * cols > limits.max_pixels or frames > limits.max_dicom_frames:
-        raise IntakeError("too_many_pixels", f"the DICOM image is {cols} x {rows} x {frames} frames; over the limit")
+        raise IntakeError(
+            "too_many_pixels", f"the DICOM image is {cols} x {rows} x {frames} frames; over the limit"
+        )
     try:
         if ds.file_meta.TransferSyntaxUID in _JPEG_SYNTAXES and frames == 1:
             # Pillow decodes (and colour-converts) baseline JPEG in C, several times faster
@@ -163,7 +179,9 @@ def read_dicom(data: bytes, limits: Limits) -> DicomContent:
     except InvalidDicomError:
         raise IntakeError("corrupt", "the DICOM file header is invalid") from None
     except (EOFError, OSError, ValueError, KeyError, TypeError) as exc:
-        raise IntakeError("truncated", f"the DICOM file cannot be read to its end ({type(exc).__name__})") from None
+        raise IntakeError(
+            "truncated", f"the DICOM file cannot be read to its end ({type(exc).__name__})"
+        ) from None
     sop = str(ds.get("SOPClassUID", ""))
     if sop == SOP_ENCAPSULATED_PDF:
         if "EncapsulatedDocument" not in ds:

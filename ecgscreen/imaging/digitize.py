@@ -97,7 +97,9 @@ def _pool(values: np.ndarray, edges: np.ndarray, reducer: np.ufunc) -> np.ndarra
 def read_envelopes(mask: np.ndarray, page: PageLayout, columns: int) -> dict[str, Envelope]:
     """Each lead's envelope over its canonical window, in mV, ``columns`` wide."""
     envelopes: dict[str, Envelope] = {}
-    for (top, own), row, segments in zip(assign_traces(mask, page), page.rows, layout_rows(page.layout), strict=True):
+    for (top, own), row, segments in zip(
+        assign_traces(mask, page), page.rows, layout_rows(page.layout), strict=True
+    ):
         first, last = _column_extents(own)
         # Extents are the stroke's edges; the voltage is at its centre line. The stroke's
         # width is what flat stretches of this very row measure (print, blur and JPEG widen it).

@@ -46,8 +46,12 @@ def decode_image(data: bytes, fmt: str, limits: Limits) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise IntakeError("too_many_pixels", f"the {name} declares more pixels than allowed: {exc}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise IntakeError(
+            "too_many_pixels",
+            f"the {name} declares over {Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (a decompression bomb); "
+            f"the limit is {limits.max_pixels / 1e6:.0f}",
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise IntakeError("corrupt", f"the {name} header cannot be read ({type(exc).__name__})") from None
     width, height = image.size
@@ -58,15 +62,22 @@ def decode_image(data: bytes, fmt: str, limits: Limits) -> np.ndarray:
             f"the limit is {limits.max_pixels / 1e6:.0f} (scan at 300 dpi or less)",
         )
     if width < 200 or height < 100:
-        raise IntakeError("no_layout", f"the {name} is only {width} x {height} pixels: too small for a 12-lead ECG")
+        raise IntakeError(
+            "no_layout", f"the {name} is only {width} x {height} pixels: too small for a 12-lead ECG"
+        )
     factor = _reduction(image.size)
     if fmt == "jpeg" and factor > 1:
         image.draft("RGB", (width // factor, height // factor))
     try:
         image.load()
     except OSError as exc:
-        reason = "truncated" if "truncated" in str(exc) or "broken" in str(exc) else "corrupt"
-        raise IntakeError(reason, f"the {name} pixel data is {reason} ({type(exc).__name__})") from None
+        if "truncated" in str(exc) or "broken" in str(exc):
+            raise IntakeError(
+                "truncated", f"the {name} ends before its pixel data does: the file is truncated"
+            ) from None
+        raise IntakeError(
+            "corrupt", f"the {name} pixel data cannot be decoded: the file is corrupt"
+        ) from None
     except (SyntaxError, ValueError, EOFError) as exc:
         raise IntakeError("corrupt", f"the {name} pixel data is corrupt ({type(exc).__name__})") from None
     remaining = _reduction(image.size)

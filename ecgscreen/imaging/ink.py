@@ -72,7 +72,9 @@ def value_and_chroma(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return image, np.zeros_like(image)
     paper = np.percentile(image[::_SAMPLE, ::_SAMPLE].reshape(-1, 3), 95, axis=0)
     r, g, b = (
-        Image.fromarray(np.ascontiguousarray(image[..., c])).point([min(255, round(v * 255 / max(paper[c], 1))) for v in range(256)])
+        Image.fromarray(np.ascontiguousarray(image[..., c])).point(
+            [min(255, round(v * 255 / max(paper[c], 1))) for v in range(256)]
+        )
         for c in range(3)
     )
     value = ImageChops.lighter(ImageChops.lighter(r, g), b)

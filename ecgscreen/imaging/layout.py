@@ -172,7 +172,9 @@ def find_layout(mask: np.ndarray) -> PageLayout:
     pitch = np.diff(rows_y)
     regularity = float(1.0 - min(1.0, pitch.std() / pitch.mean()))
     if regularity < 0.8:
-        raise IntakeError("no_layout", f"the {n} rows found are not evenly spaced: not a recognised ECG layout")
+        raise IntakeError(
+            "no_layout", f"the {n} rows found are not evenly spaced: not a recognised ECG layout"
+        )
     mean_pitch = float(pitch.mean())
     edges = np.r_[rows_y[0] - 0.6 * mean_pitch, (rows_y[:-1] + rows_y[1:]) / 2, rows_y[-1] + 0.5 * mean_pitch]
     edges = np.clip(np.round(edges), 0, h).astype(int)
@@ -197,7 +199,9 @@ def find_layout(mask: np.ndarray) -> PageLayout:
     widths = np.array([r.x_end - r.x_start for r in rows], dtype=float)
     px_per_mm = float(np.median(widths)) / (DURATION_S * PAPER_SPEED_MM_S)
     if np.any(np.abs(widths / np.median(widths) - 1) > 0.12):
-        raise IntakeError("no_layout", "trace rows differ in length: part of the tracing is missing or cropped")
+        raise IntakeError(
+            "no_layout", "trace rows differ in length: part of the tracing is missing or cropped"
+        )
     warnings = []
     calibrated = [r.px_per_mv for r in rows if r.calibrated]
     if calibrated:

@@ -69,7 +69,9 @@ def _open(data: bytes) -> pdfium.PdfDocument:
         return pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
         if "password" in str(exc).lower():
-            raise IntakeError("pdf_encrypted", "the PDF is password-protected; export it without encryption") from None
+            raise IntakeError(
+                "pdf_encrypted", "the PDF is password-protected; export it without encryption"
+            ) from None
         raise IntakeError("corrupt", "the PDF cannot be parsed (pdfium refused it)") from None
 
 
@@ -129,7 +131,9 @@ def render_pdf(data: bytes, limits: Limits, px_per_mm: float) -> RenderedPdf:
         out_pixels = (width_pt - crop[0] - crop[2]) * (height_pt - crop[1] - crop[3]) * scale**2
         if out_pixels > limits.max_pixels:
             raise IntakeError("too_many_pixels", "the PDF page is too large to render at ECG resolution")
-        bitmap = page.render(scale=scale, crop=crop, grayscale=vector, may_draw_forms=False, rev_byteorder=True)
+        bitmap = page.render(
+            scale=scale, crop=crop, grayscale=vector, may_draw_forms=False, rev_byteorder=True
+        )
         image = bitmap.to_numpy().copy()
         return RenderedPdf(image if vector else image[..., :3], vector, pages)
     finally:

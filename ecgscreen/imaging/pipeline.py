@@ -96,7 +96,9 @@ def _from_trace_mask(mask: np.ndarray, angle: float, confidence: float, info: di
 
 
 def _from_waveform(waveform, info: dict, size: int) -> np.ndarray:
-    info.update(layout="waveform", rotation_deg=0.0, grid="none", quality=1.0, sample_rate_hz=waveform.sample_rate)
+    info.update(
+        layout="waveform", rotation_deg=0.0, grid="none", quality=1.0, sample_rate_hz=waveform.sample_rate
+    )
     if waveform.derived:
         info["warnings"].append(f"derived from leads I and II: {', '.join(waveform.derived)}")
     duration = waveform.signal.shape[1] / waveform.sample_rate
@@ -106,11 +108,16 @@ def _from_waveform(waveform, info: dict, size: int) -> np.ndarray:
     return canonical.signal_to_canonical(waveform.signal, waveform.sample_rate, size, waveform.leads)
 
 
-def preprocess(data: bytes, size: int = canonical.DEFAULT_SIZE, limits: Limits = DEFAULT_LIMITS) -> Preprocessed:
+def preprocess(
+    data: bytes, size: int = canonical.DEFAULT_SIZE, limits: Limits = DEFAULT_LIMITS
+) -> Preprocessed:
     """The canonical model input of one ECG file, or an ``IntakeError`` that says why not."""
     start = time.perf_counter()
     if len(data) > limits.max_bytes:
-        raise IntakeError("too_large", f"the file is {len(data) / 1e6:.1f} MB; the limit is {limits.max_bytes / 1e6:.0f} MB")
+        raise IntakeError(
+            "too_large",
+            f"the file is {len(data) / 2**20:.1f} MiB; the limit is {limits.max_bytes / 2**20:.0f} MiB",
+        )
     fmt = sniff(data)
     info: dict = {"source_format": fmt, "warnings": []}
     if fmt == "dicom":
