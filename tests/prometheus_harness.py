@@ -174,7 +174,8 @@ def _free_port() -> int:
 class PrometheusHarness:
     """A throw-away Prometheus scraping ``targets`` ({job: "host:port"}) every ``scrape_interval``.
 
-    Use as a context manager; ``url`` is its HTTP API. Rule files are copied into ``workdir``
+    Use as a context manager; ``url`` is its HTTP API. ``scrape_self`` adds the job
+    ``prometheus`` scraping this Prometheus itself. Rule files are copied into ``workdir``
     with every group's ``interval`` set to ``rule_interval``, so the 5 min drift groups have
     results within seconds.
     """
@@ -188,6 +189,7 @@ class PrometheusHarness:
         scrape_interval: str = "1s",
         rule_interval: str = "1s",
         static_labels: bool = True,
+        scrape_self: bool = False,
         binary: str | None = None,
         port: int | None = None,
     ) -> None:
@@ -202,6 +204,8 @@ class PrometheusHarness:
         self.binary = binary
         self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        if scrape_self:
+            self.targets.setdefault("prometheus", f"127.0.0.1:{self.port}")
         self._process: subprocess.Popen[bytes] | None = None
         self._log = self.workdir / "prometheus.log"
 
@@ -369,15 +373,17 @@ def evaluate_monitoring_expressions(
     workdir: Path,
     settle_seconds: float = 10.0,
     extra_targets: Mapping[str, str] | None = None,
+    expressions: Sequence[tuple[str, str]] | None = None,
 ) -> list[ExpressionResult]:
     """Scrape the gateway and Triton ("host:port" of their /metrics), wait, evaluate everything.
 
     ``settle_seconds`` after all targets are up lets rate() windows fill (1 s scrapes) and the
     recording rules run. Drive traffic through the gateway before or during that time so the
-    request, latency and probability series exist.
+    request, latency and probability series exist. ``expressions`` defaults to
+    :func:`monitoring_expressions` (dashboard + rules).
     """
     targets = {GATEWAY_JOB: gateway, TRITON_JOB: triton, **(extra_targets or {})}
     with PrometheusHarness(targets, workdir) as prometheus:
         prometheus.wait_for_targets()
         time.sleep(settle_seconds)
-        return prometheus.evaluate(monitoring_expressions())
+        return prometheus.evaluate(monitoring_expressions() if expressions is None else expressions)

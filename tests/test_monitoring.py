@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -27,6 +28,7 @@ from prometheus_harness import (
     PrometheusHarness,
     dashboard_expressions,
     ensure_prometheus,
+    evaluate_monitoring_expressions,
     monitoring_expressions,
     rule_expressions,
     substitute_grafana_variables,
@@ -464,52 +466,47 @@ class FakeGateway:
         self._thread.join(timeout=5)
 
 
-def _free_port() -> int:
-    import socket
-
+@pytest.fixture(scope="module")
+def fake_targets(promtool):
+    """A prometheus_client gateway with steady traffic and a Triton-shaped /metrics."""
+    gateway = FakeGateway()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.mark.integration
-def test_harness_evaluates_every_expression_against_real_prometheus(promtool, tmp_path):
-    """Prometheus scrapes itself, a prometheus_client gateway and a Triton-shaped exposition."""
-    gateway = FakeGateway()
-    gateway_port = _free_port()
+        gateway_port = sock.getsockname()[1]
     gateway_server = gateway.start(gateway_port)
     triton_server = ThreadingHTTPServer(("127.0.0.1", 0), FakeTriton)
     threading.Thread(target=triton_server.serve_forever, daemon=True).start()
-    prometheus_port = _free_port()
-    targets = {
+    yield {
         GATEWAY_JOB: f"127.0.0.1:{gateway_port}",
         TRITON_JOB: f"127.0.0.1:{triton_server.server_address[1]}",
-        "prometheus": f"127.0.0.1:{prometheus_port}",
     }
+    gateway.stop()
+    gateway_server.shutdown()
+    triton_server.shutdown()
+
+
+@pytest.mark.integration
+def test_harness_evaluates_every_expression_against_real_prometheus(fake_targets, tmp_path):
+    """Prometheus scrapes itself, a prometheus_client gateway and a Triton-shaped exposition."""
     expressions = monitoring_expressions() + adapter_expressions()
-    try:
-        with PrometheusHarness(targets, tmp_path, port=prometheus_port) as prometheus:
-            prometheus.wait_for_targets()
-            assert prometheus.query("prometheus_build_info")["data"]["result"], "self-scrape"
-            deadline = time.monotonic() + 30
-            while True:  # rate() windows filled and every recording rule evaluated
-                results = prometheus.evaluate(expressions)
-                has = {r.source for r in results if r.has_data}
-                settled = {
-                    "record: task:ecgscreen_positive_rate:ratio7d",
-                    "dashboard: Average batch size [A]",
-                    # rate(...[5m]) over a few seconds of samples: needs > 3 failures.
-                    "alert: EcgscreenTritonInferenceFailures",
-                }
-                if settled <= has and all(r.has_data for r in results if r.source.startswith("record: ")):
-                    break
-                assert time.monotonic() < deadline, [r for r in results if not r.has_data]
-                time.sleep(1)
-            broken = prometheus.evaluate([("broken", "sum(rate(x[1m])"), ("mismatch", "up + on() up")])
-    finally:
-        gateway.stop()
-        gateway_server.shutdown()
-        triton_server.shutdown()
+    with PrometheusHarness(fake_targets, tmp_path, scrape_self=True) as prometheus:
+        prometheus.wait_for_targets()
+        assert prometheus.query("prometheus_build_info")["data"]["result"], "self-scrape"
+        deadline = time.monotonic() + 30
+        while True:  # rate() windows filled and every recording rule evaluated
+            results = prometheus.evaluate(expressions)
+            has = {r.source for r in results if r.has_data}
+            settled = {
+                "record: task:ecgscreen_positive_rate:ratio7d",
+                "dashboard: Average batch size [A]",
+                # rate(...[5m]) over a few seconds of samples: needs > 3 failures.
+                "alert: EcgscreenTritonInferenceFailures",
+            }
+            if settled <= has and all(r.has_data for r in results if r.source.startswith("record: ")):
+                break
+            assert time.monotonic() < deadline, [r for r in results if not r.has_data]
+            time.sleep(1)
+        broken = prometheus.evaluate([("broken", "sum(rate(x[1m])"), ("mismatch", "up + on() up")])
 
     failures = [r for r in results if not r.ok]
     assert not failures, failures
@@ -545,3 +542,18 @@ def test_harness_evaluates_every_expression_against_real_prometheus(promtool, tm
     assert by_source["dashboard: Average batch size [A]"].values == pytest.approx((4.0,) * 3)
     assert not broken[0].parses and broken[0].error.startswith("bad_data")
     assert broken[1].parses and broken[1].error and broken[1].error.startswith("execution")
+
+
+@pytest.mark.integration
+def test_one_call_wrapper_for_the_end_to_end_test(fake_targets, tmp_path):
+    """What the gateway + Triton end-to-end test will call, on the fake targets."""
+    results = evaluate_monitoring_expressions(
+        gateway=fake_targets[GATEWAY_JOB], triton=fake_targets[TRITON_JOB], workdir=tmp_path, settle_seconds=4
+    )
+    assert len(results) == len(monitoring_expressions())
+    assert all(r.ok for r in results), [r for r in results if not r.ok]
+    by_source = {r.source: r for r in results}
+    assert by_source["dashboard: Request rate by endpoint [A]"].has_data
+    assert by_source["record: pod:ecgscreen_triton_queue_us_per_request:rate1m"].values == pytest.approx(
+        (3000.0,)
+    )
