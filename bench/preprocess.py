@@ -1,0 +1,79 @@
+"""Preprocessing time per format, next to the study's approach on the same files.
+
+The study's app rasterises the whole page at 300 dpi, removes the grid by three exact RGB
+values and crops a fixed box. ``study_baseline`` does those steps (for image files: resize
+to a 300-dpi page first); ours is ``ecgscreen.imaging.pipeline.preprocess``. Both run in
+this process, one file at a time, on one core.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pydicom
+import pypdfium2 as pdfium
+from PIL import Image
+
+from ecgscreen.imaging.pipeline import preprocess
+from ecgscreen.printout import GRID_COLORS
+from ecgscreen.synth import encode_record, make_record
+
+from .common import summary
+
+N_PER_FORMAT = 15
+FORMATS = ("png", "jpeg", "pdf", "dcm-pdf", "dcm-sc", "dcm-waveform")
+_PAGE_300DPI = (3508, 2480)
+_GRID_RGB = np.array([*GRID_COLORS["red"], (255, 0, 0)], dtype=np.uint8)  # one printer's grid
+
+
+def study_baseline(data: bytes, fmt: str) -> np.ndarray:
+    """Full-page 300-dpi raster, exact-RGB grid removal, fixed crop, resize to 384."""
+    if fmt == "dcm-pdf":
+        ds = pydicom.dcmread(io.BytesIO(data))
+        data, fmt = bytes(ds.EncapsulatedDocument), "pdf"
+    if fmt == "pdf":
+        page = pdfium.PdfDocument(data)[0]
+        rgb = page.render(scale=300 / 72, rev_byteorder=True).to_numpy()[..., :3]
+    else:
+        if fmt == "dcm-sc":
+            image = Image.fromarray(pydicom.dcmread(io.BytesIO(data)).pixel_array)
+        else:
+            image = Image.open(io.BytesIO(data)).convert("RGB")
+        rgb = np.asarray(image.resize(_PAGE_300DPI, Image.Resampling.BILINEAR))
+    rgb = rgb.copy()
+    for colour in _GRID_RGB:
+        rgb[(rgb == colour).all(axis=2)] = 255
+    h, w = rgb.shape[:2]
+    crop = rgb[int(0.19 * h) : int(0.98 * h), int(0.03 * w) : int(0.97 * w)]
+    return np.asarray(Image.fromarray(crop).convert("L").resize((384, 384), Image.Resampling.BILINEAR))
+
+
+def _time(fn, data_list) -> list[float]:
+    import time
+
+    times = []
+    for data in data_list:
+        start = time.perf_counter()
+        fn(data)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def main() -> None:
+    print(f"{'format':13s} {'ours median':>11s} {'p95':>7s} {'study median':>12s} {'p95':>7s} {'speed-up':>9s}")
+    for fmt in FORMATS:
+        files = [encode_record(make_record(11, i, formats=(fmt,))) for i in range(N_PER_FORMAT)]
+        preprocess(files[0])  # warm imports and caches
+        ours = summary(_time(preprocess, files))
+        line = f"{fmt:13s} {ours['median_ms']:9.1f}ms {ours['p95_ms']:5.1f}ms"
+        if fmt == "dcm-waveform":
+            print(line + f" {'(the study cannot read waveforms)':>30s}")
+            continue
+        study = summary(_time(lambda d, f=fmt: study_baseline(d, f), files))
+        ratio = study["median_ms"] / ours["median_ms"]
+        print(line + f" {study['median_ms']:10.1f}ms {study['p95_ms']:5.1f}ms {ratio:8.1f}x")
+
+
+if __name__ == "__main__":
+    main()
