@@ -119,5 +119,43 @@ def preprocess(
         raise typer.Exit(1)
 
 
+def _wait_for_signal(stop_when) -> None:
+    """Block until SIGINT/SIGTERM (or ``stop_when()`` turns true)."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        if stop_when():
+            break
+
+
+@app.command()
+def triton(
+    repository: Path = typer.Option(None, help="Model repository (default: the bundled model_repository)."),
+    http_port: int = typer.Option(None, help="HTTP port (env ECGSCREEN_TRITON_HTTP_PORT, default 8000)."),
+    grpc_port: int = typer.Option(None, help="gRPC port (env ECGSCREEN_TRITON_GRPC_PORT, default 8001)."),
+    metrics_port: int = typer.Option(None, help="Metrics port (env ECGSCREEN_TRITON_METRICS_PORT, default 8002)."),
+    log_file: Path = typer.Option(None, help="Write tritonserver's log here (default: discard)."),
+) -> None:
+    """Run the embedded Triton (CPU config) until Ctrl-C / SIGTERM."""
+    from .triton_server import DEFAULT_REPOSITORY, EmbeddedTriton, TritonPorts
+
+    server = EmbeddedTriton(repository or DEFAULT_REPOSITORY, TritonPorts.from_env(http_port, grpc_port, metrics_port), log_file=log_file)
+    with console.status("starting tritonserver (models loading)..."):
+        server.start()
+    console.print(
+        f"Triton ready: HTTP {server.http_url}  gRPC {server.grpc_url}  metrics {server.metrics_url}\n"
+        "Ensemble: ecg_screening (input ECG_BYTES). Ctrl-C to stop."
+    )
+    try:
+        _wait_for_signal(lambda: server.process is None or server.process.poll() is not None)
+    finally:
+        server.stop()
+        console.print("Triton stopped.")
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,200 @@
+"""The embedded Triton: the real ``tritonserver`` that ships inside the nvidia-pytriton wheel.
+
+That binary carries only the python backend, so it runs ``model_repository`` with
+``--model-config-name=cpu`` (``ecg_multitask`` then runs the same ``model.onnx`` with
+onnxruntime inside a python-backend model). What it needs, and why:
+
+* a backend directory holding ``libtriton_python.so``, ``triton_python_backend_utils.py``
+  and the stub built for *this* Python (the wheel keeps stubs per version);
+* ``LD_LIBRARY_PATH`` with the wheel's bundled libraries;
+* this environment's ``bin/`` first on ``PATH``: the stub finds its Python (and so numpy
+  and ``ecgscreen``) through ``PATH``.
+
+``EmbeddedTriton`` starts it, waits for readiness and stops it with its whole process
+group, so no python-backend stub outlives it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+__all__ = ["TritonPorts", "EmbeddedTriton", "DEFAULT_REPOSITORY", "backend_directory", "tritonserver_binary"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REPOSITORY = Path(__file__).resolve().parent.parent / "model_repository"
+# The python backend moves tensors through /dev/shm: a batch of 16 canonical images is 28 MB.
+_SHM_DEFAULT_BYTES = 64 * 1024 * 1024
+_SHM_GROWTH_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TritonPorts:
+    http: int = 8000
+    grpc: int = 8001
+    metrics: int = 8002
+
+    @classmethod
+    def from_env(cls, http: int | None = None, grpc: int | None = None, metrics: int | None = None) -> TritonPorts:
+        """Ports from arguments, else ``ECGSCREEN_TRITON_{HTTP,GRPC,METRICS}_PORT``, else 8000-8002."""
+        env = os.environ.get
+        return cls(
+            http=http or int(env("ECGSCREEN_TRITON_HTTP_PORT", 8000)),
+            grpc=grpc or int(env("ECGSCREEN_TRITON_GRPC_PORT", 8001)),
+            metrics=metrics or int(env("ECGSCREEN_TRITON_METRICS_PORT", 8002)),
+        )
+
+
+def _pytriton_dir() -> Path:
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("nvidia-pytriton is not installed; run `make setup`")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def tritonserver_binary() -> Path:
+    return _pytriton_dir() / "tritonserver" / "bin" / "tritonserver"
+
+
+def backend_directory(cache: Path | None = None) -> Path:
+    """A backend folder with the python backend and the stub for the running Python.
+
+    Built once per environment (idempotent) under ``cache`` (default: next to the venv).
+    """
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    source = _pytriton_dir() / "tritonserver"
+    stub = source / "python_backend_stubs" / version / "triton_python_backend_stub"
+    if not stub.exists():
+        raise RuntimeError(f"nvidia-pytriton ships no python-backend stub for Python {version}")
+    root = cache or Path(sys.prefix) / "var" / "triton-backends"
+    target = root / "python"
+    target.mkdir(parents=True, exist_ok=True)
+    for path in (source / "backends" / "python" / "libtriton_python.so",
+                 source / "backends" / "python" / "triton_python_backend_utils.py", stub):  # fmt: skip
+        destination = target / path.name
+        if not destination.exists() or destination.stat().st_size != path.stat().st_size:
+            shutil.copy2(path, destination)
+    return root
+
+
+def _environment() -> dict[str, str]:
+    env = dict(os.environ)
+    libs = _pytriton_dir().parent / "nvidia_pytriton.libs"
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(libs), env.get("LD_LIBRARY_PATH")]))
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+class EmbeddedTriton:
+    """The embedded ``tritonserver`` as a context manager.
+
+    >>> with EmbeddedTriton(repository, TritonPorts(8000, 8001, 8002)) as triton:
+    ...     triton.grpc_url  # "127.0.0.1:8001"
+    """
+
+    def __init__(
+        self,
+        repository: Path = DEFAULT_REPOSITORY,
+        ports: TritonPorts | None = None,
+        config_name: str = "cpu",
+        log_file: Path | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.repository = Path(repository).resolve()
+        if not (self.repository / "ecg_screening").is_dir():
+            raise FileNotFoundError(f"{self.repository} is not an ecgscreen model repository (no ecg_screening/)")
+        self.ports = ports or TritonPorts.from_env()
+        self.config_name = config_name
+        self.log_file = log_file
+        self.host = host
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{self.host}:{self.ports.grpc}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host}:{self.ports.http}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.host}:{self.ports.metrics}/metrics"
+
+    def command(self) -> list[str]:
+        return [
+            str(tritonserver_binary()),
+            f"--model-repository={self.repository}",
+            f"--model-config-name={self.config_name}",
+            f"--backend-directory={backend_directory()}",
+            f"--backend-config=python,shm-default-byte-size={_SHM_DEFAULT_BYTES}",
+            f"--backend-config=python,shm-growth-byte-size={_SHM_GROWTH_BYTES}",
+            f"--http-port={self.ports.http}",
+            f"--grpc-port={self.ports.grpc}",
+            f"--metrics-port={self.ports.metrics}",
+            "--strict-readiness=true",
+            "--exit-on-error=true",
+            "--model-control-mode=none",
+            "--allow-gpu-metrics=false",
+            "--metrics-config=summary_latencies=true",
+            "--log-verbose=0",
+        ]
+
+    def start(self, timeout: float = 120.0) -> EmbeddedTriton:
+        """Start the server and block until every model is ready (or raise)."""
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        # A session of its own: stopping kills the python-backend stubs along with the server.
+        self.process = subprocess.Popen(
+            self.command(), env=_environment(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"tritonserver exited with code {self.process.returncode}; see {self.log_file or 'its log'}")
+            if self.is_ready():
+                log.info("Triton ready: HTTP %s, gRPC %s, metrics %s", self.http_url, self.grpc_url, self.metrics_url)
+                return self
+            time.sleep(0.25)
+        self.stop()
+        raise TimeoutError(f"tritonserver was not ready within {timeout:.0f} s")
+
+    def is_ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.http_url}/v2/health/ready", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM the server's process group; SIGKILL whatever is left after ``timeout``."""
+        if self.process is None or self.process.poll() is not None:
+            self.process = None
+            return
+        pgid = os.getpgid(self.process.pid)
+        os.killpg(pgid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(pgid, signal.SIGKILL)
+            self.process.wait()
+        try:  # stubs that outlived the server
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process = None
+
+    def __enter__(self) -> EmbeddedTriton:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

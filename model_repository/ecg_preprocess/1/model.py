@@ -1,0 +1,48 @@
+"""Triton python backend: encoded ECG file -> canonical model input + info record.
+
+Imports the project's own intake (``ecgscreen.imaging``): one preprocessing code path for
+training, evaluation and serving. Each request is handled on its own, so a corrupt file
+fails only its own request (INVALID_ARG, "intake:<reason>:<status>: <detail>") while the
+other requests of the same batch get their answers.
+"""
+
+import json
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from ecgscreen.imaging.errors import IntakeError
+from ecgscreen.imaging.pipeline import preprocess
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        image = pb_utils.get_output_config_by_name(config, "image")
+        self.size = int(image["dims"][-1])
+        self.logger = pb_utils.Logger
+
+    def _refuse(self, reason: str, status: int, detail: str, code) -> "pb_utils.InferenceResponse":
+        return pb_utils.InferenceResponse(error=pb_utils.TritonError(f"intake:{reason}:{status}: {detail}", code))
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            files = pb_utils.get_input_tensor_by_name(request, "ECG_BYTES").as_numpy().reshape(-1)
+            try:
+                results = [preprocess(bytes(data), self.size) for data in files]
+            except IntakeError as error:
+                responses.append(self._refuse(error.reason, error.status, error.message, pb_utils.TritonError.INVALID_ARG))
+                continue
+            except Exception as error:  # a bug must fail one request, never the batch
+                self.logger.log_error(f"ecg_preprocess: unexpected {type(error).__name__}")
+                responses.append(self._refuse("internal", 500, "preprocessing failed unexpectedly", pb_utils.TritonError.INTERNAL))
+                continue
+            image = np.stack([result.tensor for result in results]).astype(np.float32)
+            info = np.array([[json.dumps(result.info).encode()] for result in results], dtype=np.object_)
+            responses.append(
+                pb_utils.InferenceResponse(
+                    output_tensors=[pb_utils.Tensor("image", image), pb_utils.Tensor("PREPROC_INFO", info)]
+                )
+            )
+        return responses
