@@ -61,7 +61,9 @@ def _time(fn, data_list) -> list[float]:
 
 
 def main() -> None:
-    print(f"{'format':13s} {'ours median':>11s} {'p95':>7s} {'study median':>12s} {'p95':>7s} {'speed-up':>9s}")
+    print(
+        f"{'format':13s} {'ours median':>11s} {'p95':>7s} {'study median':>12s} {'p95':>7s} {'speed-up':>9s}"
+    )
     for fmt in FORMATS:
         files = [encode_record(make_record(11, i, formats=(fmt,))) for i in range(N_PER_FORMAT)]
         preprocess(files[0])  # warm imports and caches

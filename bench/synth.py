@@ -18,7 +18,9 @@ def main() -> None:
     print(f"{'format':14s} {'median ms':>10s} {'p95 ms':>8s} {'ECGs/s':>7s}  (one core, {N_PER_FORMAT} each)")
     for fmt in FORMATS:
         records = [make_record(7, i, formats=(fmt,)) for i in range(N_PER_FORMAT)]
-        times = [timed(lambda r=r: encode_record(make_record(7, r.index, formats=(fmt,))))[0] for r in records]
+        times = [
+            timed(lambda r=r: encode_record(make_record(7, r.index, formats=(fmt,))))[0] for r in records
+        ]
         s = summary(times)
         print(f"{fmt:14s} {s['median_ms']:10.1f} {s['p95_ms']:8.1f} {1000 / s['median_ms']:7.1f}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -29,5 +31,7 @@ def main() -> None:
         start = time.perf_counter()
         generate(n, 3, Path(tmp) / "all", workers=os.cpu_count())
         every = time.perf_counter() - start
-    print(f"dataset writer, mixed formats: {n / one:.1f} ECGs/s on 1 worker, {n / every:.1f} on "
-          f"{os.cpu_count()} workers (x{one / every:.2f})")
+    print(
+        f"dataset writer, mixed formats: {n / one:.1f} ECGs/s on 1 worker, {n / every:.1f} on "
+        f"{os.cpu_count()} workers (x{one / every:.2f})"
+    )

@@ -137,13 +137,19 @@ def triton(
     repository: Path = typer.Option(None, help="Model repository (default: the bundled model_repository)."),
     http_port: int = typer.Option(None, help="HTTP port (env ECGSCREEN_TRITON_HTTP_PORT, default 8000)."),
     grpc_port: int = typer.Option(None, help="gRPC port (env ECGSCREEN_TRITON_GRPC_PORT, default 8001)."),
-    metrics_port: int = typer.Option(None, help="Metrics port (env ECGSCREEN_TRITON_METRICS_PORT, default 8002)."),
+    metrics_port: int = typer.Option(
+        None, help="Metrics port (env ECGSCREEN_TRITON_METRICS_PORT, default 8002)."
+    ),
     log_file: Path = typer.Option(None, help="Write tritonserver's log here (default: discard)."),
 ) -> None:
     """Run the embedded Triton (CPU config) until Ctrl-C / SIGTERM."""
     from .triton_server import DEFAULT_REPOSITORY, EmbeddedTriton, TritonPorts
 
-    server = EmbeddedTriton(repository or DEFAULT_REPOSITORY, TritonPorts.from_env(http_port, grpc_port, metrics_port), log_file=log_file)
+    server = EmbeddedTriton(
+        repository or DEFAULT_REPOSITORY,
+        TritonPorts.from_env(http_port, grpc_port, metrics_port),
+        log_file=log_file,
+    )
     with console.status("starting tritonserver (models loading)..."):
         server.start()
     console.print(

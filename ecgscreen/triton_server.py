@@ -46,7 +46,9 @@ class TritonPorts:
     metrics: int = 8002
 
     @classmethod
-    def from_env(cls, http: int | None = None, grpc: int | None = None, metrics: int | None = None) -> TritonPorts:
+    def from_env(
+        cls, http: int | None = None, grpc: int | None = None, metrics: int | None = None
+    ) -> TritonPorts:
         """Ports from arguments, else ``ECGSCREEN_TRITON_{HTTP,GRPC,METRICS}_PORT``, else 8000-8002."""
         env = os.environ.get
         return cls(
@@ -113,7 +115,9 @@ class EmbeddedTriton:
     ) -> None:
         self.repository = Path(repository).resolve()
         if not (self.repository / "ecg_screening").is_dir():
-            raise FileNotFoundError(f"{self.repository} is not an ecgscreen model repository (no ecg_screening/)")
+            raise FileNotFoundError(
+                f"{self.repository} is not an ecgscreen model repository (no ecg_screening/)"
+            )
         self.ports = ports or TritonPorts.from_env()
         self.config_name = config_name
         self.log_file = log_file
@@ -161,9 +165,16 @@ class EmbeddedTriton:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"tritonserver exited with code {self.process.returncode}; see {self.log_file or 'its log'}")
+                raise RuntimeError(
+                    f"tritonserver exited with code {self.process.returncode}; see {self.log_file or 'its log'}"
+                )
             if self.is_ready():
-                log.info("Triton ready: HTTP %s, gRPC %s, metrics %s", self.http_url, self.grpc_url, self.metrics_url)
+                log.info(
+                    "Triton ready: HTTP %s, gRPC %s, metrics %s",
+                    self.http_url,
+                    self.grpc_url,
+                    self.metrics_url,
+                )
                 return self
             time.sleep(0.25)
         self.stop()

@@ -23,7 +23,9 @@ class TritonPythonModel:
         self.logger = pb_utils.Logger
 
     def _refuse(self, reason: str, status: int, detail: str, code) -> "pb_utils.InferenceResponse":
-        return pb_utils.InferenceResponse(error=pb_utils.TritonError(f"intake:{reason}:{status}: {detail}", code))
+        return pb_utils.InferenceResponse(
+            error=pb_utils.TritonError(f"intake:{reason}:{status}: {detail}", code)
+        )
 
     def execute(self, requests):
         responses = []
@@ -32,11 +34,17 @@ class TritonPythonModel:
             try:
                 results = [preprocess(bytes(data), self.size) for data in files]
             except IntakeError as error:
-                responses.append(self._refuse(error.reason, error.status, error.message, pb_utils.TritonError.INVALID_ARG))
+                responses.append(
+                    self._refuse(error.reason, error.status, error.message, pb_utils.TritonError.INVALID_ARG)
+                )
                 continue
             except Exception as error:  # a bug must fail one request, never the batch
                 self.logger.log_error(f"ecg_preprocess: unexpected {type(error).__name__}")
-                responses.append(self._refuse("internal", 500, "preprocessing failed unexpectedly", pb_utils.TritonError.INTERNAL))
+                responses.append(
+                    self._refuse(
+                        "internal", 500, "preprocessing failed unexpectedly", pb_utils.TritonError.INTERNAL
+                    )
+                )
                 continue
             image = np.stack([result.tensor for result in results]).astype(np.float32)
             info = np.array([[json.dumps(result.info).encode()] for result in results], dtype=np.object_)

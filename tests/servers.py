@@ -1,0 +1,49 @@
+"""Helpers for tests that start real servers: free ports, waiting, process hygiene."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+__all__ = ["free_ports", "wait_until", "children_of"]
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct TCP ports that are free right now on loopback."""
+    sockets = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.2, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not reached within {timeout:.0f} s")
+
+
+def children_of(pgid: int) -> list[int]:
+    """PIDs of live processes in process group ``pgid`` (zombies excluded)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        state, group = fields[0], int(fields[2])
+        if group == pgid and state != "Z":
+            pids.append(int(entry))
+    return pids
