@@ -47,10 +47,12 @@ class TritonPythonModel:
                 )
                 continue
             image = np.stack([result.tensor for result in results]).astype(np.float32)
+            canonical = np.stack([result.canonical for result in results])
             info = np.array([[json.dumps(result.info).encode()] for result in results], dtype=np.object_)
-            responses.append(
-                pb_utils.InferenceResponse(
-                    output_tensors=[pb_utils.Tensor("image", image), pb_utils.Tensor("PREPROC_INFO", info)]
-                )
-            )
+            tensors = [
+                pb_utils.Tensor("image", image),
+                pb_utils.Tensor("canonical", canonical),
+                pb_utils.Tensor("PREPROC_INFO", info),
+            ]
+            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
         return responses
