@@ -1,0 +1,1 @@
+"""The BentoML gateway in front of Triton's ``ecg_screening`` ensemble."""

@@ -1,0 +1,93 @@
+"""Grad-CAM++ heatmaps over the canonical printout, and how the heat splits over the leads.
+
+The CAM comes from Triton at the last conv block's resolution (12 x 12 for a 384 px input);
+it is upsampled to the canonical image, where each of the 12 lead panels has a known box
+(``ecgscreen.imaging.canonical.panel_box``). A lead's attribution is its panel's share of
+the total heat, so the shares sum to 1 and read as "the scar call rests on V1-V4".
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from ecgscreen.imaging.canonical import panel_box
+from ecgscreen.leads import LEADS, TERRITORIES
+
+__all__ = ["upsample", "lead_attribution", "territory_attribution", "overlay_png", "SCALE", "HEADER_PX"]
+
+SCALE = 2  # the overlay is drawn at twice the canonical size, for reading
+HEADER_PX = 48
+# A perceptual heat ramp (dark blue -> cyan -> yellow -> red), as (position, RGB) stops.
+_STOPS = np.array([0.0, 0.35, 0.65, 1.0])
+_COLOURS = np.array([[20, 30, 140], [0, 190, 220], [250, 220, 40], [215, 25, 25]], dtype=np.float32)
+
+
+def upsample(cam: np.ndarray, size: int) -> np.ndarray:
+    """A (h, w) map, non-negative, bilinearly resized to (size, size)."""
+    image = Image.fromarray(np.clip(cam, 0, None).astype(np.float32), mode="F")
+    return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR))
+
+
+def lead_attribution(heat: np.ndarray) -> dict[str, float]:
+    """Share of the heat in each lead's panel (sums to 1; uniform if there is no heat)."""
+    size = heat.shape[0]
+    sums = {}
+    for lead in LEADS:
+        top, left, bottom, right = panel_box(lead, size)
+        sums[lead] = float(heat[top:bottom, left:right].sum())
+    total = sum(sums.values())
+    if total <= 0:
+        return {lead: 1.0 / len(LEADS) for lead in LEADS}
+    return {lead: value / total for lead, value in sums.items()}
+
+
+def territory_attribution(shares: dict[str, float]) -> dict[str, float]:
+    """Heat per coronary territory (leads can be in one territory only; others are 'other')."""
+    out = {name: sum(shares[lead] for lead in leads) for name, leads in TERRITORIES.items()}
+    out["other"] = max(0.0, 1.0 - sum(out.values()))
+    return out
+
+
+def _colourise(heat: np.ndarray) -> np.ndarray:
+    flat = heat.ravel()
+    rgb = np.stack([np.interp(flat, _STOPS, _COLOURS[:, c]) for c in range(3)], axis=1)
+    return rgb.reshape(*heat.shape, 3)
+
+
+def overlay_png(canonical: np.ndarray, heat: np.ndarray, title: str, subtitle: str) -> bytes:
+    """PNG of the canonical printout with the heat blended in, lead labels and a title bar.
+
+    Size: (SCALE * S) wide, (SCALE * S + HEADER_PX) high for an S x S canonical image.
+    """
+    size = canonical.shape[0]
+    peak = float(heat.max())
+    norm = heat / peak if peak > 0 else heat
+    paper = np.repeat(canonical[..., None].astype(np.float32), 3, axis=2)
+    alpha = (0.15 + 0.55 * norm)[..., None] * (norm > 0.05)[..., None]
+    blended = paper * (1 - alpha) + _colourise(norm) * alpha
+    ink = canonical < 128  # keep the trace readable on top of the heat
+    blended[ink] = paper[ink] * 0.2
+    picture = Image.fromarray(np.clip(blended, 0, 255).astype(np.uint8)).resize(
+        (SCALE * size, SCALE * size), Image.Resampling.NEAREST
+    )
+    page = Image.new("RGB", (SCALE * size, SCALE * size + HEADER_PX), (255, 255, 255))
+    page.paste(picture, (0, HEADER_PX))
+    draw = ImageDraw.Draw(page)
+    font, small = ImageFont.load_default(size=18), ImageFont.load_default(size=13)
+    draw.text((8, 4), title, font=font, fill=(0, 0, 0))
+    draw.text((8, 27), subtitle, font=small, fill=(90, 90, 90))
+    for lead in LEADS:
+        top, left, _, _ = panel_box(lead, size)
+        draw.text((SCALE * left + 4, HEADER_PX + SCALE * top + 2), lead, font=small, fill=(0, 0, 160))
+    for k in range(1, 6):  # faint panel separators
+        y = HEADER_PX + SCALE * k * (size // 6)
+        draw.line([(0, y), (SCALE * size, y)], fill=(210, 210, 210))
+    draw.line(
+        [(SCALE * size // 2, HEADER_PX), (SCALE * size // 2, SCALE * size + HEADER_PX)], fill=(210, 210, 210)
+    )
+    buffer = io.BytesIO()
+    page.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,93 @@
+"""An ASGI middleware in front of every API: bearer-token authentication and a body limit.
+
+It runs before BentoML parses the multipart body, so an oversized upload is refused from its
+``Content-Length`` (or, when streamed, as soon as it passes the limit) without being stored.
+Health and metrics stay open: probes and Prometheus carry no token.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.responses import JSONResponse
+
+from .settings import Settings
+
+__all__ = ["GatewayGuard", "error_response", "OPEN_PATHS"]
+
+OPEN_PATHS = ("/livez", "/readyz", "/healthz", "/metrics")
+
+
+def error_response(
+    status: int, error: str, detail: str, request_id: str | None = None, retry_after: int | None = None
+) -> JSONResponse:
+    body = {"error": error, "detail": detail, "status": status}
+    if request_id:
+        body["request_id"] = request_id
+    headers = {"Retry-After": str(retry_after)} if retry_after else {}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="ecgscreen"'
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class GatewayGuard:
+    def __init__(self, app) -> None:
+        self.app = app
+        settings = Settings.from_env()
+        self.token = settings.api_token.encode() if settings.api_token else None
+        # The body is the file plus multipart framing and the small form fields.
+        self.max_body = settings.max_body_bytes + 64 * 1024
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"].rstrip("/") in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        if self.token is not None:
+            scheme, _, given = headers.get(b"authorization", b"").partition(b" ")
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(), self.token):
+                await self._count("unauthorized")
+                await error_response(
+                    401, "unauthorized", "a valid 'Authorization: Bearer <token>' header is required"
+                )(scope, receive, send)
+                return
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            await self._count("too_large")
+            await error_response(
+                413,
+                "too_large",
+                f"the request body is {int(length) / 2**20:.1f} MiB; the limit is {self.max_body / 2**20:.0f} MiB",
+            )(scope, receive, send)
+            return
+        if length is None:  # streamed (chunked) body: buffer it up to the limit, then replay
+            body, more = bytearray(), True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(body) > self.max_body:
+                    await self._count("too_large")
+                    await error_response(413, "too_large", "the request body exceeds the limit")(
+                        scope, receive, send
+                    )
+                    return
+            replayed = False
+
+            async def replay():
+                nonlocal replayed
+                if replayed:
+                    return await receive()
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+            await self.app(scope, replay, send)
+            return
+        await self.app(scope, receive, send)
+
+    async def _count(self, outcome: str) -> None:
+        from .metrics import gateway_metrics
+
+        gateway_metrics().requests.labels("other", "unknown", outcome).inc()

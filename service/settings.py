@@ -1,0 +1,57 @@
+"""Gateway configuration, from environment variables (read once per worker)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Settings"]
+
+_DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "model_repository" / "ecg_multitask"
+
+
+def _float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    try:
+        return float(value) if value else default
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a number") from None
+
+
+def _token() -> str | None:
+    """``ECGSCREEN_API_TOKEN``, else the first line of ``ECGSCREEN_API_TOKEN_FILE`` (a mounted
+    Secret), else no authentication."""
+    token = os.environ.get("ECGSCREEN_API_TOKEN", "").strip()
+    path = os.environ.get("ECGSCREEN_API_TOKEN_FILE", "").strip()
+    if not token and path:
+        try:
+            token = Path(path).read_text().strip()
+        except OSError as exc:
+            raise ValueError(f"ECGSCREEN_API_TOKEN_FILE={path!r} cannot be read: {exc.strerror}") from None
+        if not token:
+            raise ValueError(f"ECGSCREEN_API_TOKEN_FILE={path!r} is empty")
+    return token or None
+
+
+@dataclass(frozen=True)
+class Settings:
+    triton_url: str  # gRPC host:port
+    api_token: str | None
+    model_dir: Path  # model_card.json and fusion.onnx
+    max_body_bytes: int
+    triton_timeout_s: float  # one Triton call
+    request_timeout_s: float  # a whole request, retries included
+    retry_after_s: int
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            triton_url=os.environ.get("ECGSCREEN_TRITON_URL", "127.0.0.1:8001"),
+            api_token=_token(),
+            model_dir=Path(os.environ.get("ECGSCREEN_MODEL_DIR", str(_DEFAULT_MODEL_DIR))),
+            max_body_bytes=int(_float("ECGSCREEN_MAX_BODY_MB", 25.0) * 1024 * 1024),
+            triton_timeout_s=_float("ECGSCREEN_TRITON_TIMEOUT_S", 20.0),
+            request_timeout_s=_float("ECGSCREEN_REQUEST_TIMEOUT_S", 30.0),
+            retry_after_s=int(_float("ECGSCREEN_RETRY_AFTER_S", 5.0)),
+        )
