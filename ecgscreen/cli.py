@@ -163,5 +163,87 @@ def triton(
         console.print("Triton stopped.")
 
 
+@app.command()
+def serve(
+    port: int = typer.Option(3000, help="Gateway HTTP port."),
+    http_port: int = typer.Option(
+        None, help="Triton HTTP port (env ECGSCREEN_TRITON_HTTP_PORT, default 8000)."
+    ),
+    grpc_port: int = typer.Option(
+        None, help="Triton gRPC port (env ECGSCREEN_TRITON_GRPC_PORT, default 8001)."
+    ),
+    metrics_port: int = typer.Option(
+        None, help="Triton metrics port (env ECGSCREEN_TRITON_METRICS_PORT, default 8002)."
+    ),
+    workers: int = typer.Option(2, help="Gateway worker processes."),
+    log_dir: Path = typer.Option(
+        None, help="Write tritonserver.log and gateway.log here (default: discard)."
+    ),
+) -> None:
+    """Run the whole service: embedded Triton (CPU) + the BentoML gateway, until Ctrl-C."""
+    from .serve import PROJECT_ROOT, start_service
+    from .triton_server import TritonPorts
+
+    if log_dir:
+        log_dir.mkdir(parents=True, exist_ok=True)
+    with console.status("starting tritonserver and the gateway..."):
+        triton, gateway = start_service(
+            port, TritonPorts.from_env(http_port, grpc_port, metrics_port), workers=workers, log_dir=log_dir
+        )
+    sample = PROJECT_ROOT / "samples" / "ecg_3x4.pdf"
+    console.print(
+        f"[bold green]ecgscreen is ready[/bold green] at {gateway.url}  (research use only, not for diagnosis)\n"
+        f"  Triton: gRPC {triton.grpc_url}, HTTP {triton.http_url}, metrics {triton.metrics_url}\n"
+        f"  Try:  curl -F file=@{sample} {gateway.url}/predict\n"
+        f"        curl -F file=@{sample} -F task=scar {gateway.url}/explain -o heatmap.png\n"
+        "  Ctrl-C to stop."
+    )
+    try:
+        _wait_for_signal(
+            lambda: any(p.process is None or p.process.poll() is not None for p in (triton, gateway))
+        )
+    finally:
+        gateway.stop()
+        triton.stop()
+        console.print("stopped.")
+
+
+@app.command()
+def predict(
+    file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="ECG file (PNG, JPEG, TIFF, PDF, DICOM)."
+    ),
+    clinical: str = typer.Option(None, help='Clinical features as JSON, e.g. \'{"age": 64, "dm": 1}\'.'),
+    url: str = typer.Option("http://127.0.0.1:3000", envvar="ECGSCREEN_URL", help="Gateway URL."),
+    token: str = typer.Option(
+        None, envvar="ECGSCREEN_API_TOKEN", help="Bearer token, if the gateway requires one."
+    ),
+    explain: Path = typer.Option(None, help="Also save the scar heatmap PNG here."),
+    timeout: float = typer.Option(60.0, help="Seconds to wait for an answer."),
+) -> None:
+    """Send one ECG to a running gateway and print its answer (JSON)."""
+    import json
+
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    form = {"clinical": clinical} if clinical else {}
+    with httpx.Client(base_url=url, headers=headers, timeout=timeout) as client:
+        try:
+            response = client.post("/predict", files={"file": (file.name, file.read_bytes())}, data=form)
+        except httpx.HTTPError as error:
+            console.print(f"[red]cannot reach {url}: {error}[/red]")
+            raise typer.Exit(2) from None
+        print(json.dumps(response.json(), indent=2))
+        if response.status_code != 200:
+            raise typer.Exit(1)
+        if explain:
+            heatmap = client.post(
+                "/explain", files={"file": (file.name, file.read_bytes())}, data={"task": "scar"}
+            )
+            explain.write_bytes(heatmap.content)
+            console.print(f"heatmap written to {explain}")
+
+
 if __name__ == "__main__":
     app()
