@@ -196,7 +196,8 @@ def serve(
         f"  Triton: gRPC {triton.grpc_url}, HTTP {triton.http_url}, metrics {triton.metrics_url}\n"
         f"  Try:  curl -F file=@{sample} {gateway.url}/predict\n"
         f"        curl -F file=@{sample} -F task=scar {gateway.url}/explain -o heatmap.png\n"
-        "  Ctrl-C to stop."
+        "  Ctrl-C to stop.",
+        soft_wrap=True,
     )
     try:
         _wait_for_signal(

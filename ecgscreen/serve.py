@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from .procs import spawn
 from .triton_server import DEFAULT_REPOSITORY, EmbeddedTriton, TritonPorts
 
 __all__ = ["Gateway", "PROJECT_ROOT"]
@@ -54,9 +55,7 @@ class Gateway:
         command = [str(Path(sys.executable).parent / "bentoml"), "serve", "service.service:ECGScreening",
                    "--port", str(self.port), "--working-dir", str(PROJECT_ROOT)]  # fmt: skip
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(
-            command, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        self.process = spawn(command, self.env, out)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

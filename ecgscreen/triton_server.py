@@ -29,6 +29,8 @@ from pathlib import Path
 
 import httpx
 
+from .procs import spawn
+
 __all__ = ["TritonPorts", "EmbeddedTriton", "DEFAULT_REPOSITORY", "backend_directory", "tritonserver_binary"]
 
 log = logging.getLogger(__name__)
@@ -159,9 +161,7 @@ class EmbeddedTriton:
         """Start the server and block until every model is ready (or raise)."""
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         # A session of its own: stopping kills the python-backend stubs along with the server.
-        self.process = subprocess.Popen(
-            self.command(), env=_environment(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        self.process = spawn(self.command(), _environment(), out)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
