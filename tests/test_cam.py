@@ -19,7 +19,9 @@ def randomize(model: torch.nn.Module, seed: int) -> torch.nn.Module:
                 fan_in = p[0].numel()
                 p.copy_(torch.randn(p.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
             elif "bn" in name or "downsample.2" in name or "conv1.1" in name or "conv1.4" in name:
-                p.copy_(torch.rand(p.shape, generator=gen) * 0.5 + (0.5 if name.endswith("weight") else -0.25))
+                p.copy_(
+                    torch.rand(p.shape, generator=gen) * 0.5 + (0.5 if name.endswith("weight") else -0.25)
+                )
             else:
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
         for name, b in model.named_buffers():
@@ -56,7 +58,9 @@ def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(np.corrcoef(a.flatten().numpy(), b.flatten().numpy())[0, 1])
 
 
-@pytest.mark.parametrize("backbone,size,seed", [("resnet18d_tiny", 128, 0), ("resnet18d_tiny", 96, 1), ("resnet18d", 64, 2)])
+@pytest.mark.parametrize(
+    "backbone,size,seed", [("resnet18d_tiny", 128, 0), ("resnet18d_tiny", 96, 1), ("resnet18d", 64, 2)]
+)
 def test_closed_form_matches_autograd_grad_cam_pp(backbone, size, seed):
     model = randomize(MultiTaskNet(backbone, image_size=size), seed)
     image = torch.randn(4, 3, size, size, generator=torch.Generator().manual_seed(seed + 10))
@@ -94,7 +98,9 @@ def test_gradient_sign_selects_channels():
     z = torch.ones(1, 2)  # both embedding units active
     fc_weight = torch.eye(2)
     cam = gradcam_pp(features, z, fc_weight, torch.tensor([1.0, -1.0]))  # g = (+1/4, -1/4)
-    assert cam[0, 0, 0] == pytest.approx(1.0, abs=1e-6) and float(cam[0].sum()) == pytest.approx(1.0, abs=1e-6)
+    assert cam[0, 0, 0] == pytest.approx(1.0, abs=1e-6) and float(cam[0].sum()) == pytest.approx(
+        1.0, abs=1e-6
+    )
     cam = gradcam_pp(features, torch.tensor([[-1.0, 1.0]]), fc_weight, torch.tensor([1.0, 1.0]))  # unit 0 off
     assert cam[0, 1, 1] == pytest.approx(1.0, abs=1e-6) and float(cam[0, 0, 0]) == 0.0
     assert float(gradcam_pp(features, -z, fc_weight, torch.ones(2)).abs().max()) == 0.0

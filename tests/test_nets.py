@@ -33,7 +33,7 @@ def timm_resnet_d_keys(
     conv("conv1.6", 2 * stem_width, stem_width, 3)
     bn("bn1", 2 * stem_width)
     inplanes, expansion = 2 * stem_width, 4 if bottleneck else 1
-    for stage, (n_blocks, planes) in enumerate(zip(layers, channels)):
+    for stage, (n_blocks, planes) in enumerate(zip(layers, channels, strict=True)):
         for b in range(n_blocks):
             p, cin = f"layer{stage + 1}.{b}", inplanes if b == 0 else planes * expansion
             if bottleneck:

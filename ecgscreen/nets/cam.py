@@ -54,8 +54,9 @@ def gradcam_pp(
     total = features.sum(dim=(2, 3))  # (B, K)
     weights = (h * w) * torch.relu(g) / (2 + g * total)
     weights = torch.where(g > 0, weights, torch.zeros_like(weights))
-    cam = torch.relu(torch.einsum("bk,bkhw->bhw", weights, features))
-    return normalize_maps(cam)
+    # a batched matmul rather than einsum: every ONNX runtime and TensorRT take it
+    cam = torch.relu(torch.matmul(weights.unsqueeze(1), features.flatten(2)))  # (B, 1, h*w)
+    return normalize_maps(cam.reshape(features.shape[0], h, w))
 
 
 class CamModel(nn.Module):

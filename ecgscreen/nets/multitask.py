@@ -27,6 +27,7 @@ __all__ = [
     "MultiTaskNet",
     "ClinicalFusion",
     "build_model",
+    "canonical_tasks",
 ]
 
 TASKS: tuple[str, ...] = ("scar", "lvef")
@@ -34,7 +35,7 @@ TASKS: tuple[str, ...] = ("scar", "lvef")
 CLINICAL_FEATURES: tuple[str, ...] = ("age", "female_gender", "dm", "ht", "smoke", "dlp")
 
 
-def _check_tasks(tasks: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+def canonical_tasks(tasks: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     tasks = tuple(tasks)
     unknown = [t for t in tasks if t not in TASKS]
     if not tasks or unknown or len(set(tasks)) != len(tasks):
@@ -64,7 +65,7 @@ class MultiTaskNet(nn.Module):
         num_classes: int = 2,
     ):
         super().__init__()
-        self.tasks = _check_tasks(tasks)
+        self.tasks = canonical_tasks(tasks)
         if image_size % 32:
             raise ValueError(f"image_size must be a multiple of 32, got {image_size}")
         self.backbone = create_model(backbone, num_classes=embed_dim)
@@ -130,7 +131,7 @@ class ClinicalFusion(nn.Module):
         dropout: float = 0.1,
     ):
         super().__init__()
-        self.tasks = _check_tasks(tasks)
+        self.tasks = canonical_tasks(tasks)
         n_binary = len(CLINICAL_FEATURES) - 1
         self.binary_embed = nn.Parameter(0.1 * torch.randn(n_binary, 2, token_dim))
         self.age_proj = nn.Linear(1, token_dim)
@@ -190,7 +191,8 @@ class ClinicalFusion(nn.Module):
         return torch.cat([age_token, binary], dim=1) + self.feature_embed
 
     def forward(self, embedding: torch.Tensor, clinical: torch.Tensor) -> torch.Tensor:
-        _, h = self.rnn(self.tokens(clinical))  # h: (2, B, hidden): forward and backward
+        h0 = embedding.new_zeros(2, embedding.shape[0], self.rnn.hidden_size)  # explicit: batch-agnostic ONNX
+        _, h = self.rnn(self.tokens(clinical), h0)  # h: (2, B, hidden): forward and backward
         fused = torch.cat([embedding, self.drop(torch.cat([h[0], h[1]], dim=1))], dim=1)
         return torch.cat([self.head(t)(fused) for t in self.tasks], dim=1)
 

@@ -155,7 +155,9 @@ class ResNet(nn.Module):
         for i, (n_blocks, planes) in enumerate(zip(layers, channels, strict=True)):
             stride = 1 if i == 0 else 2
             outplanes = planes * block_cls.expansion
-            down = _downsample_avg(inplanes, outplanes, stride) if stride != 1 or inplanes != outplanes else None
+            down = (
+                _downsample_avg(inplanes, outplanes, stride) if stride != 1 or inplanes != outplanes else None
+            )
             blocks = [block_cls(inplanes, planes, stride, down)]
             blocks += [block_cls(outplanes, planes) for _ in range(1, n_blocks)]
             self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))

@@ -1,0 +1,43 @@
+"""Shared fixtures: small synthetic datasets whose canonical images come straight from the
+generator's signals (no file decoding), so model tests stay fast on two CPU cores."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ecgscreen.imaging.canonical import signal_to_canonical
+from ecgscreen.synth import LABEL_COLUMNS, make_record
+
+SPLIT_BY_REMAINDER = {0: "train", 1: "train", 2: "train", 3: "val", 4: "test"}
+
+
+def write_signal_dataset(out: Path, n: int, seed: int = 0, difficulty: str = "easy") -> Path:
+    """``n`` records as ``.npy`` signals (mV, 500 Hz) plus ``labels.csv``; split by index % 5."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        record = make_record(seed, i, difficulty)
+        np.save(out / f"{i:06d}.npy", record.signal.astype(np.float32))
+        row = record.label_row()
+        row["path"], row["split"] = f"{i:06d}.npy", SPLIT_BY_REMAINDER[i % 5]
+        rows.append(row)
+    with (out / "labels.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=LABEL_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return out
+
+
+def signal_loader(data_dir: Path, row: dict, size: int) -> np.ndarray:
+    """The waveform path: the stored signal drawn as the canonical image."""
+    return signal_to_canonical(np.load(Path(data_dir) / row["path"]), 500, size)
+
+
+@pytest.fixture(scope="session")
+def signal_dataset(tmp_path_factory) -> Path:
+    """40 easy records: 24 train, 8 val, 8 test."""
+    return write_signal_dataset(tmp_path_factory.mktemp("signals"), 40, seed=3)
