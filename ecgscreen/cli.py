@@ -147,6 +147,7 @@ def train(
     ),
     set_: list[str] = typer.Option([], "--set", help="Override a config key: --set epochs=3 (repeatable)."),
     workers: int = typer.Option(0, help="Processes decoding files into the cache (0: one per core)."),
+    threads: int = typer.Option(0, help="Torch CPU threads (0: one per core)."),
 ) -> None:
     """Train a model (image, then optional clinical fusion), then evaluate it on val and test."""
     from .train import train as run_training
@@ -157,8 +158,9 @@ def train(
         cfg = load_config(config, overrides)
         with _loss_bar() as bar:
             summary = run_training(
-                cfg, data, out, device, resume, workers=workers or None, callbacks=_RichCallbacks(bar)
-            )
+                cfg, data, out, device, resume, workers=workers or None, callbacks=_RichCallbacks(bar),
+                threads=threads or None,
+            )  # fmt: skip
     except ValueError as exc:
         _fail(exc)
     for split, tasks in summary["metrics"].items():

@@ -169,7 +169,8 @@ def _plots(out: Path, labels: Labels, indices: np.ndarray, preds: Predictions) -
             ax.plot(fpr, tpr, style, color=colors[task], label=f"{name} (AUC {M.roc_auc(y, p):.3f})")
     ax.plot([0, 1], [0, 1], ":", color="grey")
     ax.set(xlabel="1 - specificity", ylabel="Sensitivity", title="ROC", xlim=(0, 1), ylim=(0, 1))
-    ax.legend(loc="lower right", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "roc.png", dpi=120)
     plt.close(fig)
@@ -182,7 +183,8 @@ def _plots(out: Path, labels: Labels, indices: np.ndarray, preds: Predictions) -
         ax.plot(mean_p[used], rate[used], style + "o", color=colors[task], label=name, markersize=4)
     ax.plot([0, 1], [0, 1], ":", color="grey")
     ax.set(xlabel="Predicted probability", ylabel="Observed rate", title="Calibration (10 bins)")
-    ax.legend(loc="upper left", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "calibration.png", dpi=120)
     plt.close(fig)

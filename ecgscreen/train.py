@@ -136,7 +136,7 @@ def _epoch(model, batches, criterion, device, cb, optimizer=None, scheduler=None
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
-            total += float(loss) * len(x)
+            total += float(loss.detach()) * len(x)
             count += len(x)
             cb.advance(1, loss=total / count)
     return total / max(count, 1)
@@ -216,8 +216,13 @@ def train(
     cache_dir: Path | None = None,
     workers: int | None = None,
     callbacks: Callbacks | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
-    """Run every stage of a training run into ``out``; return the run's summary."""
+    """Run every stage of a training run into ``out``; return the run's summary.
+
+    ``threads``: torch CPU threads (default: one per core). Fewer help when other processes
+    share the cores: torch's threads wait on each other at every operation.
+    """
     cb = callbacks or Callbacks()
     out = Path(out)
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -228,7 +233,7 @@ def train(
     if resume and not (out / "last.pt").exists():
         raise ValueError(f"--resume: no {out / 'last.pt'} to resume from")
     out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(threads or os.cpu_count() or 1)
 
     labels = read_labels(data_dir)
     cb.start("decoding", len(labels))
@@ -308,10 +313,10 @@ def train(
         state["finished"] = state["bad_epochs"] >= cfg.patience or epoch == cfg.epochs - 1
         if state["bad_epochs"] >= cfg.patience:
             record["early_stop"] = True
-        cb.epoch(record)
         if improved:
             save_checkpoint(out / "best.pt", payload(False))
         save_checkpoint(out / "last.pt", payload(True))
+        cb.epoch(record)  # after saving: what is reported is on disk
     (out / "history.json").write_text(json.dumps(state["history"], indent=1) + "\n")
 
     best = load_checkpoint(out / "best.pt")

@@ -108,7 +108,16 @@ class TrainConfig:
         unknown = sorted(set(values) - names)
         if unknown:
             raise ValueError(f"unknown config key(s) {unknown}; known: {', '.join(sorted(names))}")
-        return cls(**values)
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        coerced = dict(values)
+        for key, value in values.items():
+            caster = {"float": float, "int": int}.get(str(types[key]))
+            if caster is not None and not isinstance(value, bool):
+                try:
+                    coerced[key] = caster(value)
+                except (TypeError, ValueError):
+                    raise ValueError(f"config key {key!r} must be a number, got {value!r}") from None
+        return cls(**coerced)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

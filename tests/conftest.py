@@ -1,5 +1,9 @@
 """Shared fixtures: small synthetic datasets whose canonical images come straight from the
-generator's signals (no file decoding), so model tests stay fast on two CPU cores."""
+generator's signals (no file decoding), so model tests stay fast on two CPU cores.
+
+Torch runs on one thread in tests: with two threads on two shared cores, any other busy
+process makes every small operation wait for a time slice (20x slower runs were measured).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from ecgscreen.imaging.canonical import signal_to_canonical
 from ecgscreen.synth import LABEL_COLUMNS, make_record
+
+torch.set_num_threads(1)
 
 SPLIT_BY_REMAINDER = {0: "train", 1: "train", 2: "train", 3: "val", 4: "test"}
 
@@ -41,3 +48,23 @@ def signal_loader(data_dir: Path, row: dict, size: int) -> np.ndarray:
 def signal_dataset(tmp_path_factory) -> Path:
     """40 easy records: 24 train, 8 val, 8 test."""
     return write_signal_dataset(tmp_path_factory.mktemp("signals"), 40, seed=3)
+
+
+def tiny_config(**overrides):
+    """The demo recipe shrunk to seconds: 64 px, batch 4, few bootstrap resamples."""
+    from ecgscreen.trainconfig import load_config
+
+    values = {"image_size": 64, "epochs": 2, "batch_size": 4, "eval_batch_size": 16, "n_bootstrap": 200,
+              "fusion": True, "fusion_epochs": 15, "warmup_epochs": 0.2, "lr": 3e-3}  # fmt: skip
+    values.update(overrides)
+    return load_config("demo", [f"{k}={v}" for k, v in values.items()])
+
+
+@pytest.fixture(scope="session")
+def tiny_run(signal_dataset, tmp_path_factory) -> Path:
+    """A finished two-epoch demo-recipe run with a fusion head, on ``signal_dataset``."""
+    from ecgscreen.train import train
+
+    out = tmp_path_factory.mktemp("run") / "tiny"
+    train(tiny_config(), signal_dataset, out, loader=signal_loader, cache_dir=out.parent / "cache", threads=1)
+    return out
