@@ -36,7 +36,14 @@ def history(path):
 def test_loss_falls_and_the_run_is_complete(tiny_run):
     h = history(tiny_run)
     assert len(h) == 2 and h[1]["train_loss"] < h[0]["train_loss"]
-    for name in ("best.pt", "last.pt", "config.yaml", "summary.json", "eval/val/metrics.json", "eval/test/roc.png"):
+    for name in (
+        "best.pt",
+        "last.pt",
+        "config.yaml",
+        "summary.json",
+        "eval/val/metrics.json",
+        "eval/test/roc.png",
+    ):
         assert (tiny_run / name).is_file(), name
     best = load_checkpoint(tiny_run)
     assert set(best["thresholds"]) == {"scar", "lvef"} and best["fusion"] is not None
@@ -81,14 +88,23 @@ def test_early_stopping_stops(tmp_path, signal_dataset):
 def test_transfer_and_adding_a_fusion_head_to_a_run(tmp_path, signal_dataset, tiny_run):
     source = load_run_model(tiny_run).model
     cfg = tiny_config(fusion=True, epochs=0, init_from=str(tiny_run))
-    train(cfg, signal_dataset, tmp_path / "fused", loader=signal_loader, cache_dir=tmp_path / "cache", threads=1)
+    train(
+        cfg, signal_dataset, tmp_path / "fused", loader=signal_loader, cache_dir=tmp_path / "cache", threads=1
+    )
     fused = load_run_model(tmp_path / "fused")
     for key, value in source.state_dict().items():  # image model untouched
         assert torch.equal(fused.model.state_dict()[key], value)
     assert fused.fusion is not None
     assert json.loads((tmp_path / "fused/eval/test/metrics.json").read_text())["fused"]
     single = tiny_config(fusion=False, epochs=1, tasks="[lvef]", init_from=str(tiny_run), lr=1e-12)
-    train(single, signal_dataset, tmp_path / "lvef", loader=signal_loader, cache_dir=tmp_path / "cache", threads=1)
+    train(
+        single,
+        signal_dataset,
+        tmp_path / "lvef",
+        loader=signal_loader,
+        cache_dir=tmp_path / "cache",
+        threads=1,
+    )
     lvef = load_run_model(tmp_path / "lvef").model
     assert lvef.tasks == ("lvef",) and torch.allclose(lvef.lvef_head.weight, source.lvef_head.weight)
 
@@ -122,9 +138,16 @@ def test_loss_weights_class_weights_and_schedule():
     targets = torch.tensor([[0, 1], [1, 1]])
     ce = torch.nn.functional.cross_entropy
     loss = MultiTaskLoss({"scar": 0.7, "lvef": 0.3})(logits, targets)
-    assert float(loss) == pytest.approx(float(0.7 * ce(logits[:, :2], targets[:, 0]) + 0.3 * ce(logits[:, 2:], targets[:, 1])))
+    assert float(loss) == pytest.approx(
+        float(0.7 * ce(logits[:, :2], targets[:, 0]) + 0.3 * ce(logits[:, 2:], targets[:, 1]))
+    )
     factors = [lr_factor(s, 4, 20) for s in range(20)]
-    assert factors[0] == 0.25 and factors[3] == 1.0 and factors[4] == 1.0 and factors[-1] == pytest.approx(1 / 16)
+    assert (
+        factors[0] == 0.25
+        and factors[3] == 1.0
+        and factors[4] == 1.0
+        and factors[-1] == pytest.approx(1 / 16)
+    )
     assert all(a >= b for a, b in zip(factors[3:], factors[4:], strict=False))
 
 
@@ -133,3 +156,22 @@ def test_cuda_request_without_cuda_is_refused(tmp_path, signal_dataset):
         pytest.skip("this machine has CUDA")  # the GPU path is exercised where a GPU exists
     with pytest.raises(ValueError, match="CUDA"):
         train(tiny_config(), signal_dataset, tmp_path / "x", device="cuda", loader=signal_loader)
+
+
+def test_cli_train(tmp_path, signal_dataset, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ecgscreen.cli import app
+    from ecgscreen.data import PipelineLoader
+
+    # the CLI reads files with the intake pipeline; here the stored signals stand in for it
+    monkeypatch.setattr(PipelineLoader, "__call__", lambda self, d, row, size: signal_loader(d, row, size))
+    monkeypatch.setattr(PipelineLoader, "version", property(lambda self: "test-signals"))
+    args = ["train", "--config", "demo", "--data", str(signal_dataset), "--out", str(tmp_path / "cli"),
+            "--threads", "1", "--workers", "1"]  # fmt: skip
+    sets = ["image_size=64", "epochs=1", "batch_size=4", "n_bootstrap=50", "fusion=false"]
+    result = CliRunner().invoke(app, args + [a for s in sets for a in ("--set", s)])
+    assert result.exit_code == 0, result.output
+    assert "epoch 1:" in result.output and (tmp_path / "cli" / "best.pt").is_file()
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 2 and "--resume" in again.output
