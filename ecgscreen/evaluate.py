@@ -1,6 +1,7 @@
 """``ecgscreen evaluate``: the study's metrics, with bootstrap CIs, plots and subset AUCs.
 
-Writes into ``out``: ``metrics.json`` (per task: ``auc``, ``auc_ci95``, ``sensitivity``,
+Writes into ``out``: ``metrics.json`` (``tasks``: the task names; then per task, under its
+name: ``auc``, ``auc_ci95``, ``sensitivity``,
 ``specificity``, ``ppv``, ``npv`` at the chosen threshold, prevalence-adjusted PPV/NPV when a
 prevalence is given, ``ece`` (10 bins), ``brier``, ``n``, ``prevalence``, ``threshold``,
 ``mean_probability``; the same under ``fused`` for a clinical model; AUC per subset of the
@@ -141,7 +142,7 @@ def markdown_table(results: dict[str, Any]) -> str:
         "| Task | AUC (95% CI) | Sensitivity (%) | Specificity (%) | PPV (%) | NPV (%) | n |",
         "|---|---|---|---|---|---|---|",
     ]
-    rows = [(TASK_TITLES[t], m) for t, m in results["tasks"].items()]
+    rows = [(TASK_TITLES[t], results[t]) for t in results["tasks"]]
     rows += [(f"{TASK_TITLES[t]} + clinical", m) for t, m in (results.get("fused") or {}).items()]
     for title, m in rows:
         ci = m["auc_ci95"] or [None, None]
@@ -218,10 +219,15 @@ def evaluate_predictions(
 
     name = "model (validation Youden)" if threshold == "model" else None
 
-    results: dict[str, Any] = {"model": model, "split": split, "n": int(indices.size), "tasks": {}}
+    results: dict[str, Any] = {
+        "model": model,
+        "split": split,
+        "n": int(indices.size),
+        "tasks": list(preds.image),
+    }
     for task, p in preds.image.items():
         y = labels.targets(task)[indices]
-        results["tasks"][task] = task_metrics(y, p, rule(task), prevalence, n_bootstrap, seed, name)
+        results[task] = task_metrics(y, p, rule(task), prevalence, n_bootstrap, seed, name)
     if preds.fused:
         results["fused"] = {
             task: task_metrics(

@@ -184,7 +184,11 @@ def _card_metrics(results: dict[str, Any] | None) -> dict[str, Any] | None:
     if not results:
         return None
     trim = lambda ms: {t: {k: m.get(k) for k in CARD_METRIC_KEYS} for t, m in ms.items()}  # noqa: E731
-    out = {"split": results.get("split"), "n": results.get("n"), "tasks": trim(results["tasks"])}
+    out = {
+        "split": results.get("split"),
+        "n": results.get("n"),
+        **trim({t: results[t] for t in results["tasks"]}),
+    }
     if results.get("fused"):
         out["fused"] = trim(results["fused"])
     if (results.get("subsets") or {}).get("clean_vs_hardest"):
@@ -319,9 +323,9 @@ def evaluate_export(
     card = json.loads(card_path.read_text())
     val = evaluate(folder, data_dir, None, "val", "youden", loader=loader, cache_dir=cache_dir,
                    n_bootstrap=n_bootstrap, progress=progress)  # fmt: skip
-    card["thresholds"] = {t: m["threshold"] for t, m in val["tasks"].items()}
+    card["thresholds"] = {t: val[t]["threshold"] for t in val["tasks"]}
     card["threshold_source"] = "Youden index on the validation split (exported ONNX)"
-    card["population_average"] = {t: m["mean_probability"] for t, m in val["tasks"].items()}
+    card["population_average"] = {t: val[t]["mean_probability"] for t in val["tasks"]}
     card["population_average_source"] = f"mean predicted probability on the validation split (n={val['n']})"
     if card.get("clinical") and val.get("fused"):
         card["clinical"]["fused_thresholds"] = {t: m["threshold"] for t, m in val["fused"].items()}

@@ -130,9 +130,15 @@ def read_transform(path: Path) -> dict[str, Any]:
         scale = float(_find(spec, "max_pixel_value") or 255.0)
         mean, std = [m / scale for m in mean], [s / scale for s in std]
     size = _find(spec, "image_size") or _find(spec, "resize") or _find(spec, "height") or _find(spec, "size")
+    if isinstance(size, dict):  # e.g. {"resize": {"height": 384, "width": 384}}
+        size = size.get("height") or size.get("size")
     if isinstance(size, list):
         size = size[0]
-    return {"mean": mean, "std": std, "size": int(size) if size else None}
+    try:
+        size = int(size) if size else None
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: cannot read an image size from {size!r}") from None
+    return {"mean": mean, "std": std, "size": size}
 
 
 def load_mtecg(folder: Path, trust_pickle: bool = False) -> tuple[RunModel, dict[str, Any]]:

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from torch import nn
 
 from .augment import build_augment
@@ -244,7 +245,7 @@ def train(
             raise ValueError(f"{data_dir}/labels.csv has no decodable {name!r} rows")
     tasks = list(canonical_tasks(cfg.tasks))
     data = _data_summary(labels, splits, tasks)
-    (out / "config.yaml").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")  # JSON is valid YAML
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
     torch.manual_seed(cfg.seed)
     model = MultiTaskNet(cfg.backbone, tasks, cfg.embed_dim, cfg.image_size)
@@ -310,8 +311,9 @@ def train(
         record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": scheduler.get_last_lr()[0],
                   "seconds": round(time.perf_counter() - start, 2), "best": improved}  # fmt: skip
         state["history"].append(record)
-        state["finished"] = state["bad_epochs"] >= cfg.patience or epoch == cfg.epochs - 1
-        if state["bad_epochs"] >= cfg.patience:
+        stop = cfg.patience > 0 and state["bad_epochs"] >= cfg.patience  # patience 0: never stop early
+        state["finished"] = stop or epoch == cfg.epochs - 1
+        if stop:
             record["early_stop"] = True
         if improved:
             save_checkpoint(out / "best.pt", payload(False))
@@ -347,10 +349,8 @@ def train(
             cfg.seed, name, str(out), best.get("fused_thresholds"),
         )  # fmt: skip
         if name == "val":
-            best["thresholds"] = {t: m["threshold"] for t, m in results["val"]["tasks"].items()}
-            best["population_average"] = {
-                t: m["mean_probability"] for t, m in results["val"]["tasks"].items()
-            }
+            best["thresholds"] = {t: results["val"][t]["threshold"] for t in tasks}
+            best["population_average"] = {t: results["val"][t]["mean_probability"] for t in tasks}
             if results["val"].get("fused"):
                 best["fused_thresholds"] = {t: m["threshold"] for t, m in results["val"]["fused"].items()}
                 best["fused_population_average"] = {
@@ -359,6 +359,6 @@ def train(
     save_checkpoint(out / "best.pt", {k: v for k, v in best.items() if k != "format"})
     summary = {"run": str(out), "epochs_run": len(state["history"]), "best_val_loss": state["best_val_loss"],
                "early_stopped": bool(state["history"] and state["history"][-1].get("early_stop")),
-               "metrics": {n: r["tasks"] for n, r in results.items()}}  # fmt: skip
+               "metrics": {n: {t: r[t] for t in tasks} for n, r in results.items()}}  # fmt: skip
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary

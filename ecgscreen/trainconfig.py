@@ -43,7 +43,7 @@ class TrainConfig:
     lr: float = 3e-4
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
-    # early stopping on the validation loss
+    # early stopping on the validation loss (patience 0: never stop early)
     patience: int = 5
     min_delta: float = 1e-4
     # augmentation probabilities (ecgscreen.augment.build_augment); {} for none

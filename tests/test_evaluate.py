@@ -65,11 +65,11 @@ def test_reports_are_written(tmp_path, signal_dataset):
     )
     results = evaluate_predictions(labels, idx, preds, tmp_path, "sensitivity:0.9", n_bootstrap=100)
     saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert saved == results and set(saved["tasks"]) == {"scar", "lvef"} and set(saved["fused"]) == {"scar"}
+    assert saved == results and saved["tasks"] == ["scar", "lvef"] and set(saved["fused"]) == {"scar"}
     for task in ("scar", "lvef"):
-        assert saved["tasks"][task]["sensitivity"] >= 0.9
+        assert saved[task]["sensitivity"] >= 0.9
         for key in ("auc", "auc_ci95", "sensitivity", "specificity", "ppv", "npv", "ece", "n", "prevalence"):
-            assert key in saved["tasks"][task]
+            assert key in saved[task]
     table = (tmp_path / "table.md").read_text().splitlines()
     assert table[0].startswith("| Task | AUC (95% CI)") and len(table) == 5
     assert "Myocardial scar + clinical" in table[-1]
@@ -92,12 +92,13 @@ def test_checkpoint_and_onnx_give_the_same_metrics(tmp_path, tiny_run, exported,
     torch_results = evaluate(tiny_run, signal_dataset, tmp_path / "torch", **kwargs)
     onnx_results = evaluate(exported, signal_dataset, tmp_path / "onnx", **kwargs)
     assert onnx_results["model"].startswith("onnx") and torch_results["model"].startswith("checkpoint")
-    for group in ("tasks", "fused"):
-        for task, m in torch_results[group].items():
-            o = onnx_results[group][task]
-            assert o["threshold"] == pytest.approx(m["threshold"])
-            for key in ("auc", "brier", "mean_probability"):
-                assert o[key] == pytest.approx(m[key], abs=1e-4)
+    pairs = [(torch_results[t], onnx_results[t]) for t in torch_results["tasks"]]
+    pairs += [(m, onnx_results["fused"][t]) for t, m in torch_results["fused"].items()]
+    assert len(pairs) == 4
+    for m, o in pairs:
+        assert o["threshold"] == pytest.approx(m["threshold"])
+        for key in ("auc", "brier", "mean_probability"):
+            assert o[key] == pytest.approx(m[key], abs=1e-4)
     a = np.loadtxt(tmp_path / "torch/predictions.csv", delimiter=",", skiprows=1, usecols=(1, 2, 3, 4))
     b = np.loadtxt(tmp_path / "onnx/predictions.csv", delimiter=",", skiprows=1, usecols=(1, 2, 3, 4))
     assert np.abs(a - b).max() <= 1e-4
@@ -117,7 +118,7 @@ def test_cli_evaluate(tmp_path, tiny_run, signal_dataset, monkeypatch):
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["split"] == "val" and metrics["n"] == 8
-    assert metrics["tasks"]["scar"]["adjusted"]["prevalence"] == 0.2
+    assert metrics["scar"]["adjusted"]["prevalence"] == 0.2
     bad = CliRunner().invoke(
         app, ["evaluate", "--model", str(tiny_run), "--data", str(tmp_path), "--out", str(out)]
     )

@@ -153,7 +153,7 @@ def test_export_of_a_run_carries_its_evaluation(tiny_run, tmp_path, signal_datas
     assert card["clinical"]["fused_thresholds"] == pytest.approx(best["fused_thresholds"])
     test = json.loads((tiny_run / "eval" / "test" / "metrics.json").read_text())
     assert card["metrics"]["split"] == "test"
-    assert card["metrics"]["tasks"]["scar"]["auc_ci95"] == test["tasks"]["scar"]["auc_ci95"]
+    assert card["metrics"]["scar"]["auc_ci95"] == test["scar"]["auc_ci95"]
     assert set(card["metrics"]["fused"]) == {"scar", "lvef"}
     labels_sha = hashlib.sha256((signal_dataset / "labels.csv").read_bytes()).hexdigest()
     assert card["training_data"]["labels_sha256"] == labels_sha

@@ -50,7 +50,7 @@ def test_loss_falls_and_the_run_is_complete(tiny_run):
     assert 0 < best["population_average"]["scar"] < 1
     assert best["data"]["n"] == {"train": 24, "val": 8, "test": 8}
     test = json.loads((tiny_run / "eval/test/metrics.json").read_text())
-    assert test["tasks"]["scar"]["threshold"] == pytest.approx(best["thresholds"]["scar"])
+    assert test["scar"]["threshold"] == pytest.approx(best["thresholds"]["scar"])
     assert set(test["fused"]) == {"scar", "lvef"}
 
 
