@@ -145,6 +145,8 @@ def _epoch(model, batches, criterion, device, cb, optimizer=None, scheduler=None
 
 def _data_summary(labels: Labels, splits: dict[str, np.ndarray], tasks: list[str]) -> dict[str, Any]:
     summary: dict[str, Any] = {
+        "description": f"{len(labels)} ECGs listed in {labels.data_dir.resolve().name}/labels.csv; "
+        + ", ".join(f"{name} {idx.size}" for name, idx in splits.items()),
         "source": f"{labels.data_dir.resolve().name}/labels.csv",
         "labels_sha256": labels.sha256,
         "n": {name: int(idx.size) for name, idx in splits.items()},
