@@ -246,5 +246,183 @@ def predict(
             console.print(f"heatmap written to {explain}")
 
 
+class _RichCallbacks:
+    """Training progress as rich progress bars, one per phase; epochs as table lines."""
+
+    def __init__(self, bar: Progress):
+        self.bar, self.task = bar, None
+
+    def start(self, phase: str, total: int) -> None:
+        if self.task is not None:
+            self.bar.remove_task(self.task)
+        self.task = self.bar.add_task(phase, total=max(total, 0), loss="")
+
+    def advance(self, n: int = 1, **info: float) -> None:
+        if self.task is not None:
+            loss = info.get("loss")
+            self.bar.update(self.task, advance=n, loss="" if loss is None else f"loss {loss:.4f}")
+
+    def epoch(self, record: dict) -> None:
+        flag = " [green]best[/]" if record.get("best") else ""
+        stop = " [yellow]early stop[/]" if record.get("early_stop") else ""
+        console.print(
+            f"epoch {record['epoch'] + 1}: train {record['train_loss']:.4f}  val {record['val_loss']:.4f}  "
+            f"lr {record['lr']:.2e}  {record['seconds']:.0f} s{flag}{stop}"
+        )
+
+
+def _loss_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[loss]}"),
+        console=console,
+    )
+
+
+def _phase_progress(bar: Progress):
+    def start(phase: str, total: int):
+        task = bar.add_task(phase, total=total, loss="")
+        return lambda k: bar.advance(task, k)
+
+    return start
+
+
+def _fail(exc: Exception) -> None:
+    console.print(f"[red]error:[/] {exc}")
+    raise typer.Exit(2)
+
+
+@app.command()
+def train(
+    config: str = typer.Option(
+        ...,
+        help="YAML config file, or a packaged one: demo, multitask, "
+        "multitask_clinical, single_ms, single_lvef, transfer.",
+    ),
+    data: Path = typer.Option(..., help="Dataset folder with labels.csv (e.g. from `ecgscreen synth`)."),
+    out: Path = typer.Option(..., help="Run folder: checkpoints, history, evaluation."),
+    device: str = typer.Option("cpu", help="cpu | cuda | cuda:N"),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its last.pt."),
+    init: str = typer.Option(
+        None, help="Start from this run or checkpoint (sets init_from; transfer, fusion)."
+    ),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key: --set epochs=3 (repeatable)."),
+    workers: int = typer.Option(0, help="Processes decoding files into the cache (0: one per core)."),
+    threads: int = typer.Option(0, help="Torch CPU threads (0: one per core)."),
+) -> None:
+    """Train a model (image, then optional clinical fusion), then evaluate it on val and test."""
+    from .train import train as run_training
+    from .trainconfig import load_config
+
+    overrides = list(set_) + ([f"init_from={init}"] if init else [])
+    try:
+        cfg = load_config(config, overrides)
+        with _loss_bar() as bar:
+            summary = run_training(
+                cfg, data, out, device, resume, workers=workers or None, callbacks=_RichCallbacks(bar),
+                threads=threads or None,
+            )  # fmt: skip
+    except ValueError as exc:
+        _fail(exc)
+    for split, tasks in summary["metrics"].items():
+        aucs = ", ".join(f"{t} AUC {m['auc']:.3f}" for t, m in tasks.items() if m.get("auc") is not None)
+        console.print(f"{split}: {aucs}")
+    console.print(f"run written to {out} ({summary['epochs_run']} epochs)")
+
+
+@app.command()
+def evaluate(
+    model: Path = typer.Option(..., help="Run folder / checkpoint (.pt), or model repository / .onnx."),
+    data: Path = typer.Option(..., help="Dataset folder with labels.csv."),
+    out: Path = typer.Option(..., help="Folder for metrics.json, table.md, roc.png, calibration.png."),
+    threshold: str = typer.Option(
+        "youden", help="youden | fixed:T | sensitivity:S | model (stored thresholds)"
+    ),
+    prevalence: float = typer.Option(None, help="Also report PPV/NPV adjusted to this prevalence."),
+    split: str = typer.Option("test", help="train | val | test | all"),
+    bootstrap: int = typer.Option(1000, help="Bootstrap resamples for the AUC CI."),
+    device: str = typer.Option("cpu", help="Device for checkpoints: cpu | cuda"),
+    workers: int = typer.Option(0, help="Processes decoding files into the cache (0: one per core)."),
+) -> None:
+    """Metrics of the study (AUC with bootstrap CI, sensitivity, specificity, PPV, NPV, ECE)."""
+    from .evaluate import evaluate as run_evaluation
+    from .evaluate import markdown_table
+
+    try:
+        with _loss_bar() as bar:
+            results = run_evaluation(
+                model, data, out, split, threshold, prevalence, workers=workers or None,
+                n_bootstrap=bootstrap, device=device, progress=_phase_progress(bar),
+            )  # fmt: skip
+    except ValueError as exc:
+        _fail(exc)
+    console.print(markdown_table(results))
+    hardest = (results.get("subsets") or {}).get("clean_vs_hardest")
+    if hardest:
+        for task, h in hardest.items():
+            console.print(
+                f"{task}: clean AUC {h['clean']}, hardest subset {h['hardest']} AUC {h['hardest_auc']}"
+            )
+    console.print(f"wrote {out / 'metrics.json'}")
+
+
+@app.command()
+def export(
+    run: Path = typer.Option(..., help="Training run folder (or its best.pt)."),
+    repository: Path = typer.Option(Path("model_repository"), help="Triton model repository."),
+    data: Path = typer.Option(
+        None, help="Also evaluate the exported ONNX on this dataset's val/test splits."
+    ),
+    version: int = typer.Option(1, min=1, help="Model version folder."),
+) -> None:
+    """Export a run as ecg_multitask/<version>/model.onnx, fusion.onnx and model_card.json."""
+    from .export import evaluate_export, export_run
+
+    try:
+        card = export_run(run, repository, version=version)
+        if data is not None:
+            with _loss_bar() as bar:
+                card = evaluate_export(repository, data, progress=_phase_progress(bar))
+    except ValueError as exc:
+        _fail(exc)
+    _print_card(card, repository)
+
+
+def _print_card(card: dict, repository: Path) -> None:
+    size = card["onnx"]["bytes"] / 1e6
+    console.print(f"{repository / card['name']}: {card['architecture']['backbone']} {card['input_size']} px, "
+                  f"ONNX {size:.1f} MB, fusion {'yes' if card.get('fusion_onnx') else 'no'}")  # fmt: skip
+    console.print(f"thresholds {card['thresholds']} ({card['threshold_source']})")
+
+
+@app.command("import-mtecg")
+def import_mtecg(
+    folder: Path = typer.Argument(..., help="The study's folder: model.ckpt, configs.json, transform.json."),
+    repository: Path = typer.Option(Path("model_repository"), help="Triton model repository."),
+    data: Path = typer.Option(
+        None, help="Also evaluate the imported model on this dataset's val/test splits."
+    ),
+    version: int = typer.Option(1, min=1, help="Model version folder."),
+    trust_pickle: bool = typer.Option(
+        False, help="Allow arbitrary Python objects in model.ckpt (trusted files only)."
+    ),
+) -> None:
+    """Import the study's Lightning checkpoint and export it like a trained run."""
+    from .export import evaluate_export
+    from .mtecg import import_mtecg as run_import
+
+    try:
+        card = run_import(folder, repository, version=version, trust_pickle=trust_pickle)
+        if data is not None:
+            with _loss_bar() as bar:
+                card = evaluate_export(repository, data, progress=_phase_progress(bar))
+    except ValueError as exc:
+        _fail(exc)
+    _print_card(card, repository)
+
+
 if __name__ == "__main__":
     app()

@@ -26,9 +26,8 @@ from .limits import DEFAULT_LIMITS, Limits
 from .pdfpage import render_pdf
 from .sniff import sniff
 
-__all__ = ["Preprocessed", "preprocess", "PREPROCESSING_VERSION"]
+__all__ = ["Preprocessed", "preprocess"]
 
-PREPROCESSING_VERSION = "1"  # bump when the canonical image of a given file changes
 _A4_MM = 297.0
 PDF_PX_PER_MM = 3.5  # vector pages render sharp: slightly below the scan working resolution
 
