@@ -428,7 +428,7 @@ def import_mtecg(
 def demo_model(
     work: Path = typer.Option(Path("runs/demo"), help="Working folder (datasets, run, evaluation)."),
     repository: Path = typer.Option(Path("model_repository"), help="Where the model is exported."),
-    n_train: int = typer.Option(4000, help="Training ECGs to synthesise."),
+    n_train: int = typer.Option(5000, help="Training ECGs to synthesise."),
     n_test: int = typer.Option(1200, help="Test ECGs to synthesise (fresh seed)."),
 ) -> None:
     """Rebuild the committed demo model: synth -> train -> export -> evaluate (about 45 min on 2 cores)."""

@@ -29,7 +29,7 @@ TEST_SEED = 20_000  # never used for training data
 def build_demo(
     work: Path,
     repository: Path,
-    n_train: int = 4000,
+    n_train: int = 5000,
     n_test: int = 1200,
     callbacks: Callbacks | None = None,
     progress=None,
