@@ -1,13 +1,15 @@
 """An ASGI middleware in front of every API: bearer-token authentication and a body limit.
 
 It runs before BentoML parses the multipart body, so an oversized upload is refused from its
-``Content-Length`` (or, when streamed, as soon as it passes the limit) without being stored.
+``Content-Length`` (or, when streamed, as soon as it passes the limit) without being stored,
+and a ``file`` field sent as text (which BentoML would fetch as a URL) is refused.
 Health and metrics stay open: probes and Prometheus carry no token.
 """
 
 from __future__ import annotations
 
 import hmac
+import re
 
 from starlette.responses import JSONResponse
 
@@ -28,6 +30,16 @@ def error_response(
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="ecgscreen"'
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+_FILE_PART = re.compile(rb'content-disposition:[^\r\n]*name="file"([^\r\n]*)', re.IGNORECASE)
+
+
+def _file_field_is_not_a_file(content_type: bytes, body: bytes) -> bool:
+    """True when a multipart body's ``file`` part has no filename (a text field)."""
+    if not content_type.lower().startswith(b"multipart/form-data"):
+        return False
+    return any(b"filename=" not in match.group(1).lower() for match in _FILE_PART.finditer(body))
 
 
 class GatewayGuard:
@@ -60,32 +72,37 @@ class GatewayGuard:
                 f"the request body is {int(length) / 2**20:.1f} MiB; the limit is {self.max_body / 2**20:.0f} MiB",
             )(scope, receive, send)
             return
-        if length is None:  # streamed (chunked) body: buffer it up to the limit, then replay
-            body, more = bytearray(), True
-            while more:
-                message = await receive()
-                if message["type"] != "http.request":
-                    break
-                body += message.get("body", b"")
-                more = message.get("more_body", False)
-                if len(body) > self.max_body:
-                    await self._count("too_large")
-                    await error_response(413, "too_large", "the request body exceeds the limit")(
-                        scope, receive, send
-                    )
-                    return
-            replayed = False
-
-            async def replay():
-                nonlocal replayed
-                if replayed:
-                    return await receive()
-                replayed = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
-
-            await self.app(scope, replay, send)
+        # Read the body (also when streamed without a length) up to the limit, then replay it.
+        body, more = bytearray(), True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_body:
+                await self._count("too_large")
+                await error_response(413, "too_large", "the request body exceeds the limit")(
+                    scope, receive, send
+                )
+                return
+        if _file_field_is_not_a_file(headers.get(b"content-type", b""), body):
+            # BentoML would fetch a 'file' given as text as a URL: intake reads only what is sent.
+            await self._count("bad_input")
+            await error_response(
+                400, "file_not_uploaded", "send the ECG as a multipart file upload in the 'file' field"
+            )(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
 
     async def _count(self, outcome: str) -> None:
         from .metrics import gateway_metrics

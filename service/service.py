@@ -54,7 +54,9 @@ def task_result(probability: float, threshold: float, average: float | None) -> 
 def _configure_logging() -> None:
     if not log.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s pid=%(process)d %(message)s")
+        )
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False
