@@ -18,7 +18,8 @@ def main() -> None:
     print(f"{'format':14s} {'median ms':>10s} {'p95 ms':>8s} {'ECGs/s':>7s}  (one core, {N_PER_FORMAT} each)")
     for fmt in FORMATS:
         times = [
-            timed(lambda i=i, f=fmt: encode_record(make_record(7, i, formats=(f,))))[0] for i in range(N_PER_FORMAT)
+            timed(lambda i=i, f=fmt: encode_record(make_record(7, i, formats=(f,))))[0]
+            for i in range(N_PER_FORMAT)
         ]
         s = summary(times)
         print(f"{fmt:14s} {s['median_ms']:10.1f} {s['p95_ms']:8.1f} {1000 / s['median_ms']:7.1f}")

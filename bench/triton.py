@@ -1,0 +1,70 @@
+"""Throughput and latency through the embedded Triton (gRPC, ensemble ``ecg_screening``) at
+concurrency 1 and 8, next to the same files run in this process (intake + onnxruntime on the
+same model.onnx). The ratio says what the server's batching and parallel instances buy."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import tritonclient.grpc as grpcclient
+
+from ecgscreen.imaging.pipeline import preprocess
+from ecgscreen.synth import FORMATS, encode_record, make_record
+from ecgscreen.triton_server import DEFAULT_REPOSITORY, EmbeddedTriton, TritonPorts
+
+from .load import describe, run_load
+
+N_FILES = 24
+
+
+def bench_files() -> list[bytes]:
+    """A fixed mix: every format, layout and acquisition of the generator."""
+    return [encode_record(make_record(31, i, formats=(FORMATS[i % len(FORMATS)],))) for i in range(N_FILES)]
+
+
+def _free_ports(n: int) -> list[int]:
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def triton_call(url: str):
+    client = grpcclient.InferenceServerClient(url)
+
+    def call(data: bytes):
+        tensor = grpcclient.InferInput("ECG_BYTES", [1, 1], "BYTES")
+        tensor.set_data_from_numpy(np.array([[data]], dtype=np.object_))
+        return client.infer("ecg_screening", [tensor], outputs=[grpcclient.InferRequestedOutput("SCAR_PROB")])
+
+    return call
+
+
+def main() -> None:
+    files = bench_files()
+    session = ort.InferenceSession(
+        str(DEFAULT_REPOSITORY / "ecg_multitask/1/model.onnx"), providers=["CPUExecutionProvider"]
+    )
+
+    def in_process(data: bytes):
+        return session.run(["scar_probability"], {"image": preprocess(data).tensor[None]})
+
+    with tempfile.TemporaryDirectory() as tmp:
+        with EmbeddedTriton(ports=TritonPorts(*_free_ports(3)), log_file=Path(tmp) / "triton.log") as triton:
+            call = triton_call(triton.grpc_url)
+            run_load(call, files[:4], 2, rounds=1)  # warm up
+            for concurrency in (1, 8):
+                local = run_load(in_process, files, concurrency)
+                served = run_load(call, files, concurrency)
+                print(describe(f"in-process, concurrency {concurrency}", local))
+                print(describe(f"Triton gRPC, concurrency {concurrency}", served))
+                print(f"  Triton / in-process throughput: x{served['throughput'] / local['throughput']:.2f}, "
+                      f"p50 latency ratio {served['p50'] / local['p50']:.2f}")  # fmt: skip
