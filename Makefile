@@ -27,8 +27,8 @@ serve: setup
 	$(BIN)/ecgscreen serve
 
 lint: setup
-	$(BIN)/ruff check ecgscreen service tests bench
-	$(BIN)/ruff format --check ecgscreen service tests bench
+	$(BIN)/ruff check ecgscreen service tests bench model_repository scripts
+	$(BIN)/ruff format --check ecgscreen service tests bench model_repository scripts
 
 bench: setup
 	$(BIN)/python -m bench
