@@ -8,11 +8,12 @@ from pathlib import Path
 
 import httpx
 
+from ecgscreen.procs import free_ports
 from ecgscreen.serve import Gateway
 from ecgscreen.triton_server import EmbeddedTriton, TritonPorts
 
 from .load import describe, run_load
-from .triton import _free_ports, bench_files, triton_call
+from .triton import bench_files, triton_call
 
 
 def http_call(url: str, path: str, **form):
@@ -29,10 +30,10 @@ def http_call(url: str, path: str, **form):
 def main() -> None:
     files = bench_files()
     with tempfile.TemporaryDirectory() as tmp:
-        ports = TritonPorts(*_free_ports(3))
+        ports = TritonPorts(*free_ports(3))
         with EmbeddedTriton(ports=ports, log_file=Path(tmp) / "triton.log") as triton:
             gateway = Gateway(
-                _free_ports(1)[0], triton.grpc_url, workers=2, log_file=Path(tmp) / "gateway.log"
+                free_ports(1)[0], triton.grpc_url, workers=2, log_file=Path(tmp) / "gateway.log"
             ).start()
             try:
                 direct, predict = triton_call(triton.grpc_url), http_call(gateway.url, "/predict")

@@ -12,6 +12,7 @@ import onnxruntime as ort
 import tritonclient.grpc as grpcclient
 
 from ecgscreen.imaging.pipeline import preprocess
+from ecgscreen.procs import free_ports
 from ecgscreen.synth import FORMATS, encode_record, make_record
 from ecgscreen.triton_server import DEFAULT_REPOSITORY, EmbeddedTriton, TritonPorts
 
@@ -23,18 +24,6 @@ N_FILES = 24
 def bench_files() -> list[bytes]:
     """A fixed mix: every format, layout and acquisition of the generator."""
     return [encode_record(make_record(31, i, formats=(FORMATS[i % len(FORMATS)],))) for i in range(N_FILES)]
-
-
-def _free_ports(n: int) -> list[int]:
-    import socket
-
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def triton_call(url: str):
@@ -58,7 +47,7 @@ def main() -> None:
         return session.run(["scar_probability"], {"image": preprocess(data).tensor[None]})
 
     with tempfile.TemporaryDirectory() as tmp:
-        with EmbeddedTriton(ports=TritonPorts(*_free_ports(3)), log_file=Path(tmp) / "triton.log") as triton:
+        with EmbeddedTriton(ports=TritonPorts(*free_ports(3)), log_file=Path(tmp) / "triton.log") as triton:
             call = triton_call(triton.grpc_url)
             run_load(call, files[:4], 2, rounds=1)  # warm up
             for concurrency in (1, 8):

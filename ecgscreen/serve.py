@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from .procs import spawn
+from .procs import spawn, stop_group
 from .triton_server import DEFAULT_REPOSITORY, EmbeddedTriton, TritonPorts
 
 __all__ = ["Gateway", "PROJECT_ROOT"]
@@ -73,20 +72,8 @@ class Gateway:
             return None
 
     def stop(self, timeout: float = 20.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            self.process = None
-            return
-        pgid = os.getpgid(self.process.pid)
-        os.killpg(pgid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(pgid, signal.SIGKILL)
-            self.process.wait()
-        try:
-            os.killpg(pgid, signal.SIGKILL)  # workers that outlived the arbiter
-        except ProcessLookupError:
-            pass
+        """Stop the server and everything it started (its process group)."""
+        stop_group(self.process, timeout)
         self.process = None
 
 

@@ -20,7 +20,6 @@ import importlib.util
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from .procs import spawn
+from .procs import spawn, stop_group
 
 __all__ = ["TritonPorts", "EmbeddedTriton", "DEFAULT_REPOSITORY", "backend_directory", "tritonserver_binary"]
 
@@ -187,21 +186,8 @@ class EmbeddedTriton:
             return False
 
     def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM the server's process group; SIGKILL whatever is left after ``timeout``."""
-        if self.process is None or self.process.poll() is not None:
-            self.process = None
-            return
-        pgid = os.getpgid(self.process.pid)
-        os.killpg(pgid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(pgid, signal.SIGKILL)
-            self.process.wait()
-        try:  # stubs that outlived the server
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        """Stop the server and everything it started (its process group)."""
+        stop_group(self.process, timeout)
         self.process = None
 
     def __enter__(self) -> EmbeddedTriton:

@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import os
-import socket
 import time
 
+from ecgscreen.procs import free_ports
+
 __all__ = ["free_ports", "wait_until", "children_of"]
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct TCP ports that are free right now on loopback."""
-    sockets = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.2, what: str = "condition") -> None:
