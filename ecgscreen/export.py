@@ -57,6 +57,22 @@ CARD_METRIC_KEYS = ("auc", "auc_ci95", "sensitivity", "specificity", "ppv", "npv
                     "threshold", "threshold_rule")  # fmt: skip
 
 
+def _platt_buffer(tasks, calibration: dict[str, list[float]] | None) -> torch.Tensor:
+    """(T, 2) Platt parameters (a, b) per task; identity where none were fitted."""
+    calibration = calibration or {}
+    return torch.tensor([calibration.get(t, [1.0, 0.0]) for t in tasks], dtype=torch.float32)
+
+
+def _probabilities(logits: torch.Tensor, platt: torch.Tensor) -> list[torch.Tensor]:
+    """Positive-class probability per task: sigmoid(a * (l_pos - l_neg) + b), which is the
+    softmax of the pair when (a, b) = (1, 0)."""
+    out = []
+    for i in range(platt.shape[0]):
+        margin = logits[:, 2 * i + 1 : 2 * i + 2] - logits[:, 2 * i : 2 * i + 1]
+        out.append(torch.sigmoid(platt[i, 0] * margin + platt[i, 1]))
+    return out
+
+
 class ImageGraph(nn.Module):
     """``image`` -> ``(*<task>_probability, logits, embedding, cam)`` for export.
 
@@ -65,10 +81,11 @@ class ImageGraph(nn.Module):
     converts, so the served input never changes.
     """
 
-    def __init__(self, model: MultiTaskNet, input_mean=None, input_std=None):
+    def __init__(self, model: MultiTaskNet, input_mean=None, input_std=None, calibration=None):
         super().__init__()
         self.cam_model = CamModel(model.eval())
         self.tasks = model.tasks
+        self.register_buffer("platt", _platt_buffer(self.tasks, calibration))
         model_mean = torch.tensor(model.config["mean"], dtype=torch.float32)
         model_std = torch.tensor(model.config["std"], dtype=torch.float32)
         in_mean = model_mean if input_mean is None else torch.tensor(input_mean, dtype=torch.float32)
@@ -84,25 +101,23 @@ class ImageGraph(nn.Module):
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x = image * self.scale + self.shift if self.adapt else image
         logits, embedding, cam = self.cam_model(x)
-        probs = [torch.softmax(logits[:, 2 * i : 2 * i + 2], dim=1)[:, 1:2] for i in range(len(self.tasks))]
-        return (*probs, logits, embedding, cam)
+        return (*_probabilities(logits, self.platt), logits, embedding, cam)
 
 
 class FusionGraph(nn.Module):
     """``(embedding, clinical)`` -> ``<task>_probability`` for each task, for export."""
 
-    def __init__(self, fusion: ClinicalFusion):
+    def __init__(self, fusion: ClinicalFusion, calibration=None):
         super().__init__()
         self.fusion = fusion.eval()
+        self.register_buffer("platt", _platt_buffer(fusion.tasks, calibration))
 
     @property
     def output_names(self) -> list[str]:
         return [f"{t}_probability" for t in self.fusion.tasks]
 
     def forward(self, embedding: torch.Tensor, clinical: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        logits = self.fusion(embedding, clinical)
-        n = len(self.fusion.tasks)
-        return tuple(torch.softmax(logits[:, 2 * i : 2 * i + 2], dim=1)[:, 1:2] for i in range(n))
+        return tuple(_probabilities(self.fusion(embedding, clinical), self.platt))
 
 
 def _sha256(path: Path) -> str:
@@ -133,11 +148,13 @@ def _export(
     os.replace(tmp, path)
 
 
-def export_image_onnx(model: MultiTaskNet, path: Path, input_mean=None, input_std=None) -> dict[str, Any]:
+def export_image_onnx(
+    model: MultiTaskNet, path: Path, input_mean=None, input_std=None, calibration=None
+) -> dict[str, Any]:
     """Write the image model's ONNX; check it against torch on random inputs."""
     import onnxruntime as ort
 
-    graph = ImageGraph(model.cpu(), input_mean, input_std).eval()
+    graph = ImageGraph(model.cpu(), input_mean, input_std, calibration).eval()
     size = int(model.config["image_size"])
     _export(graph, (torch.randn(2, 3, size, size),), path, ["image"], graph.output_names)
     x = torch.randn(3, 3, size, size, generator=torch.Generator().manual_seed(0))
@@ -155,10 +172,10 @@ def export_image_onnx(model: MultiTaskNet, path: Path, input_mean=None, input_st
     }
 
 
-def export_fusion_onnx(fusion: ClinicalFusion, path: Path) -> dict[str, Any]:
+def export_fusion_onnx(fusion: ClinicalFusion, path: Path, calibration=None) -> dict[str, Any]:
     import onnxruntime as ort
 
-    graph = FusionGraph(fusion.cpu()).eval()
+    graph = FusionGraph(fusion.cpu(), calibration).eval()
     embed_dim = fusion.config["embed_dim"]
     example = (torch.rand(2, embed_dim), fusion.clinical_mean.expand(2, -1).clone())
     _export(graph, example, path, ["embedding", "clinical"], graph.output_names)
@@ -215,11 +232,12 @@ def export_model(
     folder = Path(repository) / name
     onnx_path = folder / str(version) / "model.onnx"
     size = int(model.config["image_size"])
-    onnx_info = export_image_onnx(model, onnx_path, input_mean, input_std)
+    calibration = meta.get("calibration") or {}
+    onnx_info = export_image_onnx(model, onnx_path, input_mean, input_std, calibration.get("image"))
     fusion_path = folder / "fusion.onnx"
     fusion_info = None
     if fusion is not None:
-        fusion_info = export_fusion_onnx(fusion, fusion_path)
+        fusion_info = export_fusion_onnx(fusion, fusion_path, calibration.get("fused"))
     elif fusion_path.exists():
         log.warning("removing %s: the exported model has no fusion head", fusion_path)
         fusion_path.unlink()
@@ -258,6 +276,7 @@ def export_model(
         "population_average": meta.get("population_average"),
         "population_average_source": "mean predicted probability on the validation split"
         if meta.get("population_average") else None,
+        "calibration": calibration or None,
         "clinical": None,
         "metrics": _card_metrics(test_metrics),
         "training_data": meta.get("data"),

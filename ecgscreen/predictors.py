@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .calibration import platt_probability
 from .checkpoint import RunModel, load_run_model
 from .imaging.canonical import to_model_input
 from .nets.multitask import CLINICAL_FEATURES
@@ -53,6 +54,7 @@ class TorchPredictor:
         self.image_size = int(self.model.config["image_size"])
         self.thresholds: dict[str, float] | None = run.meta.get("thresholds")
         self.fused_thresholds: dict[str, float] | None = run.meta.get("fused_thresholds")
+        self.calibration: dict[str, dict[str, list[float]]] = run.meta.get("calibration") or {}
         self.description = f"checkpoint {run.meta.get('path', '(in memory)')}"
 
     @torch.no_grad()
@@ -74,8 +76,10 @@ class TorchPredictor:
     def predict(
         self, images: np.ndarray, clinical: np.ndarray, progress: Callable[[int], None] | None = None
     ) -> Predictions:
+        """Positive-class probabilities, Platt-scaled where the checkpoint carries calibration."""
         logits, embeddings = self.embed(images, progress)
-        image = {t: _positive(logits[:, 2 * i : 2 * i + 2]) for i, t in enumerate(self.tasks)}
+        scale = self.calibration.get("image", {})
+        image = {t: _positive(logits[:, 2 * i : 2 * i + 2], scale.get(t)) for i, t in enumerate(self.tasks)}
         fused = None
         if self.fusion is not None:
             emb = torch.from_numpy(embeddings).to(self.device)
@@ -83,11 +87,18 @@ class TorchPredictor:
                 torch.from_numpy(np.asarray(clinical, dtype=np.float32)).to(self.device)
             )
             flogits = self.fusion(emb, clin).cpu().numpy()
-            fused = {t: _positive(flogits[:, 2 * i : 2 * i + 2]) for i, t in enumerate(self.fusion.tasks)}
+            scale = self.calibration.get("fused", {})
+            fused = {
+                t: _positive(flogits[:, 2 * i : 2 * i + 2], scale.get(t))
+                for i, t in enumerate(self.fusion.tasks)
+            }
         return Predictions(image, fused)
 
 
-def _positive(logits: np.ndarray) -> np.ndarray:
+def _positive(logits: np.ndarray, ab=None) -> np.ndarray:
+    """Softmax positive-class probability, or its Platt-scaled version when ``ab`` is given."""
+    if ab is not None:
+        return platt_probability(logits, tuple(ab))
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return (e[:, 1] / e.sum(axis=1)).astype(np.float64)

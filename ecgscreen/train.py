@@ -35,6 +35,7 @@ import yaml
 from torch import nn
 
 from .augment import build_augment
+from .calibration import fit_platt
 from .checkpoint import load_checkpoint, run_model_from, save_checkpoint
 from .data import EcgDataset, Labels, Loader, build_cache, read_labels
 from .evaluate import RowView, evaluate_predictions
@@ -209,6 +210,20 @@ def _fit_fusion(
     return fusion.cpu().eval(), history
 
 
+def _fit_calibration(predictor, cache, labels: Labels, idx: np.ndarray, tasks, cb) -> dict[str, Any]:
+    """Platt scaling per task (image and fused), fitted on the validation split."""
+    cb.start("calibrating on val", int(idx.size))
+    preds = predictor.predict(RowView(cache.images, idx), labels.clinical()[idx], lambda k: cb.advance(k))
+    out: dict[str, Any] = {"method": "Platt scaling on the validation split"}
+    for kind, probabilities in (("image", preds.image), ("fused", preds.fused)):
+        if probabilities:
+            out[kind] = {}
+            for t in tasks:
+                p = np.clip(probabilities[t], 1e-7, 1 - 1e-7)
+                out[kind][t] = list(fit_platt(np.log(p / (1 - p)), labels.targets(t)[idx]))
+    return out
+
+
 def train(
     cfg: TrainConfig,
     data_dir: Path,
@@ -336,6 +351,10 @@ def train(
         fusion, fusion_history = _fit_fusion(cfg, run.model.to(dev), feats, dev, cb)
         best["fusion"] = {"config": fusion.config, "state_dict": fusion.state_dict()}
         best["fusion_history"] = fusion_history
+        predictor = TorchPredictor(run_model_from(best, str(out / "best.pt")), device, cfg.eval_batch_size)
+
+    if splits["val"].size:
+        best["calibration"] = _fit_calibration(predictor, cache, labels, splits["val"], tasks, cb)
         predictor = TorchPredictor(run_model_from(best, str(out / "best.pt")), device, cfg.eval_batch_size)
 
     results = {}
