@@ -119,17 +119,23 @@ def preprocess(
         raise typer.Exit(1)
 
 
-def _wait_for_signal(stop_when) -> None:
-    """Block until SIGINT/SIGTERM (or ``stop_when()`` turns true)."""
-    import signal
-    import threading
+class _Stop:
+    """SIGINT/SIGTERM as a flag, installed before any server starts: a signal that arrives
+    while a server is still starting stops it cleanly instead of killing this process."""
 
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(0.5):
-        if stop_when():
-            break
+    def __init__(self) -> None:
+        import signal
+        import threading
+
+        self.event = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self.event.set())
+
+    def wait(self, stop_when) -> None:
+        """Block until a signal arrives or ``stop_when()`` turns true."""
+        while not self.event.wait(0.5):
+            if stop_when():
+                break
 
 
 @app.command()
@@ -145,6 +151,7 @@ def triton(
     """Run the embedded Triton (CPU config) until Ctrl-C / SIGTERM."""
     from .triton_server import DEFAULT_REPOSITORY, EmbeddedTriton, TritonPorts
 
+    stop = _Stop()
     server = EmbeddedTriton(
         repository or DEFAULT_REPOSITORY,
         TritonPorts.from_env(http_port, grpc_port, metrics_port),
@@ -157,7 +164,7 @@ def triton(
         "Ensemble: ecg_screening (input ECG_BYTES). Ctrl-C to stop."
     )
     try:
-        _wait_for_signal(lambda: server.process is None or server.process.poll() is not None)
+        stop.wait(lambda: server.process is None or server.process.poll() is not None)
     finally:
         server.stop()
         console.print("Triton stopped.")
@@ -186,6 +193,7 @@ def serve(
 
     if log_dir:
         log_dir.mkdir(parents=True, exist_ok=True)
+    stop = _Stop()
     with console.status("starting tritonserver and the gateway..."):
         triton, gateway = start_service(
             port, TritonPorts.from_env(http_port, grpc_port, metrics_port), workers=workers, log_dir=log_dir
@@ -200,9 +208,7 @@ def serve(
         soft_wrap=True,
     )
     try:
-        _wait_for_signal(
-            lambda: any(p.process is None or p.process.poll() is not None for p in (triton, gateway))
-        )
+        stop.wait(lambda: any(p.process is None or p.process.poll() is not None for p in (triton, gateway)))
     finally:
         gateway.stop()
         triton.stop()

@@ -86,7 +86,13 @@ class GatewayGuard:
                     scope, receive, send
                 )
                 return
-        if _file_field_is_not_a_file(headers.get(b"content-type", b""), body):
+        content_type = headers.get(b"content-type", b"")
+        if scope["method"] == "POST" and not content_type.lower().startswith(b"multipart/form-data"):
+            await self._count("bad_input")
+            detail = "send multipart/form-data with the ECG in the 'file' field (curl -F file=@ecg.pdf ...)"
+            await error_response(415, "not_multipart", detail)(scope, receive, send)
+            return
+        if _file_field_is_not_a_file(content_type, body):
             # BentoML would fetch a 'file' given as text as a URL: intake reads only what is sent.
             await self._count("bad_input")
             await error_response(

@@ -77,6 +77,9 @@ class ECGScreening:
         self.fusion = FusionHead(self.settings.model_dir, self.card)
         self.triton = TritonGateway(self.settings.triton_url, self.settings.triton_timeout_s)
         self.metrics = gateway_metrics()
+        for task in TASKS:  # series exist from the start: a rate of 0 is not "no data"
+            self.metrics.positives.labels(task)
+            self.metrics.predictions.labels(task)
         self.model_info = {
             "name": self.card.get("name", "ecg_multitask"),
             "version": str(self.card.get("version", "")),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pypdfium2 as pdfium
 import pytest
 from corpus import bad_inputs, good_ecg
 from PIL import Image
@@ -219,8 +220,17 @@ def test_auth_on_requires_the_bearer_token_except_for_health_and_metrics(triton,
 
 
 def test_a_file_field_sent_as_text_is_not_fetched_as_a_url(service):
-    response = httpx.post(service.url + "/predict", data={"file": "http://127.0.0.1:9/ecg.png"}, timeout=30)
-    assert response.status_code == 400 and response.json()["error"] == "file_not_uploaded"
+    multipart = httpx.post(
+        service.url + "/predict",
+        files={
+            "file": (None, "http://127.0.0.1:9/ecg.png"),
+            "task": (None, "scar"),
+        },  # a text part, no filename
+        timeout=30,
+    )
+    assert multipart.status_code == 400 and multipart.json()["error"] == "file_not_uploaded"
+    urlencoded = httpx.post(service.url + "/predict", data={"file": "http://127.0.0.1:9/ecg.png"}, timeout=30)
+    assert urlencoded.status_code == 415 and urlencoded.json()["error"] == "not_multipart"
 
 
 def test_oversized_body_is_refused_before_it_is_read(service):
@@ -260,8 +270,10 @@ def test_patient_identifiers_never_reach_the_logs(service, triton):
         replace(record, file_format="dcm-sc", dicom_patient=dicom_patient, artefacts=ScanArtefacts())
     )
     waveform = encode_record(replace(record, file_format="dcm-waveform", dicom_patient=dicom_patient))
+    assert CANARY in pdfium.PdfDocument(pdf)[0].get_textpage().get_text_range()  # printed in the header
+    for data in (dicom, waveform):
+        assert CANARY.encode() in data  # PatientName / PatientID
     for data in (pdf, dicom, waveform):
-        assert CANARY.encode() in data
         assert post(service.url, "/predict", data).status_code == 200
         assert post(service.url, "/explain", data).status_code == 200
     assert post(service.url, "/predict", pdf[: len(pdf) // 2]).status_code == 400  # refused, still no leak

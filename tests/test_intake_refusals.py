@@ -45,6 +45,7 @@ def test_format_comes_from_bytes_not_from_names():
     assert sniff(good_ecg("png")) == "png"
     assert sniff(good_ecg("pdf")) == "pdf"
     assert sniff(good_ecg("dcm-sc")) == "dicom"
+    assert sniff(good_ecg("dcm-pdf")) == "dicom"  # its PDF starts within the first kilobyte
     assert sniff(b"junk before %PDF-1.4 header") == "pdf"
     with pytest.raises(IntakeError, match="unrecognised file signature"):
         sniff(b"GIF89a" + bytes(100))

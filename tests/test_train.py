@@ -48,7 +48,10 @@ def test_loss_falls_and_the_run_is_complete(tiny_run):
     best = load_checkpoint(tiny_run)
     assert set(best["thresholds"]) == {"scar", "lvef"} and best["fusion"] is not None
     assert 0 < best["population_average"]["scar"] < 1
-    assert set(best["calibration"]["image"]) == {"scar", "lvef"} and set(best["calibration"]["fused"]) == {"scar", "lvef"}
+    assert set(best["calibration"]["image"]) == {"scar", "lvef"} and set(best["calibration"]["fused"]) == {
+        "scar",
+        "lvef",
+    }
     assert all(a > 0 for a, _ in best["calibration"]["image"].values())
     assert best["data"]["n"] == {"train": 24, "val": 8, "test": 8}
     test = json.loads((tiny_run / "eval/test/metrics.json").read_text())

@@ -19,10 +19,10 @@ def sniff(data: bytes) -> str:
         return "jpeg"
     if data.startswith((b"II*\x00", b"MM\x00*")):
         return "tiff"
+    if data[128:132] == b"DICM":  # before PDF: an Encapsulated PDF's %PDF- sits in its first kB
+        return "dicom"
     if b"%PDF-" in data[:1024]:  # the PDF spec tolerates junk before the header
         return "pdf"
-    if data[128:132] == b"DICM":
-        return "dicom"
     raise IntakeError(
         "unsupported_format",
         f"unrecognised file signature ({len(data)} bytes): expected PNG, JPEG, TIFF, PDF or "
