@@ -9,6 +9,7 @@ the total heat, so the shares sum to 1 and read as "the scar call rests on V1-V4
 from __future__ import annotations
 
 import io
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -51,10 +52,14 @@ def territory_attribution(shares: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def _colourise(heat: np.ndarray) -> np.ndarray:
-    flat = heat.ravel()
-    rgb = np.stack([np.interp(flat, _STOPS, _COLOURS[:, c]) for c in range(3)], axis=1)
-    return rgb.reshape(*heat.shape, 3)
+_LUT = np.stack([np.interp(np.linspace(0, 1, 256), _STOPS, _COLOURS[:, c]) for c in range(3)], axis=1).astype(
+    np.uint8
+)
+
+
+@lru_cache(maxsize=4)
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=size)
 
 
 def overlay_png(canonical: np.ndarray, heat: np.ndarray, title: str, subtitle: str) -> bytes:
@@ -64,19 +69,19 @@ def overlay_png(canonical: np.ndarray, heat: np.ndarray, title: str, subtitle: s
     """
     size = canonical.shape[0]
     peak = float(heat.max())
-    norm = heat / peak if peak > 0 else heat
-    paper = np.repeat(canonical[..., None].astype(np.float32), 3, axis=2)
-    alpha = (0.15 + 0.55 * norm)[..., None] * (norm > 0.05)[..., None]
-    blended = paper * (1 - alpha) + _colourise(norm) * alpha
-    ink = canonical < 128  # keep the trace readable on top of the heat
-    blended[ink] = paper[ink] * 0.2
-    picture = Image.fromarray(np.clip(blended, 0, 255).astype(np.uint8)).resize(
-        (SCALE * size, SCALE * size), Image.Resampling.NEAREST
-    )
+    level = np.clip(heat * (255.0 / peak if peak > 0 else 0.0), 0, 255).astype(np.uint8)
+    # Blending in Pillow (C): heat colours over the paper, weight 0.15-0.7 by heat, none where
+    # the heat is under 5 % of its peak; the trace stays dark on top.
+    alpha = np.where(level > 12, (38 + 0.55 * level).astype(np.uint8), 0).astype(np.uint8)
+    paper = Image.fromarray(canonical).convert("RGB")
+    blended = Image.composite(Image.fromarray(_LUT[level]), paper, Image.fromarray(alpha))
+    ink = Image.fromarray(np.where(canonical < 128, 255, 0).astype(np.uint8))
+    blended = Image.composite(Image.fromarray(canonical // 5).convert("RGB"), blended, ink)
+    picture = blended.resize((SCALE * size, SCALE * size), Image.Resampling.NEAREST)
     page = Image.new("RGB", (SCALE * size, SCALE * size + HEADER_PX), (255, 255, 255))
     page.paste(picture, (0, HEADER_PX))
     draw = ImageDraw.Draw(page)
-    font, small = ImageFont.load_default(size=18), ImageFont.load_default(size=13)
+    font, small = _font(18), _font(13)
     draw.text((8, 4), title, font=font, fill=(0, 0, 0))
     draw.text((8, 27), subtitle, font=small, fill=(90, 90, 90))
     for lead in LEADS:
@@ -89,5 +94,5 @@ def overlay_png(canonical: np.ndarray, heat: np.ndarray, title: str, subtitle: s
         [(SCALE * size // 2, HEADER_PX), (SCALE * size // 2, SCALE * size + HEADER_PX)], fill=(210, 210, 210)
     )
     buffer = io.BytesIO()
-    page.save(buffer, format="PNG")
+    page.save(buffer, format="PNG", compress_level=1)  # 4x faster to encode, ~30 % larger
     return buffer.getvalue()
