@@ -148,6 +148,19 @@ def _export(
     os.replace(tmp, path)
 
 
+def _verified(path: Path, expected, got, tolerance: float) -> dict[str, Any]:
+    """The exported file's description, once onnxruntime's outputs match torch's."""
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(expected, got, strict=True))
+    if diff > tolerance:
+        raise RuntimeError(f"ONNX export of {path} differs from torch by {diff}")
+    return {
+        "sha256": _sha256(path),
+        "bytes": path.stat().st_size,
+        "opset": OPSET,
+        "max_abs_diff_vs_torch": diff,
+    }
+
+
 def export_image_onnx(
     model: MultiTaskNet, path: Path, input_mean=None, input_std=None, calibration=None
 ) -> dict[str, Any]:
@@ -161,15 +174,7 @@ def export_image_onnx(
     with torch.no_grad():
         expected = [t.numpy() for t in graph(x)]
     got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"image": x.numpy()})
-    diff = max(float(np.abs(a - b).max()) for a, b in zip(expected, got, strict=True))
-    if diff > 1e-3:
-        raise RuntimeError(f"ONNX export of {path} differs from torch by {diff}")
-    return {
-        "sha256": _sha256(path),
-        "bytes": path.stat().st_size,
-        "opset": OPSET,
-        "max_abs_diff_vs_torch": diff,
-    }
+    return _verified(path, expected, got, tolerance=1e-3)
 
 
 def export_fusion_onnx(fusion: ClinicalFusion, path: Path, calibration=None) -> dict[str, Any]:
@@ -186,15 +191,7 @@ def export_fusion_onnx(fusion: ClinicalFusion, path: Path, calibration=None) -> 
         expected = [t.numpy() for t in graph(emb, clin)]
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {"embedding": emb.numpy(), "clinical": clin.numpy()})
-    diff = max(float(np.abs(a - b).max()) for a, b in zip(expected, got, strict=True))
-    if diff > 1e-4:
-        raise RuntimeError(f"ONNX export of {path} differs from torch by {diff}")
-    return {
-        "sha256": _sha256(path),
-        "bytes": path.stat().st_size,
-        "opset": OPSET,
-        "max_abs_diff_vs_torch": diff,
-    }
+    return _verified(path, expected, got, tolerance=1e-4)
 
 
 def _card_metrics(results: dict[str, Any] | None) -> dict[str, Any] | None:
