@@ -71,7 +71,7 @@ def _configure_logging() -> None:
 class ECGScreening:
     def __init__(self) -> None:
         _configure_logging()
-        self.settings = Settings.from_env()
+        self.settings = _SETTINGS
         card_path = self.settings.model_dir / "model_card.json"
         self.card = json.loads(card_path.read_text())
         self.fusion = FusionHead(self.settings.model_dir, self.card)
