@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 
-from ecgscreen.procs import free_ports
-from ecgscreen.serve import Gateway
-from ecgscreen.triton_server import EmbeddedTriton, TritonPorts
+from ecgscreen.serving.procs import free_ports
+from ecgscreen.serving.supervisor import Gateway
+from ecgscreen.serving.triton import EmbeddedTriton, TritonPorts
 
 from .load import describe, run_load
 from .triton import bench_files, triton_call

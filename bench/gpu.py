@@ -20,7 +20,7 @@ import torch
 from ecgscreen.imaging.canonical import signal_to_canonical
 from ecgscreen.nets.multitask import MultiTaskNet
 from ecgscreen.nets.resnet import create_model
-from ecgscreen.synth import LABEL_COLUMNS, make_record
+from ecgscreen.synth.generate import LABEL_COLUMNS, make_record
 
 
 def timm_parity() -> None:
@@ -76,8 +76,8 @@ def throughput() -> None:
 
 
 def train_on_cuda() -> None:
-    from ecgscreen.train import train
-    from ecgscreen.trainconfig import load_config
+    from ecgscreen.training.config import load_config
+    from ecgscreen.training.loop import train
 
     if not torch.cuda.is_available():
         print("no CUDA: train smoke test skipped")

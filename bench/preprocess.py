@@ -16,8 +16,8 @@ import pypdfium2 as pdfium
 from PIL import Image
 
 from ecgscreen.imaging.pipeline import preprocess
-from ecgscreen.printout import GRID_COLORS
-from ecgscreen.synth import encode_record, make_record
+from ecgscreen.synth.generate import encode_record, make_record
+from ecgscreen.synth.printout import GRID_COLORS
 
 from .common import summary
 

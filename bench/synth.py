@@ -7,7 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ecgscreen.synth import FORMATS, encode_record, generate, make_record
+from ecgscreen.synth.generate import FORMATS, encode_record, generate, make_record
 
 from .common import summary, timed
 

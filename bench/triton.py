@@ -12,9 +12,9 @@ import onnxruntime as ort
 import tritonclient.grpc as grpcclient
 
 from ecgscreen.imaging.pipeline import preprocess
-from ecgscreen.procs import free_ports
-from ecgscreen.synth import FORMATS, encode_record, make_record
-from ecgscreen.triton_server import DEFAULT_REPOSITORY, EmbeddedTriton, TritonPorts
+from ecgscreen.serving.procs import free_ports
+from ecgscreen.serving.triton import DEFAULT_REPOSITORY, EmbeddedTriton, TritonPorts
+from ecgscreen.synth.generate import FORMATS, encode_record, make_record
 
 from .load import describe, run_load
 

@@ -60,9 +60,9 @@ def synth(
     save_signals: bool = typer.Option(False, help="Also write each raw signal as signals/NNNNNN.npy (mV)."),
 ) -> None:
     """Write N synthetic 12-lead ECGs (printouts, PDFs, DICOM) with their ground truth."""
-    from .cohort import DIFFICULTIES
-    from .printout import GRIDS
-    from .synth import FORMATS, generate
+    from .synth.cohort import DIFFICULTIES
+    from .synth.generate import FORMATS, generate
+    from .synth.printout import GRIDS
 
     if difficulty not in DIFFICULTIES:
         raise typer.BadParameter(f"unknown difficulty {difficulty!r}; choose from {', '.join(DIFFICULTIES)}")
@@ -149,7 +149,7 @@ def triton(
     log_file: Path = typer.Option(None, help="Write tritonserver's log here (default: discard)."),
 ) -> None:
     """Run the embedded Triton (CPU config) until Ctrl-C / SIGTERM."""
-    from .triton_server import DEFAULT_REPOSITORY, EmbeddedTriton, TritonPorts
+    from .serving.triton import DEFAULT_REPOSITORY, EmbeddedTriton, TritonPorts
 
     stop = _Stop()
     server = EmbeddedTriton(
@@ -188,8 +188,8 @@ def serve(
     ),
 ) -> None:
     """Run the whole service: embedded Triton (CPU) + the BentoML gateway, until Ctrl-C."""
-    from .serve import PROJECT_ROOT, start_service
-    from .triton_server import TritonPorts
+    from .serving.supervisor import PROJECT_ROOT, start_service
+    from .serving.triton import TritonPorts
 
     if log_dir:
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -320,8 +320,8 @@ def train(
     threads: int = typer.Option(0, help="Torch CPU threads (0: one per core)."),
 ) -> None:
     """Train a model (image, then optional clinical fusion), then evaluate it on val and test."""
-    from .train import train as run_training
-    from .trainconfig import load_config
+    from .training.config import load_config
+    from .training.loop import train as run_training
 
     overrides = list(set_) + ([f"init_from={init}"] if init else [])
     try:
@@ -354,8 +354,8 @@ def evaluate(
     workers: int = typer.Option(0, help="Processes decoding files into the cache (0: one per core)."),
 ) -> None:
     """Metrics of the study (AUC with bootstrap CI, sensitivity, specificity, PPV, NPV, ECE)."""
-    from .evaluate import evaluate as run_evaluation
-    from .evaluate import markdown_table
+    from .training.evaluate import evaluate as run_evaluation
+    from .training.evaluate import markdown_table
 
     try:
         with _loss_bar() as bar:
@@ -385,7 +385,7 @@ def export(
     version: int = typer.Option(1, min=1, help="Model version folder."),
 ) -> None:
     """Export a run as ecg_multitask/<version>/model.onnx, fusion.onnx and model_card.json."""
-    from .export import evaluate_export, export_run
+    from .export.onnx_export import evaluate_export, export_run
 
     try:
         card = export_run(run, repository, version=version)
@@ -417,8 +417,8 @@ def import_mtecg(
     ),
 ) -> None:
     """Import the study's Lightning checkpoint and export it like a trained run."""
-    from .export import evaluate_export
-    from .mtecg import import_mtecg as run_import
+    from .export.mtecg import import_mtecg as run_import
+    from .export.onnx_export import evaluate_export
 
     try:
         card = run_import(folder, repository, version=version, trust_pickle=trust_pickle)
@@ -438,7 +438,7 @@ def demo_model(
     n_test: int = typer.Option(1200, help="Test ECGs to synthesise (fresh seed)."),
 ) -> None:
     """Rebuild the committed demo model: synth -> train -> export -> evaluate (about 45 min on 2 cores)."""
-    from .demo import build_demo
+    from .export.demo import build_demo
 
     with _loss_bar() as bar:
         card = build_demo(work, repository, n_train, n_test, callbacks=_RichCallbacks(bar),

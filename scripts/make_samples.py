@@ -6,9 +6,9 @@ python scripts/make_samples.py
 from dataclasses import replace
 from pathlib import Path
 
-from ecgscreen.printout import PrintStyle
-from ecgscreen.scan import ScanArtefacts
-from ecgscreen.synth import encode_record, make_record
+from ecgscreen.synth.generate import encode_record, make_record
+from ecgscreen.synth.printout import PrintStyle
+from ecgscreen.synth.scan import ScanArtefacts
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 

@@ -115,6 +115,6 @@ class GatewayGuard:
         await self.app(scope, replay, send)
 
     async def _count(self, outcome: str) -> None:
-        from .metrics import gateway_metrics
+        from .telemetry import gateway_metrics
 
         gateway_metrics().requests.labels("other", "unknown", outcome).inc()

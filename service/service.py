@@ -25,7 +25,7 @@ from ecgscreen.imaging.sniff import sniff
 from .clinical import FusionHead, parse_clinical
 from .explain import lead_attribution, overlay_png, territory_attribution, upsample
 from .guard import GatewayGuard, error_response
-from .metrics import gateway_metrics
+from .telemetry import gateway_metrics
 from .settings import Settings
 from .triton_client import IntakeRefusal, TritonGateway, Unavailable, UpstreamError, UpstreamTimeout
 

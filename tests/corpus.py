@@ -18,12 +18,12 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from reportlab.pdfgen.canvas import Canvas
 
-from ecgscreen import dicomio
+from ecgscreen import dicom_codes
 from ecgscreen.imaging.limits import DEFAULT_LIMITS
-from ecgscreen.pdf import write_pdf
-from ecgscreen.printout import compose_page
-from ecgscreen.scan import ScanArtefacts
-from ecgscreen.synth import encode_record, make_record
+from ecgscreen.synth.generate import encode_record, make_record
+from ecgscreen.synth.pdf_writer import write_pdf
+from ecgscreen.synth.printout import compose_page
+from ecgscreen.synth.scan import ScanArtefacts
 
 __all__ = ["bad_inputs", "good_ecg"]
 
@@ -176,8 +176,8 @@ def bad_inputs() -> list[tuple[str, bytes, str]]:
         ("pdf-encrypted", _encrypted_pdf(), "pdf_encrypted"),
         ("pdf-blank-page", _pdf(pages=1), "pdf_blank"),
         ("pdf-30000-objects", _pdf(pages=1, lines=30_000), "pdf_too_complex"),
-        ("dicom-sc-without-pixels", _dicom(dicomio.SOP_SECONDARY_CAPTURE), "dicom_no_ecg"),
-        ("dicom-ecg-without-waveform", _dicom(dicomio.SOP_12_LEAD_ECG, Modality="ECG"), "dicom_no_ecg"),
+        ("dicom-sc-without-pixels", _dicom(dicom_codes.SOP_SECONDARY_CAPTURE), "dicom_no_ecg"),
+        ("dicom-ecg-without-waveform", _dicom(dicom_codes.SOP_12_LEAD_ECG, Modality="ECG"), "dicom_no_ecg"),
         ("dicom-ct-image", _ct_image(), "dicom_wrong_sop"),
         ("dicom-truncated", sc[: len(sc) // 2], "truncated"),
         ("dicom-waveform-3-leads", _three_lead_waveform(), "waveform_invalid"),

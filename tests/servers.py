@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from ecgscreen.procs import free_ports
+from ecgscreen.serving.procs import free_ports
 
 __all__ = ["free_ports", "wait_until", "children_of"]
 

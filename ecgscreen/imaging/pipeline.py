@@ -16,14 +16,14 @@ import numpy as np
 from ..leads import LEADS
 from . import canonical
 from .deskew import estimate_rotation, rotate
-from .dicom import read_dicom
+from .dicom_reader import read_dicom
 from .digitize import read_envelopes
 from .errors import IntakeError
 from .images import WORKING_PX_PER_MM, decode_image
 from .ink import separate_ink
 from .layout import find_layout
 from .limits import DEFAULT_LIMITS, Limits
-from .pdfpage import render_pdf
+from .pdf_render import render_pdf
 from .sniff import sniff
 
 __all__ = ["Preprocessed", "preprocess"]

@@ -1,0 +1,168 @@
+"""DICOM objects an ECG arrives in from a PACS, written by the generator.
+
+Three IODs: Encapsulated PDF (the cart's report), Secondary Capture (a scanned printout) and
+12-lead ECG Waveform Storage (the raw signal). Their codes live in ``ecgscreen.dicom_codes``;
+reading is ``ecgscreen.imaging.dicom_reader``.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit, generate_uid
+
+from ..dicom_codes import LEAD_CODES, SOP_12_LEAD_ECG, SOP_ENCAPSULATED_PDF, SOP_SECONDARY_CAPTURE
+from ..leads import LEADS
+
+__all__ = [
+    "DicomPatient",
+    "encapsulated_pdf",
+    "secondary_capture",
+    "ecg_waveform",
+]
+
+WAVEFORM_SENSITIVITY_UV = 2.5  # one stored unit, in microvolts
+
+
+@dataclass(frozen=True)
+class DicomPatient:
+    """Identifying fields written into every object (synthetic here, real in a PACS)."""
+
+    name: str
+    patient_id: str
+    birth_date: str  # YYYYMMDD
+    sex: str  # F / M
+    study_date: str  # YYYYMMDD
+    study_time: str  # HHMMSS
+    uid_seed: str  # makes the UIDs deterministic
+
+
+def _code(value: str, scheme: str, meaning: str, version: str | None = None) -> Dataset:
+    item = Dataset()
+    item.CodeValue = value
+    item.CodingSchemeDesignator = scheme
+    if version:
+        item.CodingSchemeVersion = version
+    item.CodeMeaning = meaning
+    return item
+
+
+def _dataset(sop_class: str, modality: str, patient: DicomPatient) -> Dataset:
+    uid = {k: generate_uid(entropy_srcs=[patient.uid_seed, k]) for k in ("study", "series", "sop")}
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = uid["sop"]
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = uid["sop"]
+    ds.StudyInstanceUID = uid["study"]
+    ds.SeriesInstanceUID = uid["series"]
+    ds.Modality = modality
+    ds.PatientName = patient.name
+    ds.PatientID = patient.patient_id
+    ds.PatientBirthDate = patient.birth_date
+    ds.PatientSex = patient.sex
+    ds.StudyDate = ds.ContentDate = patient.study_date
+    ds.StudyTime = ds.ContentTime = patient.study_time
+    ds.AccessionNumber = ""
+    ds.ReferringPhysicianName = ""
+    ds.StudyID = "1"
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = 1
+    ds.Manufacturer = "ecgscreen synthetic cart"
+    return ds
+
+
+def _encode(ds: Dataset) -> bytes:
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def encapsulated_pdf(pdf: bytes, patient: DicomPatient) -> bytes:
+    """Encapsulated PDF Storage: the cart's PDF report inside a DICOM object."""
+    ds = _dataset(SOP_ENCAPSULATED_PDF, "ECG", patient)
+    ds.ConversionType = "WSD"
+    ds.BurnedInAnnotation = "YES"
+    ds.DocumentTitle = "12-lead ECG report"
+    ds.ConceptNameCodeSequence = Sequence([_code("11524-6", "LN", "EKG study")])
+    ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+    ds.EncapsulatedDocument = pdf + (b"\0" if len(pdf) % 2 else b"")
+    ds.EncapsulatedDocumentLength = len(pdf)
+    return _encode(ds)
+
+
+def secondary_capture(image: Image.Image, patient: DicomPatient, jpeg_quality: int | None = None) -> bytes:
+    """Secondary Capture Image Storage: a digitised paper printout, 8-bit colour.
+
+    Uncompressed RGB by default; with ``jpeg_quality`` the pixels are JPEG Baseline
+    (YBR_FULL_422), as many scanning workstations store them.
+    """
+    rgb = image.convert("RGB")
+    ds = _dataset(SOP_SECONDARY_CAPTURE, "OT", patient)
+    ds.ConversionType = "DF"  # digitised film / paper
+    ds.BurnedInAnnotation = "YES"
+    ds.SamplesPerPixel = 3
+    ds.PlanarConfiguration = 0
+    ds.Columns, ds.Rows = rgb.size
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    if jpeg_quality is None:
+        ds.PhotometricInterpretation = "RGB"
+        ds.PixelData = np.asarray(rgb, dtype=np.uint8).tobytes()
+    else:
+        buffer = io.BytesIO()
+        rgb.save(buffer, format="JPEG", quality=jpeg_quality, subsampling="4:2:2")
+        ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+        ds.PhotometricInterpretation = "YBR_FULL_422"
+        ds.LossyImageCompression = "01"
+        ds.PixelData = encapsulate([buffer.getvalue()])
+        ds["PixelData"].VR = "OB"
+    return _encode(ds)
+
+
+def ecg_waveform(signal_mv: np.ndarray, sample_rate: float, patient: DicomPatient) -> bytes:
+    """12-lead ECG Waveform Storage: the raw signal, one multiplex group of 12 channels."""
+    if signal_mv.shape[0] != len(LEADS):
+        raise ValueError(f"expected 12 leads, got an array of shape {signal_mv.shape}")
+    ds = _dataset(SOP_12_LEAD_ECG, "ECG", patient)
+    ds.AcquisitionDateTime = patient.study_date + patient.study_time
+    ds.AcquisitionContextSequence = Sequence([])
+    units = _code("uV", "UCUM", "microvolt", "1.4")
+    channels = []
+    for lead in LEADS:
+        code, meaning = LEAD_CODES[lead]
+        channel = Dataset()
+        channel.ChannelSourceSequence = Sequence([_code(code, "SCPECG", meaning, "1.3")])
+        channel.ChannelSensitivity = f"{WAVEFORM_SENSITIVITY_UV:g}"
+        channel.ChannelSensitivityUnitsSequence = Sequence([units])
+        channel.ChannelSensitivityCorrectionFactor = "1"
+        channel.ChannelBaseline = "0"
+        channel.ChannelSampleSkew = "0"
+        channel.WaveformBitsStored = 16
+        channel.FilterLowFrequency = "0.05"
+        channel.FilterHighFrequency = "150"
+        channels.append(channel)
+    stored = np.clip(np.round(signal_mv * 1000.0 / WAVEFORM_SENSITIVITY_UV), -32768, 32767)
+    group = Dataset()
+    group.MultiplexGroupTimeOffset = "0"
+    group.WaveformOriginality = "ORIGINAL"
+    group.NumberOfWaveformChannels = len(LEADS)
+    group.NumberOfWaveformSamples = signal_mv.shape[1]
+    group.SamplingFrequency = f"{sample_rate:g}"
+    group.MultiplexGroupLabel = "RHYTHM"
+    group.ChannelDefinitionSequence = Sequence(channels)
+    group.WaveformBitsAllocated = 16
+    group.WaveformSampleInterpretation = "SS"
+    group.WaveformData = stored.astype("<i2").T.tobytes()  # interleaved: sample-major
+    ds.WaveformSequence = Sequence([group])
+    return _encode(ds)
