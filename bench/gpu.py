@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ecgscreen.contract import CANONICAL_SIZE
 from ecgscreen.imaging.canonical import signal_to_canonical
 from ecgscreen.nets.multitask import MultiTaskNet
 from ecgscreen.nets.resnet import create_model
@@ -42,7 +43,7 @@ def timm_parity() -> None:
 def _step_rate(model: torch.nn.Module, device: str, amp: bool, batch: int = 32, steps: int = 5) -> float:
     model = model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    x = torch.randn(batch, 3, 384, 384, device=device)
+    x = torch.randn(batch, 3, CANONICAL_SIZE, CANONICAL_SIZE, device=device)
     y = torch.randint(0, 2, (batch,), device=device)
 
     def step():

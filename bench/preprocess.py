@@ -15,6 +15,7 @@ import pydicom
 import pypdfium2 as pdfium
 from PIL import Image
 
+from ecgscreen.contract import CANONICAL_SIZE
 from ecgscreen.imaging.pipeline import preprocess
 from ecgscreen.synth.generate import encode_record, make_record
 from ecgscreen.synth.printout import GRID_COLORS
@@ -28,7 +29,7 @@ _GRID_RGB = np.array([*GRID_COLORS["red"], (255, 0, 0)], dtype=np.uint8)  # one 
 
 
 def study_baseline(data: bytes, fmt: str) -> np.ndarray:
-    """Full-page 300-dpi raster, exact-RGB grid removal, fixed crop, resize to 384."""
+    """Full-page 300-dpi raster, exact-RGB grid removal, fixed crop, resize to the canonical size."""
     if fmt == "dcm-pdf":
         ds = pydicom.dcmread(io.BytesIO(data))
         data, fmt = bytes(ds.EncapsulatedDocument), "pdf"
@@ -46,7 +47,9 @@ def study_baseline(data: bytes, fmt: str) -> np.ndarray:
         rgb[(rgb == colour).all(axis=2)] = 255
     h, w = rgb.shape[:2]
     crop = rgb[int(0.19 * h) : int(0.98 * h), int(0.03 * w) : int(0.97 * w)]
-    return np.asarray(Image.fromarray(crop).convert("L").resize((384, 384), Image.Resampling.BILINEAR))
+    return np.asarray(
+        Image.fromarray(crop).convert("L").resize((CANONICAL_SIZE, CANONICAL_SIZE), Image.Resampling.BILINEAR)
+    )
 
 
 def _time(fn, data_list) -> list[float]:

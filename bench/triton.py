@@ -11,6 +11,7 @@ import numpy as np
 import onnxruntime as ort
 import tritonclient.grpc as grpcclient
 
+from ecgscreen.contract import ENSEMBLE_INPUT, ENSEMBLE_NAME, ENSEMBLE_PROBABILITY, MODEL_NAME
 from ecgscreen.imaging.pipeline import preprocess
 from ecgscreen.serving.procs import free_ports
 from ecgscreen.serving.triton import DEFAULT_REPOSITORY, EmbeddedTriton, TritonPorts
@@ -30,9 +31,10 @@ def triton_call(url: str):
     client = grpcclient.InferenceServerClient(url)
 
     def call(data: bytes):
-        tensor = grpcclient.InferInput("ECG_BYTES", [1, 1], "BYTES")
+        tensor = grpcclient.InferInput(ENSEMBLE_INPUT, [1, 1], "BYTES")
         tensor.set_data_from_numpy(np.array([[data]], dtype=np.object_))
-        return client.infer("ecg_screening", [tensor], outputs=[grpcclient.InferRequestedOutput("SCAR_PROB")])
+        outputs = [grpcclient.InferRequestedOutput(ENSEMBLE_PROBABILITY["scar"])]
+        return client.infer(ENSEMBLE_NAME, [tensor], outputs=outputs)
 
     return call
 
@@ -40,7 +42,7 @@ def triton_call(url: str):
 def main() -> None:
     files = bench_files()
     session = ort.InferenceSession(
-        str(DEFAULT_REPOSITORY / "ecg_multitask/1/model.onnx"), providers=["CPUExecutionProvider"]
+        str(DEFAULT_REPOSITORY / MODEL_NAME / "1" / "model.onnx"), providers=["CPUExecutionProvider"]
     )
 
     def in_process(data: bytes):

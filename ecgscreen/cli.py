@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from .contract import CANONICAL_SIZE, ENSEMBLE_INPUT, ENSEMBLE_NAME, MODEL_NAME
 from .leads import LAYOUTS
 
 app = typer.Typer(
@@ -88,7 +89,7 @@ def preprocess(
         ..., exists=True, dir_okay=False, help="ECG files (PNG, JPEG, TIFF, PDF, DICOM)."
     ),
     out: Path = typer.Option(..., help="Folder for the canonical model inputs (PNG)."),
-    size: int = typer.Option(384, help="Canonical image size in pixels."),
+    size: int = typer.Option(CANONICAL_SIZE, help="Canonical image size in pixels."),
 ) -> None:
     """Write each file's canonical model input as PNG and print its info as a JSON line.
 
@@ -161,7 +162,7 @@ def triton(
         server.start()
     console.print(
         f"Triton ready: HTTP {server.http_url}  gRPC {server.grpc_url}  metrics {server.metrics_url}\n"
-        "Ensemble: ecg_screening (input ECG_BYTES). Ctrl-C to stop."
+        f"Ensemble: {ENSEMBLE_NAME} (input {ENSEMBLE_INPUT}). Ctrl-C to stop."
     )
     try:
         stop.wait(lambda: server.process is None or server.process.poll() is not None)
@@ -375,7 +376,7 @@ def evaluate(
     console.print(f"wrote {out / 'metrics.json'}")
 
 
-@app.command()
+@app.command(help=f"Export a run as {MODEL_NAME}/<version>/model.onnx, fusion.onnx and model_card.json.")
 def export(
     run: Path = typer.Option(..., help="Training run folder (or its best.pt)."),
     repository: Path = typer.Option(Path("model_repository"), help="Triton model repository."),
@@ -384,7 +385,6 @@ def export(
     ),
     version: int = typer.Option(1, min=1, help="Model version folder."),
 ) -> None:
-    """Export a run as ecg_multitask/<version>/model.onnx, fusion.onnx and model_card.json."""
     from .export.onnx_export import evaluate_export, export_run
 
     try:

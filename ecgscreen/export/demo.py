@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..contract import MODEL_NAME
 from ..synth.generate import generate
 from ..training.config import load_config
 from ..training.evaluate import evaluate
@@ -61,7 +62,7 @@ def build_demo(
     results = evaluate(
         repository, test_data, work / "test-eval", split="all", threshold="model", progress=progress
     )
-    card_path = repository / "ecg_multitask" / "model_card.json"
+    card_path = repository / MODEL_NAME / "model_card.json"
     card = json.loads(card_path.read_text())
     card["metrics"] = _card_metrics(results)
     card["metrics"]["data"] = (

@@ -6,7 +6,7 @@ The study's code (PyTorch Lightning) leaves a folder with:
   "pytorch-lightning_version", "hyper_parameters", ...}``, whose ``state_dict`` holds
   ``model.*`` (a timm ``resnet34d`` whose ``fc`` maps to the 512-d embedding) and
   ``scar_head.*`` / ``lvef_head.*`` (``Linear(512, 2)``);
-* ``configs.json`` — e.g. ``{"backbone": "resnet34d", "image_size": 384, "num_classes": 2}``;
+* ``configs.json`` — e.g. ``{"backbone": "resnet34d", "image_size": <pixels>, "num_classes": 2}``;
 * ``transform.json`` — the input normalisation (mean/std) and resize, either flat or as a
   serialised albumentations pipeline.
 
@@ -25,11 +25,11 @@ from typing import Any
 
 import torch
 
-from ..imaging.canonical import MEAN, STD
-from ..nets.multitask import TASKS, MultiTaskNet
+from ..contract import CANONICAL_SIZE, EMBED_DIM, IMAGENET_MEAN, IMAGENET_STD, MODEL_NAME, TASKS
+from ..nets.multitask import MultiTaskNet
 from ..nets.resnet import list_models
 from ..training.checkpoint import RunModel
-from .onnx_export import MODEL_NAME, export_model
+from .onnx_export import export_model
 
 __all__ = ["read_lightning_checkpoint", "map_state_dict", "read_transform", "load_mtecg", "import_mtecg"]
 
@@ -116,12 +116,12 @@ def read_transform(path: Path) -> dict[str, Any]:
     """``{"mean", "std", "size"}`` from ``transform.json`` (flat or albumentations-serialised)."""
     if not Path(path).is_file():
         log.warning("no %s: assuming ImageNet mean/std", path)
-        return {"mean": MEAN.tolist(), "std": STD.tolist(), "size": None}
+        return {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "size": None}
     spec = json.loads(Path(path).read_text())
     mean, std = _find(spec, "mean"), _find(spec, "std")
     if mean is None or std is None:
         log.warning("%s names no mean/std: assuming ImageNet", path)
-        mean, std = MEAN.tolist(), STD.tolist()
+        mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
     mean = [float(v) for v in (mean if isinstance(mean, list) else [mean] * 3)]
     std = [float(v) for v in (std if isinstance(std, list) else [std] * 3)]
     if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
@@ -130,7 +130,7 @@ def read_transform(path: Path) -> dict[str, Any]:
         scale = float(_find(spec, "max_pixel_value") or 255.0)
         mean, std = [m / scale for m in mean], [s / scale for s in std]
     size = _find(spec, "image_size") or _find(spec, "resize") or _find(spec, "height") or _find(spec, "size")
-    if isinstance(size, dict):  # e.g. {"resize": {"height": 384, "width": 384}}
+    if isinstance(size, dict):  # e.g. {"resize": {"height": 512, "width": 512}}
         size = size.get("height") or size.get("size")
     if isinstance(size, list):
         size = size[0]
@@ -157,7 +157,7 @@ def load_mtecg(folder: Path, trust_pickle: bool = False) -> tuple[RunModel, dict
         raise ValueError(
             f"configs.json num_classes {configs['num_classes']} != 2 (the study's two-class heads)"
         )
-    size = int(configs.get("image_size") or transform["size"] or 384)
+    size = int(configs.get("image_size") or transform["size"] or CANONICAL_SIZE)
     if transform["size"] and transform["size"] != size:
         raise ValueError(
             f"configs.json image_size {size} and transform.json size {transform['size']} disagree"
@@ -167,7 +167,7 @@ def load_mtecg(folder: Path, trust_pickle: bool = False) -> tuple[RunModel, dict
     if not tasks:
         raise ValueError(f"{folder / 'model.ckpt'} has neither scar_head nor lvef_head weights")
     fc = state.get("model.fc.weight")
-    embed_dim = int(fc.shape[0]) if fc is not None else 512
+    embed_dim = int(fc.shape[0]) if fc is not None else EMBED_DIM
     model = MultiTaskNet(backbone, tasks, embed_dim, size)
     model.load_state_dict(map_state_dict(state, model), strict=True)
     model.config["mean"], model.config["std"] = transform["mean"], transform["std"]
@@ -190,5 +190,5 @@ def import_mtecg(
     """Export the study's checkpoint as ``name`` into ``repository`` with its model card."""
     run, info = load_mtecg(folder, trust_pickle)
     return export_model(
-        run, repository, name, version, input_mean=MEAN.tolist(), input_std=STD.tolist(), source=info
+        run, repository, name, version, input_mean=list(IMAGENET_MEAN), input_std=list(IMAGENET_STD), source=info
     )

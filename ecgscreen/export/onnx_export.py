@@ -31,14 +31,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..contract import CLINICAL_FEATURES, INTENDED_USE, MODEL_NAME, TASK_DESCRIPTIONS
 from ..nets.cam import CamModel
-from ..nets.multitask import CLINICAL_FEATURES, ClinicalFusion, MultiTaskNet
+from ..nets.multitask import ClinicalFusion, MultiTaskNet
 from ..training.checkpoint import RunModel, load_run_model
 
 __all__ = [
     "OPSET",
-    "MODEL_NAME",
-    "INTENDED_USE",
     "ImageGraph",
     "FusionGraph",
     "export_image_onnx",
@@ -51,8 +50,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 OPSET = 17
-MODEL_NAME = "ecg_multitask"
-INTENDED_USE = "Research use only. Not for diagnosis."
 CARD_METRIC_KEYS = ("auc", "auc_ci95", "sensitivity", "specificity", "ppv", "npv", "ece", "brier", "n", "prevalence",
                     "threshold", "threshold_rule")  # fmt: skip
 
@@ -267,7 +264,7 @@ def export_model(
             "cam": {"dtype": "FP32", "shape": [-1, len(model.tasks), h, h], "order": list(model.tasks)},
         },  # fmt: skip
         "tasks": list(model.tasks),
-        "task_descriptions": {"scar": "myocardial scar (CMR late gadolinium enhancement)", "lvef": "LVEF < 50 %"},
+        "task_descriptions": dict(TASK_DESCRIPTIONS),
         "thresholds": thresholds or {t: 0.5 for t in model.tasks},
         "threshold_source": "Youden index on the validation split" if thresholds else "default 0.5 (not evaluated)",
         "population_average": meta.get("population_average"),

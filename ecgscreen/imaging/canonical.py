@@ -21,12 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..contract import CANONICAL_SIZE, IMAGENET_MEAN, IMAGENET_STD
 from ..leads import CANONICAL_COLUMNS, LEADS, canonical_window
 
 __all__ = [
-    "DEFAULT_SIZE",
-    "MEAN",
-    "STD",
     "Envelope",
     "panel_box",
     "paint",
@@ -35,12 +33,11 @@ __all__ = [
     "to_model_input",
 ]
 
-DEFAULT_SIZE = 384  # the study's input size
-MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)  # ImageNet
-STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+_MEAN = np.array(IMAGENET_MEAN, dtype=np.float32)
+_STD = np.array(IMAGENET_STD, dtype=np.float32)
 BASELINE_FRACTION = 0.5
 MV_FRACTION = 0.28  # 1 mV = 28 % of the panel height: about +-1.8 mV fit
-PEN_PX = 1.6  # line width at size 384, scaled with the size
+PEN_PX = 1.6  # line width at the canonical size, scaled with the size
 
 
 @dataclass(frozen=True)
@@ -51,7 +48,7 @@ class Envelope:
     high: np.ndarray
 
 
-def panel_box(lead: str, size: int = DEFAULT_SIZE) -> tuple[int, int, int, int]:
+def panel_box(lead: str, size: int = CANONICAL_SIZE) -> tuple[int, int, int, int]:
     """Pixel box ``(top, left, bottom, right)`` of ``lead``'s panel in the canonical image."""
     for column, leads in enumerate(CANONICAL_COLUMNS):
         if lead in leads:
@@ -61,7 +58,7 @@ def panel_box(lead: str, size: int = DEFAULT_SIZE) -> tuple[int, int, int, int]:
     raise ValueError(f"unknown lead {lead!r}; expected one of {', '.join(LEADS)}")
 
 
-def paint(envelopes: dict[str, Envelope], size: int = DEFAULT_SIZE) -> np.ndarray:
+def paint(envelopes: dict[str, Envelope], size: int = CANONICAL_SIZE) -> np.ndarray:
     """Draw the envelopes into a ``(size, size)`` uint8 image (255 white, 0 ink).
 
     Each column's ink covers ``[low, high]`` widened by half the pen on either side, with
@@ -70,7 +67,7 @@ def paint(envelopes: dict[str, Envelope], size: int = DEFAULT_SIZE) -> np.ndarra
     """
     image = np.full((size, size), 255, dtype=np.uint8)
     h, w = size // 6, size // 2
-    half_pen = PEN_PX * size / DEFAULT_SIZE / 2
+    half_pen = PEN_PX * size / CANONICAL_SIZE / 2
     rows = np.arange(h, dtype=np.float32)[:, None]
     for lead, env in envelopes.items():
         if env.low.shape != (w,) or env.high.shape != (w,):
@@ -104,7 +101,7 @@ def envelope_from_signal(
 
 
 def signal_to_canonical(
-    signal: np.ndarray, sample_rate: float, size: int = DEFAULT_SIZE, leads=LEADS
+    signal: np.ndarray, sample_rate: float, size: int = CANONICAL_SIZE, leads=LEADS
 ) -> np.ndarray:
     """The canonical image of a ``(n_leads, N)`` signal in mV (the waveform path)."""
     envelopes = {}
@@ -119,4 +116,4 @@ def signal_to_canonical(
 def to_model_input(canonical: np.ndarray) -> np.ndarray:
     """``(H, W)`` uint8 canonical image -> ``(3, H, W)`` float32, ImageNet-normalised."""
     gray = canonical.astype(np.float32) / 255.0
-    return (gray[None, :, :] - MEAN[:, None, None]) / STD[:, None, None]
+    return (gray[None, :, :] - _MEAN[:, None, None]) / _STD[:, None, None]

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..contract import PAGE_MM
 from .errors import IntakeError
 from .limits import Limits
 
@@ -16,12 +17,11 @@ __all__ = ["decode_image", "to_rgb_array", "WORKING_PX_PER_MM"]
 # Intake works at about 4 px/mm (100 dpi): the canonical input needs ~3 px/mm. Larger scans
 # are reduced by an integer factor while decoding (JPEG: in the DCT, nearly free).
 WORKING_PX_PER_MM = 4.0
-_A4_LONG_SIDE_MM = 297.0
 
 
 def _reduction(size: tuple[int, int]) -> int:
     """Integer factor that brings a full-page image close to the working resolution."""
-    px_per_mm = max(size) / _A4_LONG_SIDE_MM
+    px_per_mm = max(size) / PAGE_MM[0]  # a full A4 page
     return max(1, int(px_per_mm / WORKING_PX_PER_MM))
 
 

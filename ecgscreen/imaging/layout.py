@@ -19,15 +19,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.ndimage import maximum_filter1d
 
-from ..leads import DURATION_S
+from ..contract import PAGE_MM, PAPER_SPEED_MM_S
+from ..leads import DURATION_S, LAYOUT_GAIN_MM_PER_MV
 from .errors import IntakeError
 
 __all__ = ["Row", "PageLayout", "find_layout", "LAYOUT_BY_ROWS"]
 
 LAYOUT_BY_ROWS = {4: "3x4+1", 6: "6x2", 12: "12x1"}
-DEFAULT_GAIN_MM_PER_MV = {"3x4+1": 10.0, "6x2": 10.0, "12x1": 5.0}
-PAPER_SPEED_MM_S = 25.0
-_A4_MM = 297.0
 
 
 @dataclass
@@ -158,7 +156,7 @@ def _calibrate(band: np.ndarray, row: Row, runs: list[tuple[int, int]], px_per_m
 def find_layout(mask: np.ndarray) -> PageLayout:
     """The layout of the deskewed trace ``mask``, or ``IntakeError('no_layout')``."""
     h, w = mask.shape
-    guess_px_per_mm = w / _A4_MM
+    guess_px_per_mm = w / PAGE_MM[0]
     ys, coverage = _find_baselines(mask, guess_px_per_mm)
     rows_y = _select_rows(ys, coverage)
     n = rows_y.size
@@ -207,8 +205,8 @@ def find_layout(mask: np.ndarray) -> PageLayout:
     if calibrated:
         px_per_mv = float(np.median(calibrated))
     else:
-        px_per_mv = DEFAULT_GAIN_MM_PER_MV[layout] * px_per_mm
-        warnings.append(f"no calibration pulse found; assumed {DEFAULT_GAIN_MM_PER_MV[layout]:g} mm/mV")
+        px_per_mv = LAYOUT_GAIN_MM_PER_MV[layout] * px_per_mm
+        warnings.append(f"no calibration pulse found; assumed {LAYOUT_GAIN_MM_PER_MV[layout]:g} mm/mV")
     for row in rows:
         row.px_per_mv = px_per_mv
         if not row.calibrated:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..contract import CANONICAL_SIZE, PAGE_MM, PAPER_SPEED_MM_S
 from ..leads import LEADS
 from . import canonical
 from .deskew import estimate_rotation, rotate
@@ -28,7 +29,6 @@ from .sniff import sniff
 
 __all__ = ["Preprocessed", "preprocess"]
 
-_A4_MM = 297.0
 PDF_PX_PER_MM = 3.5  # vector pages render sharp: slightly below the scan working resolution
 
 
@@ -54,7 +54,7 @@ def _quality(envelopes: dict[str, canonical.Envelope], calibrated: bool, regular
 
 def _from_printout(image: np.ndarray, info: dict, size: int) -> np.ndarray:
     """Canonical image of a printed page (RGB or grey pixels)."""
-    scale = min(1.0, WORKING_PX_PER_MM * _A4_MM / max(image.shape[:2]))
+    scale = min(1.0, WORKING_PX_PER_MM * PAGE_MM[0] / max(image.shape[:2]))
     ink = separate_ink(image, scale)
     angle, confidence = estimate_rotation(ink.mask)
     info["grid"] = ink.grid
@@ -83,7 +83,7 @@ def _from_trace_mask(mask: np.ndarray, angle: float, confidence: float, info: di
         layout=page.layout,
         rotation_deg=round(angle, 2),
         gain_mm_per_mv=round(page.gain_mm_per_mv, 2),
-        paper_speed_mm_s=25.0,
+        paper_speed_mm_s=PAPER_SPEED_MM_S,
         quality=_quality(envelopes, not page.warnings, page.regularity),
     )
     info["warnings"] += page.warnings
@@ -108,7 +108,7 @@ def _from_waveform(waveform, info: dict, size: int) -> np.ndarray:
 
 
 def preprocess(
-    data: bytes, size: int = canonical.DEFAULT_SIZE, limits: Limits = DEFAULT_LIMITS
+    data: bytes, size: int = CANONICAL_SIZE, limits: Limits = DEFAULT_LIMITS
 ) -> Preprocessed:
     """The canonical model input of one ECG file, or an ``IntakeError`` that says why not."""
     start = time.perf_counter()

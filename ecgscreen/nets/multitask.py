@@ -19,28 +19,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..contract import CANONICAL_SIZE, CLINICAL_FEATURES, EMBED_DIM, NUM_CLASSES, TASKS, canonical_tasks
 from .resnet import create_model, default_cfgs
 
-__all__ = [
-    "TASKS",
-    "CLINICAL_FEATURES",
-    "MultiTaskNet",
-    "ClinicalFusion",
-    "build_model",
-    "canonical_tasks",
-]
-
-TASKS: tuple[str, ...] = ("scar", "lvef")
-# Order of the clinical vector everywhere (fusion ONNX input, imputation statistics).
-CLINICAL_FEATURES: tuple[str, ...] = ("age", "female_gender", "dm", "ht", "smoke", "dlp")
-
-
-def canonical_tasks(tasks: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    tasks = tuple(tasks)
-    unknown = [t for t in tasks if t not in TASKS]
-    if not tasks or unknown or len(set(tasks)) != len(tasks):
-        raise ValueError(f"tasks {list(tasks)} must be a non-empty, duplicate-free subset of {list(TASKS)}")
-    return tuple(t for t in TASKS if t in tasks)  # canonical order: scar before lvef
+__all__ = ["MultiTaskNet", "ClinicalFusion", "build_model"]
 
 
 class MultiTaskNet(nn.Module):
@@ -60,9 +42,9 @@ class MultiTaskNet(nn.Module):
         self,
         backbone: str = "resnet34d",
         tasks: tuple[str, ...] | list[str] = TASKS,
-        embed_dim: int = 512,
-        image_size: int = 384,
-        num_classes: int = 2,
+        embed_dim: int = EMBED_DIM,
+        image_size: int = CANONICAL_SIZE,
+        num_classes: int = NUM_CLASSES,
     ):
         super().__init__()
         self.tasks = canonical_tasks(tasks)
@@ -124,10 +106,10 @@ class ClinicalFusion(nn.Module):
     def __init__(
         self,
         tasks: tuple[str, ...] | list[str] = TASKS,
-        embed_dim: int = 512,
+        embed_dim: int = EMBED_DIM,
         token_dim: int = 16,
         hidden: int = 16,
-        num_classes: int = 2,
+        num_classes: int = NUM_CLASSES,
         dropout: float = 0.1,
     ):
         super().__init__()

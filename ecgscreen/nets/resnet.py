@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..contract import CANONICAL_SIZE, FEATURE_STRIDE, IMAGENET_MEAN, IMAGENET_STD
+
 __all__ = [
     "BasicBlock",
     "Bottleneck",
@@ -32,8 +34,6 @@ __all__ = [
     "resnet18d_tiny",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class BasicBlock(nn.Module):
@@ -201,8 +201,8 @@ class ResNet(nn.Module):
 # -- default configs: what a variant expects as input, and where its first / last layers are
 def _cfg(**kwargs: Any) -> dict[str, Any]:
     return {
-        "input_size": (3, 384, 384),  # the study's input size
-        "pool_size": (12, 12),
+        "input_size": (3, CANONICAL_SIZE, CANONICAL_SIZE),  # the study's input size
+        "pool_size": (CANONICAL_SIZE // FEATURE_STRIDE,) * 2,
         "mean": IMAGENET_MEAN,
         "std": IMAGENET_STD,
         "first_conv": "conv1.0",
@@ -216,7 +216,7 @@ MODEL_ARGS: dict[str, dict[str, Any]] = {
     "resnet34d": dict(block="basic", layers=(3, 4, 6, 3), stem_width=32),
     "resnet50d": dict(block="bottleneck", layers=(3, 4, 6, 3), stem_width=32),
     # The CPU-trainable demo: resnet18d's depth at a quarter of its widths. 0.7 M parameters
-    # (with the 512-d fc); on 2 CPU cores at 384 px it trains ~10x faster than resnet18d.
+    # (with the 512-d fc); on 2 CPU cores at the canonical size it trains ~10x faster than resnet18d.
     "resnet18d_tiny": dict(block="basic", layers=(2, 2, 2, 2), channels=(16, 32, 64, 128), stem_width=8),
 }
 default_cfgs: dict[str, dict[str, Any]] = {name: _cfg() for name in MODEL_ARGS}

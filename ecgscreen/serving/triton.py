@@ -1,8 +1,8 @@
 """The embedded Triton: the real ``tritonserver`` that ships inside the nvidia-pytriton wheel.
 
 That binary carries only the python backend, so it runs ``model_repository`` with
-``--model-config-name=cpu`` (``ecg_multitask`` then runs the same ``model.onnx`` with
-onnxruntime inside a python-backend model). What it needs, and why:
+``--model-config-name=cpu`` (the network then runs the same ``model.onnx`` with onnxruntime
+inside a python-backend model). What it needs, and why:
 
 * a backend directory holding ``libtriton_python.so``, ``triton_python_backend_utils.py``
   and the stub built for *this* Python (the wheel keeps stubs per version);
@@ -28,6 +28,7 @@ from pathlib import Path
 
 import httpx
 
+from ..contract import ENSEMBLE_NAME
 from .procs import spawn, stop_group
 
 __all__ = ["TritonPorts", "EmbeddedTriton", "DEFAULT_REPOSITORY", "backend_directory", "tritonserver_binary"]
@@ -115,9 +116,9 @@ class EmbeddedTriton:
         host: str = "127.0.0.1",
     ) -> None:
         self.repository = Path(repository).resolve()
-        if not (self.repository / "ecg_screening").is_dir():
+        if not (self.repository / ENSEMBLE_NAME).is_dir():
             raise FileNotFoundError(
-                f"{self.repository} is not an ecgscreen model repository (no ecg_screening/)"
+                f"{self.repository} is not an ecgscreen model repository (no {ENSEMBLE_NAME}/)"
             )
         self.ports = ports or TritonPorts.from_env()
         self.config_name = config_name

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..leads import DURATION_S, LAYOUTS, LEADS, layout_rows
+from ..contract import PAGE_MM, PAPER_SPEED_MM_S
+from ..leads import DURATION_S, LAYOUT_GAIN_MM_PER_MV, LAYOUTS, LEADS, layout_rows
 from .signals import SAMPLE_RATE
 
 __all__ = [
     "GRID_COLORS",
     "GRIDS",
-    "PAGE_MM",
     "GRID_BOX_MM",
     "TRACE_X0_MM",
     "PrintStyle",
@@ -31,7 +31,6 @@ __all__ = [
     "row_baselines_mm",
 ]
 
-PAGE_MM = (297.0, 210.0)  # A4 landscape
 GRID_BOX_MM = (10.0, 40.0, 287.0, 205.0)  # x0, y0, x1, y1 of the ruled area
 CAL_X_MM = 18.0  # calibration pulse: 5 mm (0.2 s) wide, 1 mV high
 TRACE_X0_MM = 27.0  # where t = 0 is printed
@@ -54,7 +53,7 @@ class PrintStyle:
 
     layout: str = "3x4+1"
     grid: str = "red"
-    paper_speed: float = 25.0  # mm/s
+    paper_speed: float = PAPER_SPEED_MM_S
     gain: float | None = None  # mm/mV
 
     def __post_init__(self) -> None:
@@ -69,7 +68,7 @@ class PrintStyle:
     def gain_mm_per_mv(self) -> float:
         if self.gain is not None:
             return self.gain
-        return 5.0 if self.layout == "12x1" else 10.0
+        return LAYOUT_GAIN_MM_PER_MV[self.layout]
 
 
 @dataclass(frozen=True)

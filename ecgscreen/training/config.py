@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from ..nets.multitask import TASKS
+from ..contract import CANONICAL_SIZE, EMBED_DIM, TASKS
 from ..nets.resnet import list_models
 
 __all__ = ["TrainConfig", "CONFIG_DIR", "packaged_configs", "load_config"]
@@ -30,8 +30,8 @@ class TrainConfig:
     # model
     backbone: str = "resnet34d"
     tasks: list[str] = field(default_factory=lambda: list(TASKS))
-    image_size: int = 384
-    embed_dim: int = 512
+    image_size: int = CANONICAL_SIZE  # what the served intake draws (ecgscreen.contract)
+    embed_dim: int = EMBED_DIM
     # loss: weighted sum of the tasks' cross-entropies (the study: 0.7 MS + 0.3 LVEF),
     # each with inverse-frequency class weights from the training split
     task_weights: dict[str, float] = field(default_factory=lambda: {"scar": 0.7, "lvef": 0.3})

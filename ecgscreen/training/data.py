@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..contract import CANONICAL_SIZE, CLINICAL_FEATURES, TASKS
 from ..imaging.canonical import to_model_input
-from ..nets.multitask import CLINICAL_FEATURES, TASKS
 
 __all__ = [
     "Loader",
@@ -59,12 +59,13 @@ class PipelineLoader:
 
     @property
     def version(self) -> str:
-        """A hash of the intake's source (``ecgscreen/imaging`` and ``leads.py``): any change
-        to how a file becomes a canonical image invalidates cached images."""
-        from .. import imaging, leads
+        """A hash of the intake's source (``ecgscreen/imaging`` and the top-level modules it
+        imports): any change to how a file becomes a canonical image invalidates cached images."""
+        from .. import contract, dicom_codes, imaging, leads
 
         digest = hashlib.sha256()
-        for path in sorted(Path(imaging.__file__).parent.glob("*.py")) + [Path(leads.__file__)]:
+        shared = [Path(m.__file__) for m in (contract, dicom_codes, leads)]
+        for path in sorted(Path(imaging.__file__).parent.glob("*.py")) + shared:
             digest.update(path.read_bytes())
         return f"pipeline-src-{digest.hexdigest()[:16]}"
 
@@ -162,7 +163,7 @@ def _fill(
 
 def build_cache(
     labels: Labels,
-    size: int = 384,
+    size: int = CANONICAL_SIZE,
     loader: Loader | None = None,
     cache_dir: Path | None = None,
     workers: int | None = None,

@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from ..contract import TASK_NAMES
 from . import metrics as M
 from .data import Labels, Loader, build_cache, read_labels
 from .predictors import Predictions, TorchPredictor, load_predictor
 
 __all__ = [
-    "TASK_TITLES",
     "SUBSET_COLUMNS",
     "RowView",
     "task_metrics",
@@ -38,7 +38,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TASK_TITLES = {"scar": "Myocardial scar", "lvef": "LVEF < 50%"}
 SUBSET_COLUMNS = ("format", "layout", "grid", "acquisition")
 
 
@@ -142,8 +141,8 @@ def markdown_table(results: dict[str, Any]) -> str:
         "| Task | AUC (95% CI) | Sensitivity (%) | Specificity (%) | PPV (%) | NPV (%) | n |",
         "|---|---|---|---|---|---|---|",
     ]
-    rows = [(TASK_TITLES[t], results[t]) for t in results["tasks"]]
-    rows += [(f"{TASK_TITLES[t]} + clinical", m) for t, m in (results.get("fused") or {}).items()]
+    rows = [(TASK_NAMES[t], results[t]) for t in results["tasks"]]
+    rows += [(f"{TASK_NAMES[t]} + clinical", m) for t, m in (results.get("fused") or {}).items()]
     for title, m in rows:
         ci = m["auc_ci95"] or [None, None]
         auc = f"{_fmt(m['auc'])} ({_fmt(ci[0])}–{_fmt(ci[1])})"
@@ -166,7 +165,7 @@ def _plots(out: Path, labels: Labels, indices: np.ndarray, preds: Predictions) -
         y = labels.targets(task)[indices]
         if 0 < y.sum() < y.size:
             fpr, tpr, _ = M.roc_curve(y, p)
-            name = TASK_TITLES[task] + (" + clinical" if style == "--" else "")
+            name = TASK_NAMES[task] + (" + clinical" if style == "--" else "")
             ax.plot(fpr, tpr, style, color=colors[task], label=f"{name} (AUC {M.roc_auc(y, p):.3f})")
     ax.plot([0, 1], [0, 1], ":", color="grey")
     ax.set(xlabel="1 - specificity", ylabel="Sensitivity", title="ROC", xlim=(0, 1), ylim=(0, 1))
@@ -180,7 +179,7 @@ def _plots(out: Path, labels: Labels, indices: np.ndarray, preds: Predictions) -
     for task, p, style in curves:
         mean_p, rate, counts = M.calibration_bins(labels.targets(task)[indices], p, 10)
         used = counts > 0
-        name = TASK_TITLES[task] + (" + clinical" if style == "--" else "")
+        name = TASK_NAMES[task] + (" + clinical" if style == "--" else "")
         ax.plot(mean_p[used], rate[used], style + "o", color=colors[task], label=name, markersize=4)
     ax.plot([0, 1], [0, 1], ":", color="grey")
     ax.set(xlabel="Predicted probability", ylabel="Observed rate", title="Calibration (10 bins)")

@@ -34,7 +34,8 @@ import torch
 import yaml
 from torch import nn
 
-from ..nets.multitask import ClinicalFusion, MultiTaskNet, canonical_tasks
+from ..contract import canonical_tasks
+from ..nets.multitask import ClinicalFusion, MultiTaskNet
 from .augment import build_augment
 from .calibration import fit_platt
 from .checkpoint import load_checkpoint, run_model_from, save_checkpoint

@@ -16,14 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..contract import CLINICAL_FEATURES, MODEL_NAME, TASKS, probability_output
 from ..imaging.canonical import to_model_input
-from ..nets.multitask import CLINICAL_FEATURES
 from .calibration import platt_probability
 from .checkpoint import RunModel, load_run_model
 
 __all__ = ["Predictions", "TorchPredictor", "OnnxPredictor", "load_predictor", "find_onnx"]
-
-MODEL_NAME = "ecg_multitask"
 
 
 @dataclass
@@ -106,7 +104,7 @@ def _positive(logits: np.ndarray, ab=None) -> np.ndarray:
 
 def find_onnx(path: Path) -> tuple[Path, Path | None, Path | None]:
     """``(model.onnx, fusion.onnx or None, model_card.json or None)`` for a repository, a
-    model folder (``ecg_multitask``) or an ``.onnx`` file."""
+    model folder (``MODEL_NAME``) or an ``.onnx`` file."""
     path = Path(path)
     if path.is_dir():
         for candidate in (
@@ -141,7 +139,7 @@ class OnnxPredictor:
             else None
         )
         outputs = {o.name for o in self.session.get_outputs()}
-        self.tasks = tuple(t for t in ("scar", "lvef") if f"{t}_probability" in outputs)
+        self.tasks = tuple(t for t in TASKS if probability_output(t) in outputs)
         self.image_size = int(self.session.get_inputs()[0].shape[-1])
         self.batch_size = batch_size
         self.thresholds = self.card.get("thresholds")

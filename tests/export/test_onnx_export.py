@@ -14,7 +14,8 @@ from nets_reference import pearson, randomize, reference_gradcam_pp
 from typer.testing import CliRunner
 
 from ecgscreen.cli import app
-from ecgscreen.export.onnx_export import INTENDED_USE, export_model, export_run
+from ecgscreen.contract import INTENDED_USE
+from ecgscreen.export.onnx_export import export_model, export_run
 from ecgscreen.nets.multitask import ClinicalFusion, MultiTaskNet
 from ecgscreen.training.checkpoint import RunModel
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 from nets_reference import timm_resnet_d_keys
 
-from ecgscreen.nets.multitask import CLINICAL_FEATURES, ClinicalFusion, MultiTaskNet, build_model
+from ecgscreen.contract import CLINICAL_FEATURES
+from ecgscreen.nets.multitask import ClinicalFusion, MultiTaskNet, build_model
 from ecgscreen.nets.resnet import MODEL_ARGS, create_model, default_cfgs, list_models
 
 TIMM = {

@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 
 from ecgscreen import dicom_codes
 from ecgscreen.cli import app
+from ecgscreen.contract import PAGE_MM
 from ecgscreen.leads import LAYOUTS, LEADS
 from ecgscreen.synth.generate import FORMATS, LABEL_COLUMNS, generate
-from ecgscreen.synth.printout import GRIDS, PAGE_MM
+from ecgscreen.synth.printout import GRIDS
 
 STUDY_COLUMNS = ["path", "scar_cad", "lvef", "female_gender", "dm", "ht", "smoke", "dlp", "age", "split"]
 RENDER_COLUMNS = ["format", "layout", "grid", "rotation_deg", "paper_speed", "gain", "scar_territory"]

@@ -1,0 +1,107 @@
+"""The names and numbers training, export, the Triton models and the gateway all share.
+
+Torch-free and numpy-free on purpose: the gateway, the Triton python models and the Bento
+import it without the training stack. A consumer that needs one of these facts imports it
+from here, never writes it out again; ``ecgscreen.card.check_triton_configs`` holds the
+Triton configs (which cannot import Python) to the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "TASKS",
+    "TASK_NAMES",
+    "TASK_DESCRIPTIONS",
+    "canonical_tasks",
+    "CLINICAL_FEATURES",
+    "CANONICAL_SIZE",
+    "FEATURE_STRIDE",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "EMBED_DIM",
+    "NUM_CLASSES",
+    "MODEL_NAME",
+    "ENSEMBLE_NAME",
+    "PREPROCESS_NAME",
+    "MODEL_CARD_FILE",
+    "FUSION_FILE",
+    "ENSEMBLE_INPUT",
+    "ENSEMBLE_PROBABILITY",
+    "ENSEMBLE_LOGITS",
+    "ENSEMBLE_EMBEDDING",
+    "ENSEMBLE_CAM",
+    "ENSEMBLE_CANONICAL",
+    "ENSEMBLE_INFO",
+    "probability_output",
+    "PAGE_MM",
+    "PAPER_SPEED_MM_S",
+    "GAIN_MM_PER_MV",
+    "INTENDED_USE",
+    "RISK_MEDIUM_FROM",
+    "RISK_HIGH_FROM",
+]
+
+# -- tasks and clinical features ---------------------------------------------------------------
+# The study's two tasks, in the order of every per-task output (logits, CAM, probabilities).
+TASKS: tuple[str, ...] = ("scar", "lvef")
+TASK_NAMES: dict[str, str] = {"scar": "Myocardial scar", "lvef": "LVEF < 50 %"}  # for people
+TASK_DESCRIPTIONS: dict[str, str] = {  # what the label means (model card)
+    "scar": "myocardial scar (CMR late gadolinium enhancement)",
+    "lvef": "LVEF < 50 %",
+}
+# Order of the clinical vector everywhere (fusion ONNX input, imputation means, the API keys).
+CLINICAL_FEATURES: tuple[str, ...] = ("age", "female_gender", "dm", "ht", "smoke", "dlp")
+
+
+def canonical_tasks(tasks: Iterable[str]) -> tuple[str, ...]:
+    """``tasks`` in the canonical order (scar before lvef); ``ValueError`` unless a non-empty,
+    duplicate-free subset of ``TASKS``."""
+    tasks = tuple(tasks)
+    unknown = [t for t in tasks if t not in TASKS]
+    if not tasks or unknown or len(set(tasks)) != len(tasks):
+        raise ValueError(f"tasks {list(tasks)} must be a non-empty, duplicate-free subset of {list(TASKS)}")
+    return tuple(t for t in TASKS if t in tasks)
+
+
+# -- the model input and the network's shape ---------------------------------------------------
+CANONICAL_SIZE = 384  # the study's input size: the canonical image is CANONICAL_SIZE square
+FEATURE_STRIDE = 32  # ResNet's last conv block is 1/32 of the input: the CAM is 12 x 12 at 384
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)  # input normalisation
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+EMBED_DIM = 512  # the study's embedding between the backbone and the task heads
+NUM_CLASSES = 2  # each task head: (negative, positive)
+
+# -- the Triton model repository ---------------------------------------------------------------
+MODEL_NAME = "ecg_multitask"  # the network (ONNX), its fusion head and its model card
+ENSEMBLE_NAME = "ecg_screening"  # what clients call: file bytes in, answers out
+PREPROCESS_NAME = "ecg_preprocess"  # intake, as a python-backend model
+MODEL_CARD_FILE = "model_card.json"
+FUSION_FILE = "fusion.onnx"
+
+# The ensemble's tensors (KServe v2 names clients use).
+ENSEMBLE_INPUT = "ECG_BYTES"
+ENSEMBLE_PROBABILITY: dict[str, str] = {"scar": "SCAR_PROB", "lvef": "LVEF_PROB"}
+ENSEMBLE_LOGITS = "LOGITS"
+ENSEMBLE_EMBEDDING = "EMBEDDING"
+ENSEMBLE_CAM = "CAM"
+ENSEMBLE_CANONICAL = "CANONICAL"
+ENSEMBLE_INFO = "PREPROC_INFO"
+
+
+def probability_output(task: str) -> str:
+    """The ONNX / ``ecg_multitask`` output holding ``task``'s positive-class probability."""
+    return f"{task}_probability"
+
+
+# -- paper ECGs --------------------------------------------------------------------------------
+PAGE_MM: tuple[float, float] = (297.0, 210.0)  # A4 landscape, as carts print
+PAPER_SPEED_MM_S = 25.0
+GAIN_MM_PER_MV = 10.0  # standard gain; 12x1 pages print at half of it to fit twelve rows
+
+# -- what the service says about itself --------------------------------------------------------
+INTENDED_USE = "Research use only. Not for diagnosis."
+# Risk levels of the study's app: below 30 % low, 30-70 % medium, from 70 % high.
+RISK_MEDIUM_FROM = 0.3
+RISK_HIGH_FROM = 0.7
