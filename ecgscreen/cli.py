@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -11,6 +12,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .contract import CANONICAL_SIZE, ENSEMBLE_INPUT, ENSEMBLE_NAME, MODEL_NAME
 from .leads import LAYOUTS
+
+if TYPE_CHECKING:
+    from .card import ModelCard
 
 app = typer.Typer(
     add_completion=False,
@@ -397,11 +401,11 @@ def export(
     _print_card(card, repository)
 
 
-def _print_card(card: dict, repository: Path) -> None:
-    size = card["onnx"]["bytes"] / 1e6
-    console.print(f"{repository / card['name']}: {card['architecture']['backbone']} {card['input_size']} px, "
-                  f"ONNX {size:.1f} MB, fusion {'yes' if card.get('fusion_onnx') else 'no'}")  # fmt: skip
-    console.print(f"thresholds {card['thresholds']} ({card['threshold_source']})")
+def _print_card(card: ModelCard, repository: Path) -> None:
+    size = card.onnx.bytes / 1e6
+    console.print(f"{repository / card.name}: {card.architecture.backbone} {card.input_size} px, "
+                  f"ONNX {size:.1f} MB, fusion {'yes' if card.fusion_onnx else 'no'}")  # fmt: skip
+    console.print(f"thresholds {card.thresholds} ({card.threshold_source})")
 
 
 @app.command("import-mtecg")

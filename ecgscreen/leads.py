@@ -50,7 +50,11 @@ TERRITORIES: dict[str, tuple[str, ...]] = {
 DURATION_S = 10.0
 LAYOUTS: tuple[str, ...] = ("3x4+1", "6x2", "12x1")
 # The gain each layout is usually printed at: twelve rows fit an A4 page only at half gain.
-LAYOUT_GAIN_MM_PER_MV: dict[str, float] = {"3x4+1": GAIN_MM_PER_MV, "6x2": GAIN_MM_PER_MV, "12x1": GAIN_MM_PER_MV / 2}
+LAYOUT_GAIN_MM_PER_MV: dict[str, float] = {
+    "3x4+1": GAIN_MM_PER_MV,
+    "6x2": GAIN_MM_PER_MV,
+    "12x1": GAIN_MM_PER_MV / 2,
+}
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from ecgscreen.imaging.sniff import sniff
 from .clinical import FusionHead, parse_clinical
 from .explain import lead_attribution, overlay_png, territory_attribution, upsample
 from .guard import GatewayGuard, error_response
-from .telemetry import gateway_metrics
 from .settings import Settings
+from .telemetry import gateway_metrics
 from .triton_client import IntakeRefusal, TritonGateway, Unavailable, UpstreamError, UpstreamTimeout
 
 log = logging.getLogger("ecgscreen.gateway")

@@ -9,17 +9,16 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
-from typing import Any
 
+from ..card import Metrics, ModelCard, Recipe
 from ..contract import MODEL_NAME
 from ..synth.generate import generate
 from ..training.config import load_config
 from ..training.evaluate import evaluate
 from ..training.loop import Callbacks, train
-from .onnx_export import _card_metrics, export_run
+from .onnx_export import export_run
 
 __all__ = ["build_demo", "TRAIN_SEED", "TEST_SEED"]
 
@@ -35,7 +34,7 @@ def build_demo(
     callbacks: Callbacks | None = None,
     progress=None,
     log=print,
-) -> dict[str, Any]:
+) -> ModelCard:
     """Run the whole recipe; return the model card."""
     start = time.monotonic()
     train_data, test_data, run = work / "train-data", work / "test-data", work / "run"
@@ -62,14 +61,14 @@ def build_demo(
     results = evaluate(
         repository, test_data, work / "test-eval", split="all", threshold="model", progress=progress
     )
-    card_path = repository / MODEL_NAME / "model_card.json"
-    card = json.loads(card_path.read_text())
-    card["metrics"] = _card_metrics(results)
-    card["metrics"]["data"] = (
+    folder = repository / MODEL_NAME
+    card = ModelCard.load(folder)
+    card.metrics = Metrics.from_results(results)
+    card.metrics.data = (
         f"{n_test} fresh synthetic ECGs (ecgscreen synth --seed {TEST_SEED} --difficulty standard, all formats, "
         "layouts, grids and acquisitions), evaluated through the exported ONNX at the model card's thresholds"
     )
-    card["recipe"] = {"command": "make demo-model", "minutes": round((time.monotonic() - start) / 60, 1)}
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    card.recipe = Recipe(command="make demo-model", minutes=round((time.monotonic() - start) / 60, 1))
+    card.save(folder)
     step("done")
     return card

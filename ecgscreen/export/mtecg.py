@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from ..card import ModelCard
 from ..contract import CANONICAL_SIZE, EMBED_DIM, IMAGENET_MEAN, IMAGENET_STD, MODEL_NAME, TASKS
 from ..nets.multitask import MultiTaskNet
 from ..nets.resnet import list_models
@@ -186,9 +187,15 @@ def load_mtecg(folder: Path, trust_pickle: bool = False) -> tuple[RunModel, dict
 
 def import_mtecg(
     folder: Path, repository: Path, name: str = MODEL_NAME, version: int = 1, trust_pickle: bool = False
-) -> dict[str, Any]:
+) -> ModelCard:
     """Export the study's checkpoint as ``name`` into ``repository`` with its model card."""
     run, info = load_mtecg(folder, trust_pickle)
     return export_model(
-        run, repository, name, version, input_mean=list(IMAGENET_MEAN), input_std=list(IMAGENET_STD), source=info
+        run,
+        repository,
+        name,
+        version,
+        input_mean=list(IMAGENET_MEAN),
+        input_std=list(IMAGENET_STD),
+        source=info,
     )

@@ -31,7 +31,27 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..contract import CLINICAL_FEATURES, INTENDED_USE, MODEL_NAME, TASK_DESCRIPTIONS
+from ..card import (
+    Architecture,
+    Calibration,
+    Clinical,
+    Metrics,
+    ModelCard,
+    OnnxFile,
+    OperatingPoints,
+    TensorSpec,
+    triton_config_problems,
+)
+from ..contract import (
+    CLINICAL_FEATURES,
+    FEATURE_STRIDE,
+    FUSION_FILE,
+    INTENDED_USE,
+    MODEL_CARD_FILE,
+    MODEL_NAME,
+    TASK_DESCRIPTIONS,
+    probability_output,
+)
 from ..nets.cam import CamModel
 from ..nets.multitask import ClinicalFusion, MultiTaskNet
 from ..training.checkpoint import RunModel, load_run_model
@@ -42,6 +62,7 @@ __all__ = [
     "FusionGraph",
     "export_image_onnx",
     "export_fusion_onnx",
+    "tensor_specs",
     "export_model",
     "export_run",
     "evaluate_export",
@@ -50,8 +71,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 OPSET = 17
-CARD_METRIC_KEYS = ("auc", "auc_ci95", "sensitivity", "specificity", "ppv", "npv", "ece", "brier", "n", "prevalence",
-                    "threshold", "threshold_rule")  # fmt: skip
 
 
 def _platt_buffer(tasks, calibration: dict[str, list[float]] | None) -> torch.Tensor:
@@ -191,20 +210,19 @@ def export_fusion_onnx(fusion: ClinicalFusion, path: Path, calibration=None) -> 
     return _verified(path, expected, got, tolerance=1e-4)
 
 
-def _card_metrics(results: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not results:
-        return None
-    trim = lambda ms: {t: {k: m.get(k) for k in CARD_METRIC_KEYS} for t, m in ms.items()}  # noqa: E731
-    out = {
-        "split": results.get("split"),
-        "n": results.get("n"),
-        **trim({t: results[t] for t in results["tasks"]}),
-    }
-    if results.get("fused"):
-        out["fused"] = trim(results["fused"])
-    if (results.get("subsets") or {}).get("clean_vs_hardest"):
-        out["clean_vs_hardest"] = results["subsets"]["clean_vs_hardest"]
-    return out
+def tensor_specs(model: MultiTaskNet) -> tuple[dict[str, TensorSpec], dict[str, TensorSpec]]:
+    """The exported graph's inputs and outputs, as the model card records them."""
+    size, tasks, embed_dim = int(model.config["image_size"]), model.tasks, model.config["embed_dim"]
+    h = size // FEATURE_STRIDE
+    inputs = {"image": TensorSpec(dtype="FP32", shape=[-1, 3, size, size])}
+    outputs = {
+        **{probability_output(t): TensorSpec(dtype="FP32", shape=[-1, 1]) for t in tasks},
+        "logits": TensorSpec(dtype="FP32", shape=[-1, 2 * len(tasks)],
+                             order=[f"{t}_{c}" for t in tasks for c in ("negative", "positive")]),
+        "embedding": TensorSpec(dtype="FP32", shape=[-1, embed_dim]),
+        "cam": TensorSpec(dtype="FP32", shape=[-1, len(tasks), h, h], order=list(tasks)),
+    }  # fmt: skip
+    return inputs, outputs
 
 
 def export_model(
@@ -216,89 +234,88 @@ def export_model(
     input_std=None,
     source: dict[str, Any] | None = None,
     test_metrics: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> ModelCard:
     """Write ``model.onnx``, ``fusion.onnx`` (if the run has a fusion head) and the model card.
 
     Thresholds and population averages come from ``run.meta`` (validation); without them the
-    thresholds are 0.5 and the card says so.
+    thresholds are 0.5 and the card says so. When ``repository`` holds Triton configs for the
+    model, the ensemble or intake, they must fit the model (same tensors and dims as its
+    card): otherwise nothing is written and ``ValueError`` lists every disagreement.
     """
     model, fusion, meta = run.model.eval(), run.fusion, run.meta
     folder = Path(repository) / name
+    inputs, outputs = tensor_specs(model)
+    if name == MODEL_NAME and (problems := triton_config_problems(Path(repository), inputs, outputs)):
+        raise ValueError(
+            f"the Triton configs in {repository} do not fit this model; edit them or export into another "
+            "repository:\n  " + "\n  ".join(problems)
+        )
     onnx_path = folder / str(version) / "model.onnx"
-    size = int(model.config["image_size"])
     calibration = meta.get("calibration") or {}
     onnx_info = export_image_onnx(model, onnx_path, input_mean, input_std, calibration.get("image"))
-    fusion_path = folder / "fusion.onnx"
+    fusion_path = folder / FUSION_FILE
     fusion_info = None
     if fusion is not None:
         fusion_info = export_fusion_onnx(fusion, fusion_path, calibration.get("fused"))
     elif fusion_path.exists():
         log.warning("removing %s: the exported model has no fusion head", fusion_path)
         fusion_path.unlink()
-    thresholds = meta.get("thresholds")
     mean = list(input_mean) if input_mean is not None else model.config["mean"]
     std = list(input_std) if input_std is not None else model.config["std"]
-    h = size // 32
-    card = {
-        "name": name,
-        "version": str(version),
-        "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
-        "intended_use": INTENDED_USE,
-        "architecture": {
-            "backbone": model.config["backbone"],
-            "embedding": f"fc {model.backbone.num_features} -> {model.config['embed_dim']}, ReLU",
-            "heads": {t: f"Linear({model.config['embed_dim']}, 2)" for t in model.tasks},
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "cam": "Grad-CAM++ in closed form on the last conv block (exp(score) formulation, positive class)",
-            "normalisation_adapter_in_graph": ImageGraph(model, input_mean, input_std).adapt,
-        },
-        "input_size": size,
-        "mean": [float(v) for v in mean],
-        "std": [float(v) for v in std],
-        "inputs": {"image": {"dtype": "FP32", "shape": [-1, 3, size, size]}},
-        "outputs": {
-            **{f"{t}_probability": {"dtype": "FP32", "shape": [-1, 1]} for t in model.tasks},
-            "logits": {"dtype": "FP32", "shape": [-1, 2 * len(model.tasks)],
-                       "order": [f"{t}_{c}" for t in model.tasks for c in ("negative", "positive")]},
-            "embedding": {"dtype": "FP32", "shape": [-1, model.config["embed_dim"]]},
-            "cam": {"dtype": "FP32", "shape": [-1, len(model.tasks), h, h], "order": list(model.tasks)},
-        },  # fmt: skip
-        "tasks": list(model.tasks),
-        "task_descriptions": dict(TASK_DESCRIPTIONS),
-        "thresholds": thresholds or {t: 0.5 for t in model.tasks},
-        "threshold_source": "Youden index on the validation split" if thresholds else "default 0.5 (not evaluated)",
-        "population_average": meta.get("population_average"),
-        "population_average_source": "mean predicted probability on the validation split"
-        if meta.get("population_average") else None,
-        "calibration": calibration or None,
-        "clinical": None,
-        "metrics": _card_metrics(test_metrics),
-        "training_data": meta.get("data"),
-        "onnx": {"file": f"{version}/model.onnx", **onnx_info},
-        "fusion_onnx": None,
-        "source": source or {},
-    }  # fmt: skip
+    clinical = None
     if fusion is not None:
-        card["clinical"] = {
-            "features": list(CLINICAL_FEATURES),
-            "imputation_means": {
-                f: float(v) for f, v in zip(CLINICAL_FEATURES, fusion.clinical_mean.tolist(), strict=True)
-            },
-            "imputation": "missing features are replaced by the training-split means above before fusion.onnx",
-            "fusion": "fusion.onnx",
-            "fused_thresholds": meta.get("fused_thresholds"),
-            "fused_population_average": meta.get("fused_population_average"),
-        }
-        card["fusion_onnx"] = {"file": "fusion.onnx", **fusion_info}
-    card_path = folder / "model_card.json"
-    tmp = card_path.with_name(f".{card_path.name}.tmp")
-    tmp.write_text(json.dumps(card, indent=2) + "\n")
-    os.replace(tmp, card_path)
-    log.info("exported %s (%d bytes) and %s", onnx_path, onnx_info["bytes"], card_path)
+        means = fusion.clinical_mean.tolist()
+        clinical = Clinical(
+            features=list(CLINICAL_FEATURES),
+            imputation_means={f: float(v) for f, v in zip(CLINICAL_FEATURES, means, strict=True)},
+            imputation=f"missing features are replaced by the training-split means above before {FUSION_FILE}",
+            fusion=FUSION_FILE,
+            fused_thresholds=None,
+            fused_population_average=None,
+        )
+    card = ModelCard(
+        name=name,
+        version=str(version),
+        created=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        intended_use=INTENDED_USE,
+        architecture=Architecture(
+            backbone=model.config["backbone"],
+            embedding=f"fc {model.backbone.num_features} -> {model.config['embed_dim']}, ReLU",
+            heads={t: f"Linear({model.config['embed_dim']}, 2)" for t in model.tasks},
+            parameters=sum(p.numel() for p in model.parameters()),
+            cam="Grad-CAM++ in closed form on the last conv block (exp(score) formulation, positive class)",
+            normalisation_adapter_in_graph=ImageGraph(model, input_mean, input_std).adapt,
+        ),
+        input_size=int(model.config["image_size"]),
+        mean=[float(v) for v in mean],
+        std=[float(v) for v in std],
+        inputs=inputs,
+        outputs=outputs,
+        tasks=list(model.tasks),
+        task_descriptions=dict(TASK_DESCRIPTIONS),
+        thresholds={t: 0.5 for t in model.tasks},
+        threshold_source="",
+        population_average=None,
+        population_average_source=None,
+        calibration=Calibration.model_validate(calibration) if calibration else None,
+        clinical=clinical,
+        metrics=Metrics.from_results(test_metrics),
+        training_data=meta.get("data"),
+        onnx=OnnxFile(file=f"{version}/model.onnx", **onnx_info),
+        fusion_onnx=OnnxFile(file=FUSION_FILE, **fusion_info) if fusion_info else None,
+        source=source or {},
+    )
+    card.set_operating_points(
+        OperatingPoints.from_checkpoint(meta),
+        "Youden index on the validation split",
+        "mean predicted probability on the validation split",
+    )
+    card.save(folder)
+    log.info("exported %s (%d bytes) and %s", onnx_path, onnx_info["bytes"], folder / MODEL_CARD_FILE)
     return card
 
 
-def export_run(run_dir: Path, repository: Path, name: str = MODEL_NAME, version: int = 1) -> dict[str, Any]:
+def export_run(run_dir: Path, repository: Path, name: str = MODEL_NAME, version: int = 1) -> ModelCard:
     """Export a training run (folder or checkpoint) with its validation thresholds and test metrics."""
     run_dir = Path(run_dir)
     run = load_run_model(run_dir)
@@ -325,29 +342,24 @@ def evaluate_export(
     cache_dir: Path | None = None,
     n_bootstrap: int = 1000,
     progress=None,
-) -> dict[str, Any]:
+) -> ModelCard:
     """Evaluate the exported ONNX itself and write the results into its model card:
     thresholds (Youden) and population averages from ``val``, metrics from ``test`` at those
     thresholds."""
     from ..training.evaluate import evaluate
 
     folder = Path(repository) / name
-    card_path = folder / "model_card.json"
-    card = json.loads(card_path.read_text())
+    card = ModelCard.load(folder)
     val = evaluate(folder, data_dir, None, "val", "youden", loader=loader, cache_dir=cache_dir,
                    n_bootstrap=n_bootstrap, progress=progress)  # fmt: skip
-    card["thresholds"] = {t: val[t]["threshold"] for t in val["tasks"]}
-    card["threshold_source"] = "Youden index on the validation split (exported ONNX)"
-    card["population_average"] = {t: val[t]["mean_probability"] for t in val["tasks"]}
-    card["population_average_source"] = f"mean predicted probability on the validation split (n={val['n']})"
-    if card.get("clinical") and val.get("fused"):
-        card["clinical"]["fused_thresholds"] = {t: m["threshold"] for t, m in val["fused"].items()}
-        card["clinical"]["fused_population_average"] = {
-            t: m["mean_probability"] for t, m in val["fused"].items()
-        }
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    card.set_operating_points(
+        OperatingPoints.from_validation(val),
+        "Youden index on the validation split (exported ONNX)",
+        f"mean predicted probability on the validation split (n={val['n']})",
+    )
+    card.save(folder)
     test = evaluate(folder, data_dir, None, "test", "model", loader=loader, cache_dir=cache_dir,
                     n_bootstrap=n_bootstrap, progress=progress)  # fmt: skip
-    card["metrics"] = _card_metrics(test)
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    card.metrics = Metrics.from_results(test)
+    card.save(folder)
     return card

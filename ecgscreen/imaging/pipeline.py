@@ -107,9 +107,7 @@ def _from_waveform(waveform, info: dict, size: int) -> np.ndarray:
     return canonical.signal_to_canonical(waveform.signal, waveform.sample_rate, size, waveform.leads)
 
 
-def preprocess(
-    data: bytes, size: int = CANONICAL_SIZE, limits: Limits = DEFAULT_LIMITS
-) -> Preprocessed:
+def preprocess(data: bytes, size: int = CANONICAL_SIZE, limits: Limits = DEFAULT_LIMITS) -> Preprocessed:
     """The canonical model input of one ECG file, or an ``IntakeError`` that says why not."""
     start = time.perf_counter()
     if len(data) > limits.max_bytes:

@@ -8,8 +8,9 @@ features to a 512-d embedding, a ReLU, then ``scar_head`` and ``lvef_head`` (``L
 image part (Triton) and the fusion head (the gateway) export and run apart: each of the five
 binary features and age becomes a token, a bidirectional GRU reads the six tokens, and its
 two final states are concatenated with the image embedding before one head per task.
-Missing features are imputed with training means kept in the module (``impute``), so the
-exported head takes a complete float vector.
+The module keeps the training means (``clinical_mean``): the export writes them into the
+model card, whose ``impute`` fills missing features with them, so the exported head takes a
+complete float vector.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ class ClinicalFusion(nn.Module):
     final forward/backward states (``2 * hidden``) join the embedding.
 
     Shape contract: ``embedding (B, embed_dim)``, ``clinical (B, 6)`` complete (use
-    ``impute`` first) -> logits ``(B, 2 * len(tasks))``.
+    ``ecgscreen.card.impute`` first) -> logits ``(B, 2 * len(tasks))``.
     """
 
     def __init__(
@@ -151,10 +152,6 @@ class ClinicalFusion(nn.Module):
         std = float(ages.std()) if ages.numel() > 1 else 12.0
         self.clinical_mean.copy_(mean.float())
         self.age_std.fill_(max(std, 1.0))
-
-    def impute(self, clinical: torch.Tensor) -> torch.Tensor:
-        """Replace NaN (missing) entries with the training means."""
-        return torch.where(torch.isnan(clinical), self.clinical_mean.expand_as(clinical), clinical)
 
     def init_from_image_heads(self, model: MultiTaskNet) -> None:
         """Start as the image model: copy its heads, zero the clinical part of each head."""

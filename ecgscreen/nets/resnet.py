@@ -35,7 +35,6 @@ __all__ = [
 ]
 
 
-
 class BasicBlock(nn.Module):
     """Two 3x3 convolutions with a residual connection (ResNet-18/34)."""
 

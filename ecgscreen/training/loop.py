@@ -34,6 +34,7 @@ import torch
 import yaml
 from torch import nn
 
+from ..card import OperatingPoints, impute
 from ..contract import canonical_tasks
 from ..nets.multitask import ClinicalFusion, MultiTaskNet
 from .augment import build_augment
@@ -169,6 +170,7 @@ def _fit_fusion(
     fusion = ClinicalFusion(tasks=model.tasks, embed_dim=model.config["embed_dim"])
     emb, clin, y = feats["train"]
     fusion.set_statistics(torch.from_numpy(clin))
+    means = fusion.clinical_mean.numpy()
     fusion.init_from_image_heads(model)
     fusion.to(device)
     weights = cfg.loss_weights()
@@ -179,7 +181,11 @@ def _fit_fusion(
     )
     criterion = MultiTaskLoss({t: weights[t] for t in model.tasks}, cw)
     optimizer = torch.optim.AdamW(_param_groups(fusion, 1e-4), lr=cfg.fusion_lr)
-    tensors = {k: [torch.from_numpy(a).to(device) for a in v] for k, v in feats.items()}
+    # imputed once: every missing feature is its training mean from here on
+    tensors = {
+        k: [torch.from_numpy(a).to(device) for a in (e, impute(c, means), t)]
+        for k, (e, c, t) in feats.items()
+    }
     best, best_state, bad, history = float("inf"), None, 0, []
     rng = np.random.default_rng([cfg.seed, 7])
     cb.start("fusion", cfg.fusion_epochs)
@@ -187,7 +193,7 @@ def _fit_fusion(
         fusion.train()
         e, c, t = tensors["train"]
         for s in np.array_split(rng.permutation(len(e)), max(1, len(e) // cfg.fusion_batch_size)):
-            cs = fusion.impute(c[s])
+            cs = c[s]
             drop = torch.from_numpy(rng.random(cs.shape) < cfg.fusion_feature_dropout).to(device)
             cs = torch.where(drop, fusion.clinical_mean.expand_as(cs), cs)
             loss = criterion(fusion(e[s], cs), t[s])
@@ -197,7 +203,7 @@ def _fit_fusion(
         fusion.eval()
         with torch.no_grad():
             e, c, t = tensors["val"]
-            val = float(criterion(fusion(e, fusion.impute(c)), t))
+            val = float(criterion(fusion(e, c), t))
         history.append({"fusion_epoch": epoch, "val_loss": val})
         cb.advance(1, loss=val)
         if val < best - cfg.min_delta:
@@ -371,13 +377,7 @@ def train(
             cfg.seed, name, str(out), best.get("fused_thresholds"),
         )  # fmt: skip
         if name == "val":
-            best["thresholds"] = {t: results["val"][t]["threshold"] for t in tasks}
-            best["population_average"] = {t: results["val"][t]["mean_probability"] for t in tasks}
-            if results["val"].get("fused"):
-                best["fused_thresholds"] = {t: m["threshold"] for t, m in results["val"]["fused"].items()}
-                best["fused_population_average"] = {
-                    t: m["mean_probability"] for t, m in results["val"]["fused"].items()
-                }
+            best.update(OperatingPoints.from_validation(results["val"]).model_dump(exclude_none=True))
     save_checkpoint(out / "best.pt", {k: v for k, v in best.items() if k != "format"})
     summary = {"run": str(out), "epochs_run": len(state["history"]), "best_val_loss": state["best_val_loss"],
                "early_stopped": bool(state["history"] and state["history"][-1].get("early_stop")),

@@ -7,16 +7,15 @@ serving code path) and return positive-class probabilities per task, image-only 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from ..contract import CLINICAL_FEATURES, MODEL_NAME, TASKS, probability_output
+from ..card import ModelCard, impute
+from ..contract import FUSION_FILE, MODEL_CARD_FILE, MODEL_NAME, TASKS, probability_output
 from ..imaging.canonical import to_model_input
 from .calibration import platt_probability
 from .checkpoint import RunModel, load_run_model
@@ -81,9 +80,7 @@ class TorchPredictor:
         fused = None
         if self.fusion is not None:
             emb = torch.from_numpy(embeddings).to(self.device)
-            clin = self.fusion.impute(
-                torch.from_numpy(np.asarray(clinical, dtype=np.float32)).to(self.device)
-            )
+            clin = torch.from_numpy(impute(clinical, self.fusion.clinical_mean.cpu().numpy())).to(self.device)
             flogits = self.fusion(emb, clin).cpu().numpy()
             scale = self.calibration.get("fused", {})
             fused = {
@@ -120,7 +117,7 @@ def find_onnx(path: Path) -> tuple[Path, Path | None, Path | None]:
     if path.suffix != ".onnx" or not path.is_file():
         raise ValueError(f"{path} is not an ONNX file")
     folder = path.parent.parent if path.parent.name.isdigit() else path.parent
-    fusion, card = folder / "fusion.onnx", folder / "model_card.json"
+    fusion, card = folder / FUSION_FILE, folder / MODEL_CARD_FILE
     return path, fusion if fusion.is_file() else None, card if card.is_file() else None
 
 
@@ -131,7 +128,7 @@ class OnnxPredictor:
         import onnxruntime as ort
 
         model_path, fusion_path, card_path = find_onnx(path)
-        self.card: dict[str, Any] = json.loads(card_path.read_text()) if card_path else {}
+        self.card = ModelCard.load(card_path.parent) if card_path else None
         self.session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
         self.fusion = (
             ort.InferenceSession(str(fusion_path), providers=["CPUExecutionProvider"])
@@ -142,12 +139,10 @@ class OnnxPredictor:
         self.tasks = tuple(t for t in TASKS if probability_output(t) in outputs)
         self.image_size = int(self.session.get_inputs()[0].shape[-1])
         self.batch_size = batch_size
-        self.thresholds = self.card.get("thresholds")
-        clinical = self.card.get("clinical") or {}
-        self.fused_thresholds = clinical.get("fused_thresholds")
-        means = clinical.get("imputation_means")
-        self.imputation = np.array([means[f] for f in CLINICAL_FEATURES], dtype=np.float32) if means else None
-        if self.fusion is not None and self.imputation is None:
+        self.thresholds = self.card.thresholds if self.card else None
+        clinical = self.card.clinical if self.card else None
+        self.fused_thresholds = clinical.fused_thresholds if clinical else None
+        if self.fusion is not None and clinical is None:
             raise ValueError(f"{fusion_path} has no imputation means in its model card")
         self.description = f"onnx {model_path}"
 
@@ -163,8 +158,9 @@ class OnnxPredictor:
             for t, p in zip(self.tasks, out[:-1], strict=True):
                 probs[t].append(p[:, 0])
             if self.fusion is not None:
-                clin = np.where(np.isnan(clinical[s]), self.imputation, clinical[s]).astype(np.float32)
-                fout = self.fusion.run(None, {"embedding": out[-1], "clinical": clin})
+                fout = self.fusion.run(
+                    None, {"embedding": out[-1], "clinical": self.card.impute(clinical[s])}
+                )
                 for o, p in zip(self.fusion.get_outputs(), fout, strict=True):
                     fused[o.name.removesuffix("_probability")].append(p[:, 0])
             if progress:

@@ -140,8 +140,8 @@ def test_another_normalisation_is_converted_in_the_graph(tmp_path):
     folder = write_study_folder(tmp_path / "ck", transform=transform)
     assert read_transform(folder / "transform.json") == {"mean": [0.5] * 3, "std": [0.5] * 3, "size": SIZE}
     card = import_mtecg(folder, tmp_path / "repo")
-    assert card["architecture"]["normalisation_adapter_in_graph"] is True
-    assert card["mean"] == pytest.approx(IMAGENET["mean"])  # the served input stays ImageNet-normalised
+    assert card.architecture.normalisation_adapter_in_graph is True
+    assert card.mean == pytest.approx(IMAGENET["mean"])  # the served input stays ImageNet-normalised
     session = ort.InferenceSession(
         str(tmp_path / "repo/ecg_multitask/1/model.onnx"), providers=["CPUExecutionProvider"]
     )

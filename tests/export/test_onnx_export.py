@@ -13,6 +13,7 @@ import torch
 from nets_reference import pearson, randomize, reference_gradcam_pp
 from typer.testing import CliRunner
 
+from ecgscreen.card import ModelCard
 from ecgscreen.cli import app
 from ecgscreen.contract import INTENDED_USE
 from ecgscreen.export.onnx_export import export_model, export_run
@@ -109,24 +110,23 @@ def test_fusion_onnx_contract_and_parity(random_export, batch):
     with torch.no_grad():
         ref = torch.softmax(fusion(embedding, clinical).view(batch, 2, 2), dim=2)[:, :, 1].numpy()
     assert np.abs(np.c_[scar, lvef] - ref).max() <= 1e-4
-    means = card["clinical"]["imputation_means"]
+    means = card.clinical.imputation_means
     assert list(means) == ["age", "female_gender", "dm", "ht", "smoke", "dlp"]
     assert means["age"] == pytest.approx(184 / 3) and means["dm"] == pytest.approx(1 / 3)
 
 
 def test_model_card_of_an_unevaluated_model(random_export):
     _, _, folder, card = random_export
-    saved = json.loads((folder / "model_card.json").read_text())
-    assert saved == card
-    assert card["name"] == "ecg_multitask" and card["version"] == "1" and card["intended_use"] == INTENDED_USE
-    assert card["input_size"] == SIZE and card["tasks"] == ["scar", "lvef"]
-    assert card["mean"] == pytest.approx([0.485, 0.456, 0.406]) and card["std"] == pytest.approx(
+    assert ModelCard.load(folder) == card
+    assert card.name == "ecg_multitask" and card.version == "1" and card.intended_use == INTENDED_USE
+    assert card.input_size == SIZE and card.tasks == ["scar", "lvef"]
+    assert card.mean == pytest.approx([0.485, 0.456, 0.406]) and card.std == pytest.approx(
         [0.229, 0.224, 0.225]
     )
-    assert card["thresholds"] == {"scar": 0.5, "lvef": 0.5} and "not evaluated" in card["threshold_source"]
-    assert card["onnx"]["sha256"] == hashlib.sha256((folder / "1" / "model.onnx").read_bytes()).hexdigest()
-    assert card["fusion_onnx"]["sha256"] == hashlib.sha256((folder / "fusion.onnx").read_bytes()).hexdigest()
-    assert card["metrics"] is None and card["outputs"]["cam"]["order"] == ["scar", "lvef"]
+    assert card.thresholds == {"scar": 0.5, "lvef": 0.5} and "not evaluated" in card.threshold_source
+    assert card.onnx.sha256 == hashlib.sha256((folder / "1" / "model.onnx").read_bytes()).hexdigest()
+    assert card.fusion_onnx.sha256 == hashlib.sha256((folder / "fusion.onnx").read_bytes()).hexdigest()
+    assert card.metrics is None and card.outputs["cam"].order == ["scar", "lvef"]
 
 
 def test_single_task_exports_only_its_outputs_and_drops_a_stale_fusion(random_export, tmp_path):
@@ -139,7 +139,7 @@ def test_single_task_exports_only_its_outputs_and_drops_a_stale_fusion(random_ex
     assert [(o.name, dims(o)) for o in proto.graph.output] == [
         ("lvef_probability", ["batch", 1]), ("logits", ["batch", 2]), ("embedding", ["batch", 512]), ("cam", ["batch", 1, 2, 2]),
     ]  # fmt: skip
-    assert not (tmp_path / "ecg_multitask" / "fusion.onnx").exists() and card["clinical"] is None
+    assert not (tmp_path / "ecg_multitask" / "fusion.onnx").exists() and card.clinical is None
 
 
 def test_export_of_a_run_carries_its_evaluation(tiny_run, tmp_path, signal_dataset):
@@ -165,8 +165,8 @@ def test_export_of_a_run_carries_its_evaluation(tiny_run, tmp_path, signal_datas
 def test_the_demo_variant_at_384_fits_the_size_budget(tmp_path):
     model = MultiTaskNet("resnet18d_tiny", image_size=384).eval()
     card = export_model(RunModel(model, None, {}), tmp_path)
-    assert card["onnx"]["bytes"] <= 25 * 1024 * 1024
-    assert card["outputs"]["cam"]["shape"] == [-1, 2, 12, 12]
+    assert card.onnx.bytes <= 25 * 1024 * 1024
+    assert card.outputs["cam"].shape == [-1, 2, 12, 12]
     session = ort.InferenceSession(
         str(tmp_path / "ecg_multitask" / "1" / "model.onnx"), providers=["CPUExecutionProvider"]
     )

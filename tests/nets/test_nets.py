@@ -6,6 +6,7 @@ import pytest
 import torch
 from nets_reference import timm_resnet_d_keys
 
+from ecgscreen.card import impute
 from ecgscreen.contract import CLINICAL_FEATURES
 from ecgscreen.nets.multitask import ClinicalFusion, MultiTaskNet, build_model
 from ecgscreen.nets.resnet import MODEL_ARGS, create_model, default_cfgs, list_models
@@ -105,7 +106,9 @@ def test_fusion_imputes_with_training_means_and_blends_binary_tokens():
     fusion.set_statistics(train)
     assert torch.allclose(fusion.clinical_mean, torch.tensor([60.0, 2 / 3, 1 / 3, 2 / 3, 0.5, 2 / 3]))
     assert float(fusion.age_std) == pytest.approx(10.0)
-    filled = fusion.impute(torch.tensor([[float("nan"), 1, float("nan"), 0, 0, 1]]))
+    filled = torch.from_numpy(
+        impute([[float("nan"), 1, float("nan"), 0, 0, 1]], fusion.clinical_mean.numpy())
+    )
     assert filled[0, 0] == 60.0 and filled[0, 2] == pytest.approx(1 / 3) and filled[0, 1] == 1
     tokens = fusion.tokens(torch.tensor([[60.0, 0, 1, 0.5, 0, 0]]))
     e, f = fusion.binary_embed, fusion.feature_embed

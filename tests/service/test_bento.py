@@ -25,7 +25,9 @@ def test_bento_builds_offline_with_only_the_gateway(tmp_path):
     assert "model_repository/ecg_multitask/fusion.onnx" in files
     assert not any(f.startswith(("tests/", "k8s/", "bench/", "runs/")) for f in files)
     assert not any(f.endswith("model.onnx") for f in files)  # the network lives in Triton
-    assert not {"ecgscreen/training/loop.py", "ecgscreen/synth/generate.py", "ecgscreen/nets/resnet.py"} & files
+    assert (
+        not {"ecgscreen/training/loop.py", "ecgscreen/synth/generate.py", "ecgscreen/nets/resnet.py"} & files
+    )
     requirements = (src.parent / "env/python/requirements.txt").read_text()
     assert "torch" not in requirements and "onnxruntime" in requirements
     # The service imports from the Bento alone (no torch, no training code).

@@ -1,0 +1,158 @@
+"""The typed model card: the committed card round-trips unchanged, bad cards are refused with
+a reason, and the Triton configs are held to the card."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ecgscreen.card import ModelCard, OperatingPoints, impute, triton_config_problems
+from ecgscreen.contract import CLINICAL_FEATURES, MODEL_NAME
+from ecgscreen.export.onnx_export import export_model
+from ecgscreen.nets.multitask import MultiTaskNet
+from ecgscreen.training.checkpoint import RunModel
+
+REPOSITORY = Path(__file__).resolve().parents[1] / "model_repository"
+CARD_DIR = REPOSITORY / MODEL_NAME
+
+
+def test_the_committed_card_loads_typed_and_saves_byte_for_byte(tmp_path):
+    card = ModelCard.load(CARD_DIR)
+    assert card.tasks == ["scar", "lvef"] and card.clinical.features == list(CLINICAL_FEATURES)
+    assert card.outputs["cam"].shape[1:] == [2, 12, 12] and card.metrics.scar.auc > 0.9
+    assert card.threshold("scar") == card.thresholds["scar"]
+    assert card.threshold("scar", fused=True) == card.clinical.fused_thresholds["scar"]
+    assert card.average("lvef") == card.population_average["lvef"]
+    card.save(tmp_path)
+    assert (tmp_path / "model_card.json").read_bytes() == (CARD_DIR / "model_card.json").read_bytes()
+    assert not list(tmp_path.glob(".*tmp"))  # the atomic write leaves no temporary file
+
+
+def _write(tmp_path: Path, edit) -> Path:
+    card = json.loads((CARD_DIR / "model_card.json").read_text())
+    edit(card)
+    (tmp_path / "model_card.json").write_text(json.dumps(card))
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "edit,needle",
+    [
+        (lambda c: c.update(thresholds_v2={}), "thresholds_v2"),  # unknown keys are refused
+        (lambda c: c["clinical"].update(features=["age", "dm"]), "clinical.features"),
+        (lambda c: c["clinical"]["imputation_means"].pop("dlp"), "imputation_means"),
+        (lambda c: c["thresholds"].pop("lvef"), "thresholds"),
+        (lambda c: c.pop("onnx"), "onnx"),
+        (lambda c: c.update(tasks=["scar", "ef"]), "tasks"),
+    ],
+)
+def test_a_card_that_drifted_from_the_code_is_refused_naming_the_field(tmp_path, edit, needle):
+    with pytest.raises(ValueError, match="not a valid model card") as caught:
+        ModelCard.load(_write(tmp_path, edit))
+    assert needle in str(caught.value)
+
+
+def test_a_missing_card_says_where_it_looked(tmp_path):
+    with pytest.raises(ValueError, match=str(tmp_path)):
+        ModelCard.load(tmp_path)
+
+
+def test_operating_points_come_from_validation_results():
+    val = {
+        "tasks": ["scar", "lvef"],
+        "scar": {"threshold": 0.4, "mean_probability": 0.3},
+        "lvef": {"threshold": 0.6, "mean_probability": 0.2},
+        "fused": {"scar": {"threshold": 0.45, "mean_probability": 0.31}},
+    }
+    points = OperatingPoints.from_validation(val)
+    assert points.thresholds == {"scar": 0.4, "lvef": 0.6} and points.population_average["lvef"] == 0.2
+    assert points.fused_thresholds == {"scar": 0.45} and points.fused_population_average == {"scar": 0.31}
+    image_only = OperatingPoints.from_validation({k: v for k, v in val.items() if k != "fused"})
+    assert image_only.fused_thresholds is None
+    assert OperatingPoints.from_checkpoint(points.model_dump(exclude_none=True)) == points
+    assert OperatingPoints.from_checkpoint({"epoch": 3}) is None  # never evaluated
+
+
+def test_impute_fills_only_the_missing_features_with_the_cards_means():
+    card = ModelCard.load(CARD_DIR)
+    means = card.imputation_means()
+    row = np.array([[70.0, np.nan, 1.0, np.nan, 0.0, 1.0]])
+    filled = card.impute(row)
+    assert filled.dtype == np.float32 and not np.isnan(filled).any()
+    assert filled[0, 0] == 70.0 and filled[0, 1] == means[1] and filled[0, 3] == means[3]
+    np.testing.assert_array_equal(impute(row, means), filled)
+
+
+# -- the Triton configs follow the card ------------------------------------------------------------
+
+
+def test_the_committed_triton_configs_agree_with_the_committed_card():
+    assert ModelCard.load(CARD_DIR).triton_config_problems(REPOSITORY) == []
+
+
+def _repository_copy(tmp_path: Path) -> Path:
+    copy = tmp_path / "repo"
+    shutil.copytree(REPOSITORY, copy, ignore=shutil.ignore_patterns("*.onnx", "*.py", "Dockerfile"))
+    return copy
+
+
+@pytest.mark.parametrize(
+    "config,old,new,needle",
+    [
+        ("ecg_preprocess/config.pbtxt", "dims: [ 3, 384, 384 ]", "dims: [ 3, 256, 256 ]", "output image"),
+        ("ecg_preprocess/config.pbtxt", "dims: [ 384, 384 ]", "dims: [ 384, 383 ]", "output canonical"),
+        ("ecg_multitask/config.pbtxt", "dims: [ 512 ]", "dims: [ 256 ]", "output embedding"),
+        ("ecg_multitask/configs/cpu.pbtxt", "dims: [ 2, 12, 12 ]", "dims: [ 2, 11, 11 ]", "output cam"),
+        ("ecg_multitask/configs/cpu.pbtxt", "dims: [ 4 ]", "dims: [ 2 ]", "output logits"),
+        ("ecg_screening/config.pbtxt", "dims: [ 2, 12, 12 ]", "dims: [ 2, 24, 24 ]", "output CAM"),
+        ("ecg_screening/config.pbtxt", "dims: [ 384, 384 ]", "dims: [ 224, 224 ]", "output CANONICAL"),
+        (
+            "ecg_screening/config.pbtxt",
+            "TYPE_FP32, dims: [ 512 ]",
+            "TYPE_FP16, dims: [ 512 ]",
+            "EMBEDDING is FP16",
+        ),
+    ],
+)
+def test_a_config_that_disagrees_with_the_card_is_reported(tmp_path, config, old, new, needle):
+    repository = _repository_copy(tmp_path)
+    path = repository / config
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    problems = ModelCard.load(CARD_DIR).triton_config_problems(repository)
+    assert len(problems) == 1 and config in problems[0] and needle in problems[0], problems
+
+
+def test_a_warmup_input_of_another_size_and_a_missing_output_are_reported(tmp_path):
+    repository = _repository_copy(tmp_path)
+    gpu = repository / "ecg_multitask/config.pbtxt"
+    text = gpu.read_text()
+    warmup = text.index("model_warmup")
+    gpu.write_text(text[:warmup] + text[warmup:].replace("dims: [ 3, 384, 384 ]", "dims: [ 3, 320, 320 ]", 1))
+    cpu = repository / "ecg_multitask/configs/cpu.pbtxt"
+    cpu.write_text(
+        cpu.read_text().replace('  { name: "lvef_probability", data_type: TYPE_FP32, dims: [ 1 ] },\n', "")
+    )
+    card = ModelCard.load(CARD_DIR)
+    problems = triton_config_problems(repository, card.inputs, card.outputs)
+    assert any("warm-up batch8 input image" in p for p in problems), problems
+    assert any("configs/cpu.pbtxt: outputs" in p and "lvef_probability" in p for p in problems), problems
+
+
+def test_export_refuses_a_model_the_repositorys_configs_do_not_fit(tmp_path):
+    repository = _repository_copy(tmp_path)
+    model = MultiTaskNet("resnet18d_tiny", image_size=256).eval()  # 256 px: the configs say 384
+    with pytest.raises(ValueError, match="do not fit this model") as caught:
+        export_model(RunModel(model, None, {}), repository)
+    assert "ecg_preprocess/config.pbtxt: output image" in str(caught.value)
+    assert not (repository / MODEL_NAME / "1" / "model.onnx").exists()  # nothing written
+    torch.manual_seed(0)
+    fits = MultiTaskNet("resnet18d_tiny").eval()  # the canonical size: accepted
+    card = export_model(RunModel(fits, None, {}), repository)
+    assert card.triton_config_problems(repository) == []
