@@ -1,7 +1,7 @@
 """The model card: what export writes next to the model, and every consumer reads, typed.
 
-``model_card.json`` sits in ``model_repository/ecg_multitask/``. Export builds it
-(``ecgscreen.export``), the predictors, the gateway and its fusion head read it as a
+``model_card.json`` sits in the model's folder (``model_repository/<MODEL_NAME>/``). Export
+builds it (``ecgscreen.export``), the predictors, the gateway and its fusion head read it as a
 ``ModelCard``, never as a dict read with ``.get(key, default)``: a consumer cannot disagree
 with the producer, and a card that does not parse fails at start-up, not at a request.
 
@@ -255,7 +255,7 @@ class ModelCard(_Strict):
 
     @classmethod
     def load(cls, folder: Path) -> ModelCard:
-        """The card in ``folder`` (the model's folder, e.g. ``model_repository/ecg_multitask``);
+        """The card in ``folder`` (the model's folder, ``model_repository/<MODEL_NAME>``);
         ``ValueError`` naming the file and every problem when it is missing or invalid."""
         path = Path(folder) / MODEL_CARD_FILE
         try:
@@ -339,11 +339,11 @@ def triton_config_problems(
     """Every way the Triton configs in ``repository`` disagree with the network's tensors
     (empty when they agree, or when the repository holds no configs).
 
-    * ``ecg_multitask`` (``config.pbtxt`` and every ``configs/*.pbtxt``): the same inputs and
+    * ``MODEL_NAME`` (``config.pbtxt`` and every ``configs/*.pbtxt``): the same inputs and
       outputs, dtypes and dims as the card; warm-up inputs the input's dims;
-    * ``ecg_preprocess``: its ``image`` output is the network's input, ``canonical`` the
+    * ``PREPROCESS_NAME``: its ``image`` output is the network's input, ``canonical`` the
       canonical image (size x size);
-    * ``ecg_screening``: each output the dims of the model output it is mapped from.
+    * ``ENSEMBLE_NAME``: each output the dims of the model output it is mapped from.
     """
     from google.protobuf import text_format
     from tritonclient.grpc import model_config_pb2 as mc

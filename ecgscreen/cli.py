@@ -193,8 +193,8 @@ def serve(
     ),
 ) -> None:
     """Run the whole service: embedded Triton (CPU) + the BentoML gateway, until Ctrl-C."""
-    from .serving.supervisor import PROJECT_ROOT, start_service
-    from .serving.triton import TritonPorts
+    from .serving.supervisor import start_service
+    from .serving.triton import PROJECT_ROOT, TritonPorts
 
     if log_dir:
         log_dir.mkdir(parents=True, exist_ok=True)

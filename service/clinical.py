@@ -1,9 +1,9 @@
 """Clinical features (the study's six) and their fusion with the image embedding.
 
 The fusion head is the small ONNX exported with the model (``fusion.onnx``); it takes the
-512-d image embedding Triton returns and the six features in the study's order. A missing
-feature is replaced by its training-set mean stored in the model card, and the response
-says which ones were.
+image embedding Triton returns and the six features in the study's order. A missing feature
+is replaced by its training-set mean stored in the model card (``ModelCard.impute``), and the
+response says which ones were.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import numpy as np
 import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = ["ClinicalFeatures", "FusionHead", "parse_clinical", "FEATURES"]
+from ecgscreen.card import ModelCard
+from ecgscreen.contract import CLINICAL_FEATURES, TASKS, probability_output
 
-FEATURES = ("age", "female_gender", "dm", "ht", "smoke", "dlp")
+__all__ = ["ClinicalFeatures", "FusionHead", "parse_clinical"]
 
 
 class ClinicalFeatures(BaseModel):
@@ -45,7 +46,9 @@ def parse_clinical(value: str | dict | None) -> ClinicalFeatures | None:
         except json.JSONDecodeError as exc:
             raise ValueError(f"clinical is not valid JSON ({exc.msg} at position {exc.pos})") from None
     if not isinstance(raw, dict):
-        raise ValueError("clinical must be a JSON object with any of the keys " + ", ".join(FEATURES))
+        raise ValueError(
+            "clinical must be a JSON object with any of the keys " + ", ".join(CLINICAL_FEATURES)
+        )
     try:
         return ClinicalFeatures.model_validate(raw)
     except ValidationError as exc:
@@ -56,40 +59,28 @@ def parse_clinical(value: str | dict | None) -> ClinicalFeatures | None:
 
 
 class FusionHead:
-    """``fusion.onnx`` plus the imputation means from the model card."""
+    """``fusion.onnx``, fed the features the model card's means complete."""
 
-    def __init__(self, model_dir: Path, card: dict) -> None:
-        clinical = card.get("clinical") or {}
-        self.available = bool(clinical) and (model_dir / clinical.get("fusion", "fusion.onnx")).exists()
+    def __init__(self, model_dir: Path, card: ModelCard) -> None:
+        self.card = card
+        path = model_dir / card.clinical.fusion if card.clinical else None
+        self.available = path is not None and path.exists()
         if not self.available:
             return
-        if tuple(clinical["features"]) != FEATURES:
-            raise ValueError(
-                f"model card lists clinical features {clinical['features']}, expected {FEATURES}"
-            )
-        self.means = {name: float(clinical["imputation_means"][name]) for name in FEATURES}
-        self.thresholds = clinical.get("fused_thresholds") or card.get("thresholds") or {}
-        self.averages = clinical.get("fused_population_average") or {}
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            str(model_dir / clinical.get("fusion", "fusion.onnx")),
-            options,
-            providers=["CPUExecutionProvider"],
-        )
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def __call__(
         self, embedding: np.ndarray, features: ClinicalFeatures
     ) -> tuple[dict[str, float], list[str]]:
         """Fused positive-class probability per task, and the names of imputed features."""
         given = features.model_dump()
-        imputed = [name for name in FEATURES if given[name] is None]
-        row = [float(given[name]) if given[name] is not None else self.means[name] for name in FEATURES]
+        imputed = [name for name in CLINICAL_FEATURES if given[name] is None]
+        row = [np.nan if given[name] is None else float(given[name]) for name in CLINICAL_FEATURES]
         outputs = self.session.run(None, {"embedding": embedding.reshape(1, -1).astype(np.float32),
-                                          "clinical": np.asarray([row], dtype=np.float32)})  # fmt: skip
+                                          "clinical": self.card.impute(np.asarray([row]))})  # fmt: skip
+        task_of = {probability_output(task): task for task in TASKS}
         names = [o.name for o in self.session.get_outputs()]
-        fused = {
-            name.removesuffix("_probability"): float(value.ravel()[0])
-            for name, value in zip(names, outputs, strict=True)
-        }
+        fused = {task_of[name]: float(value.ravel()[0]) for name, value in zip(names, outputs, strict=True)}
         return fused, imputed

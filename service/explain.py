@@ -1,6 +1,6 @@
 """Grad-CAM++ heatmaps over the canonical printout, and how the heat splits over the leads.
 
-The CAM comes from Triton at the last conv block's resolution (12 x 12 for a 384 px input);
+The CAM comes from Triton at the last conv block's resolution (1/32 of the canonical size);
 it is upsampled to the canonical image, where each of the 12 lead panels has a known box
 (``ecgscreen.imaging.canonical.panel_box``). A lead's attribution is its panel's share of
 the total heat, so the shares sum to 1 and read as "the scar call rests on V1-V4".

@@ -12,6 +12,7 @@ import hmac
 
 from starlette.responses import JSONResponse
 
+from .schemas import ErrorResponse
 from .settings import Settings
 
 __all__ = ["GatewayGuard", "error_response", "OPEN_PATHS"]
@@ -22,13 +23,11 @@ OPEN_PATHS = ("/livez", "/readyz", "/healthz", "/metrics")
 def error_response(
     status: int, error: str, detail: str, request_id: str | None = None, retry_after: int | None = None
 ) -> JSONResponse:
-    body = {"error": error, "detail": detail, "status": status}
-    if request_id:
-        body["request_id"] = request_id
+    body = ErrorResponse(error=error, detail=detail, status=status, request_id=request_id)
     headers = {"Retry-After": str(retry_after)} if retry_after else {}
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="ecgscreen"'
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
 
 
 def _file_field_is_not_a_file(content_type: bytes, body: bytes) -> bool:
@@ -47,9 +46,10 @@ def _file_field_is_not_a_file(content_type: bytes, body: bytes) -> bool:
 
 
 class GatewayGuard:
-    def __init__(self, app) -> None:
+    """The middleware; ``settings`` are the service's own (``add_asgi_middleware(..., settings=)``)."""
+
+    def __init__(self, app, settings: Settings) -> None:
         self.app = app
-        settings = Settings.from_env()
         self.token = settings.api_token.encode() if settings.api_token else None
         # The body is the file plus multipart framing and the small form fields.
         self.max_body = settings.max_body_bytes + 64 * 1024

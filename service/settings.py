@@ -1,4 +1,5 @@
-"""Gateway configuration, from environment variables (read once per worker)."""
+"""Gateway configuration, from environment variables: read once per worker (``from_env``) and
+handed to everything that needs it (the service, the request guard)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ecgscreen.contract import MODEL_NAME
+from ecgscreen.imaging.limits import max_bytes_from_env
+
 __all__ = ["Settings"]
 
-_DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "model_repository" / "ecg_multitask"
+_DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "model_repository" / MODEL_NAME
 
 
 def _float(name: str, default: float) -> float:
@@ -39,7 +43,7 @@ class Settings:
     triton_url: str  # gRPC host:port
     api_token: str | None
     model_dir: Path  # model_card.json and fusion.onnx
-    max_body_bytes: int
+    max_body_bytes: int  # the largest ECG file: intake's own limit (ECGSCREEN_MAX_BODY_MB)
     triton_timeout_s: float  # one Triton call
     request_timeout_s: float  # a whole request, retries included
     retry_after_s: int
@@ -50,7 +54,7 @@ class Settings:
             triton_url=os.environ.get("ECGSCREEN_TRITON_URL", "127.0.0.1:8001"),
             api_token=_token(),
             model_dir=Path(os.environ.get("ECGSCREEN_MODEL_DIR", str(_DEFAULT_MODEL_DIR))),
-            max_body_bytes=int(_float("ECGSCREEN_MAX_BODY_MB", 25.0) * 1024 * 1024),
+            max_body_bytes=max_bytes_from_env(),
             triton_timeout_s=_float("ECGSCREEN_TRITON_TIMEOUT_S", 20.0),
             request_timeout_s=_float("ECGSCREEN_REQUEST_TIMEOUT_S", 30.0),
             retry_after_s=int(_float("ECGSCREEN_RETRY_AFTER_S", 5.0)),

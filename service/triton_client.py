@@ -1,15 +1,16 @@
-"""The gateway's connection to Triton: the ``ecg_screening`` ensemble over gRPC (asyncio).
+"""The gateway's connection to Triton: the ensemble over gRPC (asyncio).
 
 Created inside the worker's event loop (never at import). Transient failures (Triton
 restarting, a dropped connection) are retried a bounded number of times within the
-request's deadline; a refusal by intake comes back as ``IntakeRefusal`` with its reason.
+request's deadline; a refusal by intake comes back as the ``IntakeError`` it was
+(``imaging.errors.from_wire``). ``triton_error`` is the whole mapping from Triton's errors to
+the gateway's, a pure function.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from dataclasses import dataclass
 
@@ -17,10 +18,20 @@ import numpy as np
 import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
-__all__ = ["TritonGateway", "Prediction", "IntakeRefusal", "Unavailable", "UpstreamTimeout", "UpstreamError"]
+from ecgscreen.contract import (
+    ENSEMBLE_CAM,
+    ENSEMBLE_CANONICAL,
+    ENSEMBLE_EMBEDDING,
+    ENSEMBLE_INFO,
+    ENSEMBLE_INPUT,
+    ENSEMBLE_NAME,
+    ENSEMBLE_PROBABILITY,
+    TASKS,
+)
+from ecgscreen.imaging.errors import IntakeError, from_wire
 
-ENSEMBLE = "ecg_screening"
-_INTAKE = re.compile(r"intake:([a-z_]+):(\d{3}): (.*)", re.DOTALL)
+__all__ = ["TritonGateway", "Prediction", "Unavailable", "UpstreamTimeout", "UpstreamError", "triton_error"]
+
 _TRANSIENT = {"StatusCode.UNAVAILABLE", "StatusCode.UNKNOWN", "StatusCode.CANCELLED"}
 # Reconnect quickly after Triton restarts instead of gRPC's default backoff of up to 2 min.
 _CHANNEL_ARGS = [
@@ -30,12 +41,6 @@ _CHANNEL_ARGS = [
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
 ]
-
-
-class IntakeRefusal(Exception):
-    def __init__(self, reason: str, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.reason, self.status, self.detail = reason, status, detail
 
 
 class Unavailable(Exception):
@@ -50,10 +55,22 @@ class UpstreamError(Exception):
     """Triton answered with an unexpected error."""
 
 
+def triton_error(status: str, message: str) -> IntakeError | Unavailable | UpstreamTimeout | UpstreamError:
+    """What a failed ensemble call means: intake refused the file, Triton timed out, Triton is
+    (perhaps briefly) unavailable, or it failed otherwise. ``status`` is the gRPC status code
+    as tritonclient reports it (``"StatusCode.UNAVAILABLE"``)."""
+    if (refusal := from_wire(message)) is not None:
+        return refusal
+    if status == "StatusCode.DEADLINE_EXCEEDED":
+        return UpstreamTimeout("Triton did not answer in time")
+    if status in _TRANSIENT or "not ready" in message or "unavailable" in message.lower():
+        return Unavailable("Triton is unavailable")
+    return UpstreamError(f"Triton error {status}")
+
+
 @dataclass(frozen=True)
 class Prediction:
-    scar: float
-    lvef: float
+    probability: dict[str, float]  # per task, positive class
     info: dict
     embedding: np.ndarray | None = None
     cam: np.ndarray | None = None  # (2, h, w): scar, lvef
@@ -81,7 +98,7 @@ class TritonGateway:
 
     async def ready(self, timeout_s: float = 1.0) -> bool:
         try:
-            return bool(await self.client.is_model_ready(ENSEMBLE, client_timeout=timeout_s))
+            return bool(await self.client.is_model_ready(ENSEMBLE_NAME, client_timeout=timeout_s))
         except (TimeoutError, InferenceServerException, OSError):
             return False
 
@@ -89,12 +106,13 @@ class TritonGateway:
         self, data: bytes, deadline: float, embedding: bool = False, explain: bool = False
     ) -> Prediction:
         """Run the ensemble on one file. ``deadline`` is a ``time.monotonic()`` instant."""
-        tensor = grpcclient.InferInput("ECG_BYTES", [1, 1], "BYTES")
+        tensor = grpcclient.InferInput(ENSEMBLE_INPUT, [1, 1], "BYTES")
         tensor.set_data_from_numpy(np.array([[data]], dtype=np.object_))
         names = (
-            ["SCAR_PROB", "LVEF_PROB", "PREPROC_INFO"]
-            + ["EMBEDDING"] * embedding
-            + ["CAM", "CANONICAL"] * explain
+            [ENSEMBLE_PROBABILITY[task] for task in TASKS]
+            + [ENSEMBLE_INFO]
+            + [ENSEMBLE_EMBEDDING] * embedding
+            + [ENSEMBLE_CAM, ENSEMBLE_CANONICAL] * explain
         )
         outputs = [grpcclient.InferRequestedOutput(name) for name in names]
         for attempt in range(1, self.attempts + 1):
@@ -104,27 +122,23 @@ class TritonGateway:
             start = time.monotonic()
             try:
                 result = await self.client.infer(
-                    ENSEMBLE, [tensor], outputs=outputs, client_timeout=min(self.call_timeout_s, remaining)
+                    ENSEMBLE_NAME,
+                    [tensor],
+                    outputs=outputs,
+                    client_timeout=min(self.call_timeout_s, remaining),
                 )
                 break
             except InferenceServerException as exc:
-                status, message = str(exc.status()), exc.message() or ""
-                if match := _INTAKE.search(message):
-                    raise IntakeRefusal(match.group(1), int(match.group(2)), match.group(3).strip()) from None
-                if status == "StatusCode.DEADLINE_EXCEEDED":
-                    raise UpstreamTimeout("Triton did not answer in time") from None
-                if status in _TRANSIENT or "not ready" in message or "unavailable" in message.lower():
-                    if attempt == self.attempts:
-                        raise Unavailable("Triton is unavailable") from None
+                error = triton_error(str(exc.status()), exc.message() or "")
+                if isinstance(error, Unavailable) and attempt < self.attempts:
                     await asyncio.sleep(min(0.2 * 2**attempt, max(0.0, deadline - time.monotonic())))
                     continue
-                raise UpstreamError(f"Triton error {status}") from None
+                raise error from None
         return Prediction(
-            scar=float(result.as_numpy("SCAR_PROB").ravel()[0]),
-            lvef=float(result.as_numpy("LVEF_PROB").ravel()[0]),
-            info=json.loads(result.as_numpy("PREPROC_INFO").ravel()[0]),
-            embedding=result.as_numpy("EMBEDDING")[0] if embedding else None,
-            cam=result.as_numpy("CAM")[0] if explain else None,
-            canonical=result.as_numpy("CANONICAL")[0] if explain else None,
+            probability={t: float(result.as_numpy(ENSEMBLE_PROBABILITY[t]).ravel()[0]) for t in TASKS},
+            info=json.loads(result.as_numpy(ENSEMBLE_INFO).ravel()[0]),
+            embedding=result.as_numpy(ENSEMBLE_EMBEDDING)[0] if embedding else None,
+            cam=result.as_numpy(ENSEMBLE_CAM)[0] if explain else None,
+            canonical=result.as_numpy(ENSEMBLE_CANONICAL)[0] if explain else None,
             latency_s=time.monotonic() - start,
         )

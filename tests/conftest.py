@@ -1,8 +1,8 @@
 """Shared test setup.
 
-* ``tests/`` is importable: the shared helpers (``signal_datasets``, ``corpus``, ``servers``,
-  ``nets_reference``, ``prometheus_harness``) are imported by name from every test folder
-  (pytest runs with ``--import-mode=importlib``); BentoML does not phone home.
+* ``tests/`` is on the path (``pythonpath`` in pyproject.toml): the shared helpers
+  (``signal_datasets``, ``corpus``, ``servers``, ``nets_reference``, ``prometheus_harness``)
+  are imported by name from every test folder; BentoML does not phone home.
 * ``triton``: the real embedded tritonserver for the session.
 * Small synthetic datasets (``signal_datasets.py``) whose canonical images come straight from the
   generator's signals (no file decoding), so model tests stay fast on two CPU cores. Torch
@@ -11,10 +11,8 @@
 """
 
 import os
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
 import pytest  # noqa: E402

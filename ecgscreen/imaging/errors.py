@@ -3,11 +3,18 @@
 ``reason`` is a stable machine code (metrics label, API error field); ``status`` is the HTTP
 status the gateway answers with; the message says what was wrong and what to do. Messages
 never quote file contents: the header of an ECG names the patient.
+
+A refusal crosses Triton's boundary as the error message of its request,
+``intake:<reason>:<http status>: <detail>`` (clients calling Triton directly read it too).
+``to_wire`` writes it in the ``ecg_preprocess`` model and ``from_wire`` reads it in the gateway:
+one format, encoded and decoded here.
 """
 
 from __future__ import annotations
 
-__all__ = ["IntakeError", "REASONS"]
+import re
+
+__all__ = ["IntakeError", "REASONS", "INTERNAL", "to_wire", "from_wire"]
 
 # reason -> HTTP status
 REASONS: dict[str, int] = {
@@ -27,13 +34,18 @@ REASONS: dict[str, int] = {
     "waveform_invalid": 422,
     "no_layout": 422,
 }
+# Not the file's fault: intake itself failed on it (a bug). It travels like a refusal so the
+# gateway tells it apart from a failure of Triton.
+INTERNAL = "internal"
+_STATUS = {**REASONS, INTERNAL: 500}
+_WIRE = re.compile(r"intake:([a-z_]+):(\d{3}): (.*)", re.DOTALL)
 
 
 class IntakeError(ValueError):
     """An ECG file that cannot be turned into a model input."""
 
     def __init__(self, reason: str, message: str) -> None:
-        if reason not in REASONS:
+        if reason not in _STATUS:
             raise ValueError(f"unknown intake refusal reason {reason!r}")
         super().__init__(message)
         self.reason = reason
@@ -41,7 +53,21 @@ class IntakeError(ValueError):
 
     @property
     def status(self) -> int:
-        return REASONS[self.reason]
+        return _STATUS[self.reason]
 
     def to_dict(self) -> dict[str, object]:
         return {"error": self.reason, "detail": self.message, "status": self.status}
+
+
+def to_wire(error: IntakeError) -> str:
+    """The error message that carries ``error`` through Triton."""
+    return f"intake:{error.reason}:{error.status}: {error.message}"
+
+
+def from_wire(message: str) -> IntakeError | None:
+    """The refusal a Triton error message carries (Triton may add its own prefix), or ``None``
+    when it carries none, or a reason this version does not know."""
+    match = _WIRE.search(message or "")
+    if match is None or match.group(1) not in _STATUS:
+        return None
+    return IntakeError(match.group(1), match.group(3).strip())

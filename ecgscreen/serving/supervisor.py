@@ -16,12 +16,11 @@ from pathlib import Path
 import httpx
 
 from .procs import spawn, stop_group
-from .triton import DEFAULT_REPOSITORY, EmbeddedTriton, TritonPorts
+from .triton import DEFAULT_REPOSITORY, PROJECT_ROOT, EmbeddedTriton, TritonPorts
 
-__all__ = ["Gateway", "PROJECT_ROOT"]
+__all__ = ["Gateway", "start_service"]
 
 log = logging.getLogger(__name__)
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Gateway:

@@ -31,11 +31,19 @@ import httpx
 from ..contract import ENSEMBLE_NAME
 from .procs import spawn, stop_group
 
-__all__ = ["TritonPorts", "EmbeddedTriton", "DEFAULT_REPOSITORY", "backend_directory", "tritonserver_binary"]
+__all__ = [
+    "TritonPorts",
+    "EmbeddedTriton",
+    "PROJECT_ROOT",
+    "DEFAULT_REPOSITORY",
+    "backend_directory",
+    "tritonserver_binary",
+]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_REPOSITORY = Path(__file__).resolve().parent.parent / "model_repository"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout: model_repository/, service/, samples/
+DEFAULT_REPOSITORY = PROJECT_ROOT / "model_repository"
 # The python backend moves tensors through /dev/shm: a batch of 16 canonical images is 28 MB.
 _SHM_DEFAULT_BYTES = 64 * 1024 * 1024
 _SHM_GROWTH_BYTES = 32 * 1024 * 1024

@@ -83,6 +83,25 @@ def test_predict_answers_every_format_in_the_documented_shape(service, kind):
     )
 
 
+def test_openapi_documents_the_predict_and_explain_response_fields(service):
+    spec = httpx.get(service.url + "/docs.json", timeout=30).json()
+
+    def response_schema(path: str) -> dict:
+        schema = spec["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+        if "$ref" in schema:  # resolve one level of reference
+            schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+        return schema
+
+    predict = response_schema("/predict")
+    assert set(predict["properties"]) == {"scar", "lvef", "fused", "model", "preprocessing", "request_id"}
+    assert set(predict["required"]) >= {"scar", "lvef", "model", "request_id"}
+    explain = response_schema("/explain")
+    assert {"attribution", "territories", "top_leads", "cam", "risk_level"} <= set(explain["properties"])
+    text = json.dumps(spec)
+    for field in ("risk_level", "threshold", "imputed", "intended_use", "source_format"):
+        assert field in text, field  # the nested models' fields are documented too
+
+
 def test_predict_matches_triton_direct(service, triton):
     import tritonclient.grpc as grpcclient
 

@@ -2,8 +2,8 @@
 
 Imports the project's own intake (``ecgscreen.imaging``): one preprocessing code path for
 training, evaluation and serving. Each request is handled on its own, so a corrupt file
-fails only its own request (INVALID_ARG, "intake:<reason>:<status>: <detail>") while the
-other requests of the same batch get their answers.
+fails only its own request (INVALID_ARG, the refusal encoded by ``imaging.errors.to_wire``)
+while the other requests of the same batch get their answers.
 """
 
 import json
@@ -11,7 +11,8 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from ecgscreen.imaging.errors import IntakeError
+from ecgscreen.contract import ENSEMBLE_INFO, ENSEMBLE_INPUT
+from ecgscreen.imaging.errors import INTERNAL, IntakeError, to_wire
 from ecgscreen.imaging.pipeline import preprocess
 
 
@@ -22,29 +23,19 @@ class TritonPythonModel:
         self.size = int(image["dims"][-1])
         self.logger = pb_utils.Logger
 
-    def _refuse(self, reason: str, status: int, detail: str, code) -> "pb_utils.InferenceResponse":
-        return pb_utils.InferenceResponse(
-            error=pb_utils.TritonError(f"intake:{reason}:{status}: {detail}", code)
-        )
-
     def execute(self, requests):
         responses = []
         for request in requests:
-            files = pb_utils.get_input_tensor_by_name(request, "ECG_BYTES").as_numpy().reshape(-1)
+            files = pb_utils.get_input_tensor_by_name(request, ENSEMBLE_INPUT).as_numpy().reshape(-1)
             try:
                 results = [preprocess(bytes(data), self.size) for data in files]
             except IntakeError as error:
-                responses.append(
-                    self._refuse(error.reason, error.status, error.message, pb_utils.TritonError.INVALID_ARG)
-                )
+                responses.append(_refuse(error, pb_utils.TritonError.INVALID_ARG))
                 continue
             except Exception as error:  # a bug must fail one request, never the batch
                 self.logger.log_error(f"ecg_preprocess: unexpected {type(error).__name__}")
-                responses.append(
-                    self._refuse(
-                        "internal", 500, "preprocessing failed unexpectedly", pb_utils.TritonError.INTERNAL
-                    )
-                )
+                failure = IntakeError(INTERNAL, "preprocessing failed unexpectedly")
+                responses.append(_refuse(failure, pb_utils.TritonError.INTERNAL))
                 continue
             image = np.stack([result.tensor for result in results]).astype(np.float32)
             canonical = np.stack([result.canonical for result in results])
@@ -52,7 +43,11 @@ class TritonPythonModel:
             tensors = [
                 pb_utils.Tensor("image", image),
                 pb_utils.Tensor("canonical", canonical),
-                pb_utils.Tensor("PREPROC_INFO", info),
+                pb_utils.Tensor(ENSEMBLE_INFO, info),
             ]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
         return responses
+
+
+def _refuse(error: IntakeError, code) -> "pb_utils.InferenceResponse":
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(to_wire(error), code))

@@ -1,0 +1,104 @@
+"""The gateway's response bodies, typed. They are the return annotations of the BentoML APIs,
+so the OpenAPI page (``/docs.json``) documents the fields a client gets."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "RiskLevel",
+    "Probability",
+    "TaskResult",
+    "FusedResult",
+    "ModelInfo",
+    "PreprocessingInfo",
+    "PredictResponse",
+    "ExplainResponse",
+    "ErrorResponse",
+]
+
+RiskLevel = Literal["low", "medium", "high"]
+
+
+class Probability(BaseModel):
+    negative: float = Field(description="1 - positive")
+    positive: float = Field(description="probability that the finding is present")
+
+
+class TaskResult(BaseModel):
+    """One task's answer, in the shape of the study's own app."""
+
+    prediction: Literal[0, 1] = Field(description="1 when the positive probability reaches the threshold")
+    probability: Probability
+    risk_level: RiskLevel = Field(description="the study's bands: < 30 % low, 30-70 % medium, >= 70 % high")
+    threshold: float = Field(description="the model card's decision threshold (Youden on validation)")
+    average: float | None = Field(description="mean predicted probability on the validation split")
+
+
+class FusedResult(BaseModel):
+    """The answers with the clinical features fused in (missing ones imputed)."""
+
+    scar: TaskResult
+    lvef: TaskResult
+    imputed: list[str] = Field(description="clinical features that were missing, filled with training means")
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    intended_use: str
+
+
+class PreprocessingInfo(BaseModel):
+    """What intake found in the file (never text read from it)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    source_format: str = Field(description="sniffed from the bytes: png, jpeg, tiff, pdf, dicom-<kind>")
+    layout: str | None = Field(None, description="3x4+1, 6x2, 12x1 or waveform")
+    rotation_deg: float | None = None
+    grid: str | None = None
+    gain_mm_per_mv: float | None = None
+    paper_speed_mm_s: float | None = None
+    sample_rate_hz: float | None = None
+    quality: float | None = Field(None, description="0..1: share of the canonical panels holding trace")
+    warnings: list[str] = Field(default_factory=list)
+    elapsed_ms: float | None = None
+
+
+class PredictResponse(BaseModel):
+    """``POST /predict``: both tasks, the optional fused answer and how the file was read."""
+
+    scar: TaskResult = Field(description="myocardial scar")
+    lvef: TaskResult = Field(description="LVEF < 50 %")
+    fused: FusedResult | None = Field(description="null unless clinical features were sent")
+    model: ModelInfo
+    preprocessing: PreprocessingInfo
+    request_id: str
+
+
+class ExplainResponse(BaseModel):
+    """``POST /explain`` with ``format=json`` (the default ``png`` is the heatmap picture)."""
+
+    task: Literal["scar", "lvef"]
+    probability: float
+    risk_level: RiskLevel
+    cam: list[list[float]] = Field(description="Grad-CAM++ at the last conv block's resolution")
+    attribution: dict[str, float] = Field(description="each lead's share of the heat (sums to 1)")
+    territories: dict[str, float] = Field(description="anterior, inferior, lateral and other shares")
+    top_leads: list[str]
+    canonical_size: int
+    model: ModelInfo
+    preprocessing: PreprocessingInfo
+    request_id: str
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx answer."""
+
+    error: str = Field(description="a stable reason code, e.g. too_large, no_layout, upstream_unavailable")
+    detail: str = Field(description="what was wrong and what to do")
+    status: int
+    request_id: str | None = None
