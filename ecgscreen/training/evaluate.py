@@ -177,10 +177,9 @@ def _plots(out: Path, labels: Labels, indices: np.ndarray, preds: Predictions) -
 
     fig, ax = plt.subplots(figsize=(5, 5))
     for task, p, style in curves:
-        mean_p, rate, counts = M.calibration_bins(labels.targets(task)[indices], p, 10)
-        used = counts > 0
+        mean_p, rate = M.calibration_points(labels.targets(task)[indices], p, 10)
         name = TASK_NAMES[task] + (" + clinical" if style == "--" else "")
-        ax.plot(mean_p[used], rate[used], style + "o", color=colors[task], label=name, markersize=4)
+        ax.plot(mean_p, rate, style + "o", color=colors[task], label=name, markersize=4)
     ax.plot([0, 1], [0, 1], ":", color="grey")
     ax.set(xlabel="Predicted probability", ylabel="Observed rate", title="Calibration (10 bins)")
     if ax.get_legend_handles_labels()[0]:

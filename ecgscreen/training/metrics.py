@@ -1,19 +1,33 @@
-"""Classification metrics the study reports, in plain numpy (no scikit-learn dependency)."""
+"""Classification metrics the study reports.
+
+scikit-learn computes the AUC, the ROC curve, the confusion counts, the Brier score and the
+calibration curve; scipy bootstraps the AUC's confidence interval. By hand, only what they
+lack: the expected calibration error, PPV/NPV at another prevalence, the threshold rules, and
+the bootstrap's statistic (``resampled_auc``: the AUC of every resample at once, because
+``roc_auc_score`` validates its input on each call and a thousand calls per curve cost
+seconds; the tests hold the two to the same numbers).
+"""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
-from scipy.stats import rankdata
+from scipy.stats import DegenerateDataWarning, bootstrap, rankdata
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import brier_score_loss, confusion_matrix, roc_auc_score
+from sklearn.metrics import roc_curve as _roc_curve
 
 __all__ = [
     "roc_auc",
     "roc_curve",
-    "resampled_aucs",
+    "resampled_auc",
     "bootstrap_auc_ci",
     "choose_threshold",
     "binary_metrics",
     "adjusted_predictive_values",
     "calibration_bins",
+    "calibration_points",
     "expected_calibration_error",
     "brier_score",
 ]
@@ -30,45 +44,27 @@ def _check(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve: the Mann-Whitney U statistic, ties counted as half."""
+    """Area under the ROC curve (ties count half)."""
     labels, scores = _check(labels, scores)
-    ranks = rankdata(scores)
-    n_pos = labels.sum()
-    n_neg = labels.size - n_pos
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(roc_auc_score(labels, scores))
 
 
 def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """False-positive rates, true-positive rates and the thresholds between them."""
+    """False-positive rates, true-positive rates and the thresholds between them: one point
+    per distinct score, the first at threshold infinity."""
     labels, scores = _check(labels, scores)
-    order = np.argsort(-scores, kind="stable")
-    scores, labels = scores[order], labels[order]
-    distinct = np.r_[np.flatnonzero(np.diff(scores)), labels.size - 1]
-    tps = np.cumsum(labels)[distinct]
-    fps = 1 + distinct - tps
-    tpr = np.r_[0.0, tps / labels.sum()]
-    fpr = np.r_[0.0, fps / (~labels).sum()]
-    return fpr, tpr, np.r_[np.inf, scores[distinct]]
+    return _roc_curve(labels, scores, drop_intermediate=False)
 
 
-def resampled_aucs(labels: np.ndarray, scores: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """AUC of each resample ``indices[b]`` (rows of sample indices), vectorised; NaN where a
-    resample lacks one class.
-
-    Scores are grouped into tied values once; per resample, positives and negatives are
-    counted per group, and ``U = sum_g pos_g * (neg_below_g + neg_g / 2)``.
-    """
-    labels, scores = _check(labels, scores)
-    indices = np.atleast_2d(indices)
-    unique, group = np.unique(scores, return_inverse=True)
-    n_groups, n_rows = unique.size, indices.shape[0]
-    flat = group[indices] + n_groups * np.arange(n_rows)[:, None]
-    positive = labels[indices]
-    pos = np.bincount(flat[positive], minlength=n_rows * n_groups).reshape(n_rows, n_groups)
-    neg = np.bincount(flat[~positive], minlength=n_rows * n_groups).reshape(n_rows, n_groups)
-    neg_below = np.cumsum(neg, axis=1) - neg
-    u = (pos * (neg_below + 0.5 * neg)).sum(axis=1)
-    pairs = pos.sum(axis=1) * neg.sum(axis=1)
+def resampled_auc(labels: np.ndarray, scores: np.ndarray, axis: int = -1) -> np.ndarray:
+    """The AUC along ``axis`` of each row of resampled ``labels`` / ``scores`` (NaN where a
+    resample lacks a class), as the Mann-Whitney U: the positives' rank sum (ties averaged)
+    less its minimum, over the number of positive-negative pairs."""
+    labels = np.asarray(labels, dtype=bool)
+    ranks = rankdata(scores, axis=axis)
+    positives = labels.sum(axis=axis)
+    pairs = positives * (labels.shape[axis] - positives)
+    u = (ranks * labels).sum(axis=axis) - positives * (positives + 1) / 2
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(pairs > 0, u / np.maximum(pairs, 1), np.nan)
 
@@ -76,21 +72,24 @@ def resampled_aucs(labels: np.ndarray, scores: np.ndarray, indices: np.ndarray) 
 def bootstrap_auc_ci(
     labels: np.ndarray, scores: np.ndarray, n_resamples: int = 1000, seed: int = 0, level: float = 0.95
 ) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the AUC (resampling cases with replacement)."""
+    """Percentile bootstrap confidence interval of the AUC (``scipy.stats.bootstrap``, cases
+    resampled with replacement, labels and scores together). A resample that happens to hold
+    one class has no AUC; it is left out of the percentiles."""
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be positive, got {n_resamples}")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     labels, scores = _check(labels, scores)
-    rng = np.random.default_rng(seed)
-    chunk = max(1, min(n_resamples, 2_000_000 // labels.size))
-    aucs = []
-    for start in range(0, n_resamples, chunk):
-        b = min(chunk, n_resamples - start)
-        aucs.append(resampled_aucs(labels, scores, rng.integers(0, labels.size, size=(b, labels.size))))
-    values = np.concatenate(aucs)
-    tail = 100 * (1 - level) / 2
-    low, high = np.nanpercentile(values, [tail, 100 - tail])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateDataWarning)  # NaN resamples: handled below
+        result = bootstrap(
+            (labels, scores), resampled_auc, paired=True, vectorized=True, n_resamples=n_resamples,
+            confidence_level=level, method="percentile", rng=np.random.default_rng(seed),
+        )  # fmt: skip
+    low, high = result.confidence_interval
+    if not (np.isfinite(low) and np.isfinite(high)):
+        tail = 100 * (1 - level) / 2
+        low, high = np.nanpercentile(result.bootstrap_distribution, [tail, 100 - tail])
     return float(low), float(high)
 
 
@@ -130,10 +129,7 @@ def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> 
     """Sensitivity, specificity, PPV, NPV and the confusion counts at ``score >= threshold``."""
     labels = np.asarray(labels).astype(bool).ravel()
     predicted = np.asarray(scores, dtype=float).ravel() >= threshold
-    tp = int((predicted & labels).sum())
-    fp = int((predicted & ~labels).sum())
-    tn = int((~predicted & ~labels).sum())
-    fn = int((~predicted & labels).sum())
+    tn, fp, fn, tp = (int(v) for v in confusion_matrix(labels, predicted, labels=[False, True]).ravel())
     return {
         "sensitivity": _ratio(tp, tp + fn),
         "specificity": _ratio(tn, tn + fp),
@@ -158,22 +154,37 @@ def adjusted_predictive_values(
     return ppv, npv
 
 
-def calibration_bins(
-    labels: np.ndarray, probabilities: np.ndarray, bins: int = 10
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per equal-width bin of predicted probability: mean prediction, observed rate, count."""
+def _probabilities(labels: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     labels = np.asarray(labels, dtype=float).ravel()
     p = np.asarray(probabilities, dtype=float).ravel()
     if labels.shape != p.shape:
         raise ValueError(f"labels {labels.shape} and probabilities {p.shape} differ in length")
     if p.size and (p.min() < 0 or p.max() > 1):
         raise ValueError(f"probabilities must be in [0, 1], got range [{p.min()}, {p.max()}]")
+    return labels, p
+
+
+def calibration_bins(
+    labels: np.ndarray, probabilities: np.ndarray, bins: int = 10
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per equal-width bin of predicted probability: mean prediction, observed rate, count
+    (scikit-learn's ``calibration_curve`` drops the counts, which the ECE weighs by)."""
+    labels, p = _probabilities(labels, probabilities)
     which = np.minimum((p * bins).astype(int), bins - 1)
     counts = np.bincount(which, minlength=bins)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_p = np.bincount(which, weights=p, minlength=bins) / counts
         rate = np.bincount(which, weights=labels, minlength=bins) / counts
     return mean_p, rate, counts
+
+
+def calibration_points(
+    labels: np.ndarray, probabilities: np.ndarray, bins: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean prediction and observed rate of each non-empty bin, for a calibration plot."""
+    labels, p = _probabilities(labels, probabilities)
+    rate, mean_p = calibration_curve(labels, p, n_bins=bins, strategy="uniform")
+    return mean_p, rate
 
 
 def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, bins: int = 10) -> float:
@@ -184,8 +195,6 @@ def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, bi
 
 
 def brier_score(labels: np.ndarray, probabilities: np.ndarray) -> float:
-    labels = np.asarray(labels, dtype=float).ravel()
-    p = np.asarray(probabilities, dtype=float).ravel()
-    if labels.shape != p.shape:
-        raise ValueError(f"labels {labels.shape} and probabilities {p.shape} differ in length")
-    return float(np.mean((p - labels) ** 2))
+    """Mean squared difference between the predicted probability and the 0/1 outcome."""
+    labels, p = _probabilities(labels, probabilities)
+    return float(brier_score_loss(labels, p, pos_label=1.0))

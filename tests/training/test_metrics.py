@@ -1,11 +1,11 @@
-"""Metrics against cases small enough to compute by hand, and the bootstrap against a loop."""
+"""Metrics against cases small enough to compute by hand, and the bootstrap's statistic
+against scikit-learn's AUC."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from ecgscreen.training import metrics as M
 
@@ -21,32 +21,38 @@ def test_auc_by_hand_with_ties():
         M.roc_auc([1, 1], [0.1, 0.2])
 
 
-def test_resampled_aucs_equal_a_loop_over_resamples():
+def test_the_bootstrap_statistic_is_scikit_learns_auc_on_every_resample():
     rng = np.random.default_rng(0)
     labels = rng.random(60) < 0.3
     scores = np.round(rng.random(60) + labels * 0.3, 1)  # rounding makes ties
     indices = rng.integers(0, 60, size=(50, 60))
     indices[0] = np.flatnonzero(~labels)[0]  # a resample with a single class
-    fast = M.resampled_aucs(labels, scores, indices)
+    fast = M.resampled_auc(labels[indices], scores[indices])
     assert np.isnan(fast[0])
     for row, value in zip(indices[1:], fast[1:], strict=True):
-        assert value == pytest.approx(M.roc_auc(labels[row], scores[row]), abs=1e-12)
+        assert value == pytest.approx(roc_auc_score(labels[row], scores[row]), abs=1e-12)
 
 
-def test_bootstrap_ci_contains_the_auc_is_seeded_and_fast():
+def test_bootstrap_ci_contains_the_auc_and_is_seeded():
     rng = np.random.default_rng(1)
     labels = rng.random(5000) < 0.35
     scores = rng.normal(labels * 1.0, 1.0)
     auc = M.roc_auc(labels, scores)
-    start = time.perf_counter()
     low, high = M.bootstrap_auc_ci(labels, scores, n_resamples=1000, seed=3)
-    assert time.perf_counter() - start < 5.0  # vectorised: a Python loop would take ~10x longer
     assert low < auc < high and high - low < 0.05
     assert (low, high) == M.bootstrap_auc_ci(labels, scores, n_resamples=1000, seed=3)
     small = M.bootstrap_auc_ci(labels[:200], scores[:200], n_resamples=1000, seed=3)
     assert small[1] - small[0] > high - low
     with pytest.raises(ValueError, match="n_resamples"):
         M.bootstrap_auc_ci(labels, scores, n_resamples=0)
+
+
+def test_resamples_lacking_a_class_are_left_out_not_fatal():
+    labels = np.zeros(20, dtype=bool)
+    labels[3] = True  # one positive: about a third of the resamples miss it
+    scores = np.linspace(0, 1, 20)
+    low, high = M.bootstrap_auc_ci(labels, scores, n_resamples=500, seed=0)
+    assert 0 <= low <= M.roc_auc(labels, scores) <= high <= 1
 
 
 def test_thresholds_by_rule():
