@@ -1,4 +1,5 @@
-"""Datasets from a ``labels.csv`` folder: labels, a cache of canonical images, torch datasets.
+"""Datasets from a ``labels.csv`` folder: labels, a cache of canonical images, torch datasets,
+and a training run's data decoded once (``load_data``).
 
 A *loader* turns one labels row into the canonical model input (``(size, size)`` uint8): by
 default the intake pipeline (``ecgscreen.imaging.pipeline.preprocess`` on the file's bytes),
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..contract import CANONICAL_SIZE, CLINICAL_FEATURES, TASKS
+from ..contract import CANONICAL_SIZE, CLINICAL_FEATURES, TASKS, canonical_tasks
 from ..imaging.canonical import to_model_input
 
 __all__ = [
@@ -38,6 +39,9 @@ __all__ = [
     "CanonicalCache",
     "build_cache",
     "EcgDataset",
+    "RowView",
+    "RunData",
+    "load_data",
 ]
 
 log = logging.getLogger(__name__)
@@ -273,3 +277,77 @@ class EcgDataset(torch.utils.data.Dataset):
             "clinical": torch.from_numpy(self.clinical[row]),
             "index": row,
         }
+
+
+class RowView:
+    """Rows ``indices`` of a (memory-mapped) array, read a slice at a time."""
+
+    def __init__(self, array: np.ndarray, indices: np.ndarray):
+        self.array, self.indices = array, np.asarray(indices)
+
+    def __len__(self) -> int:
+        return int(self.indices.size)
+
+    def __getitem__(self, s: slice) -> np.ndarray:
+        return np.asarray(self.array[self.indices[s]])
+
+
+def _data_summary(labels: Labels, splits: dict[str, np.ndarray], tasks: list[str]) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "description": f"{len(labels)} ECGs listed in {labels.data_dir.resolve().name}/labels.csv; "
+        + ", ".join(f"{name} {idx.size}" for name, idx in splits.items()),
+        "source": f"{labels.data_dir.resolve().name}/labels.csv",
+        "labels_sha256": labels.sha256,
+        "n": {name: int(idx.size) for name, idx in splits.items()},
+        "prevalence": {t: float(labels.targets(t)[splits["train"]].mean()) for t in tasks},
+    }
+    for column in ("format", "layout", "acquisition"):
+        if column in labels.columns:
+            values = [labels.rows[i][column] or "(none)" for i in splits["train"]]
+            summary[f"train_{column}"] = {v: values.count(v) for v in sorted(set(values))}
+    return summary
+
+
+@dataclass
+class RunData:
+    """A run's dataset, decoded once: the labels, the cache of canonical images, the rows of
+    each split that decoded, the tasks, and the summary the checkpoint and card record."""
+
+    labels: Labels
+    cache: CanonicalCache
+    splits: dict[str, np.ndarray]
+    tasks: list[str]
+    summary: dict[str, Any]
+
+    def images(self, split: str) -> RowView:
+        return RowView(self.cache.images, self.splits[split])
+
+    def clinical(self, split: str) -> np.ndarray:
+        return self.labels.clinical()[self.splits[split]]
+
+    def targets(self, split: str) -> np.ndarray:
+        """``(N, T)`` 0/1 targets of ``split`` in ``tasks`` order."""
+        return np.stack([self.labels.targets(t)[self.splits[split]] for t in self.tasks], axis=1)
+
+
+def load_data(
+    data_dir: Path,
+    tasks: Sequence[str],
+    size: int,
+    loader: Loader | None = None,
+    cache_dir: Path | None = None,
+    workers: int | None = None,
+    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+) -> RunData:
+    """A training run's data: ``labels.csv`` read and every file decoded once
+    (``build_cache``); ``train`` and ``val`` must keep decodable rows. ``progress(phase,
+    total)`` returns a callback fed the number of rows done."""
+    labels = read_labels(data_dir)
+    done = progress("decoding", len(labels)) if progress else None
+    cache = build_cache(labels, size, loader, cache_dir, workers, done)
+    splits = {name: (idx := labels.split(name))[cache.ok[idx]] for name in ("train", "val", "test")}
+    for name in ("train", "val"):
+        if splits[name].size == 0:
+            raise ValueError(f"{data_dir}/labels.csv has no decodable {name!r} rows")
+    tasks = list(canonical_tasks(tasks))
+    return RunData(labels, cache, splits, tasks, _data_summary(labels, splits, tasks))

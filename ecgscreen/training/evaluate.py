@@ -23,12 +23,11 @@ import numpy as np
 
 from ..contract import TASK_NAMES
 from . import metrics as M
-from .data import Labels, Loader, build_cache, read_labels
+from .data import Labels, Loader, RowView, build_cache, read_labels
 from .predictors import Predictions, TorchPredictor, load_predictor
 
 __all__ = [
     "SUBSET_COLUMNS",
-    "RowView",
     "task_metrics",
     "subset_aucs",
     "markdown_table",
@@ -250,19 +249,6 @@ def evaluate_predictions(
                 writer.writerow([labels.rows[i]["path"], *values])
         _plots(out, labels, indices, preds)
     return results
-
-
-class RowView:
-    """Rows ``indices`` of a (memory-mapped) array, read a slice at a time."""
-
-    def __init__(self, array: np.ndarray, indices: np.ndarray):
-        self.array, self.indices = array, np.asarray(indices)
-
-    def __len__(self) -> int:
-        return int(self.indices.size)
-
-    def __getitem__(self, s: slice) -> np.ndarray:
-        return np.asarray(self.array[self.indices[s]])
 
 
 def evaluate(

@@ -15,9 +15,13 @@ Stages of a run (folder ``out``):
    split. Frozen rather than end-to-end: the image model stays the one Triton serves and the
    fusion head stays a separate, small file. ``epochs: 0`` with ``init_from: RUN`` adds a
    fusion head to an existing run.
-3. **Evaluation** — the best model on ``val`` (Youden thresholds, mean probabilities: both go
+3. **Calibration** — Platt scaling per task (image and fused), fitted on ``val``.
+4. **Evaluation** — the best model on ``val`` (Youden thresholds, mean probabilities: both go
    into ``best.pt`` and later the model card) and on ``test`` at those thresholds, written to
    ``out/eval/{val,test}``.
+
+``train`` runs the stages in that order, each a function of its own, after ``load_data``
+has decoded the dataset once into a cache of canonical images.
 """
 
 from __future__ import annotations
@@ -35,17 +39,26 @@ import yaml
 from torch import nn
 
 from ..card import OperatingPoints, impute
-from ..contract import canonical_tasks
 from ..nets.multitask import ClinicalFusion, MultiTaskNet
 from .augment import build_augment
 from .calibration import fit_platt
 from .checkpoint import load_checkpoint, run_model_from, save_checkpoint
 from .config import TrainConfig
-from .data import EcgDataset, Labels, Loader, build_cache, read_labels
-from .evaluate import RowView, evaluate_predictions
+from .data import EcgDataset, Loader, RunData, load_data
+from .evaluate import evaluate_predictions
 from .predictors import TorchPredictor
 
-__all__ = ["Callbacks", "MultiTaskLoss", "class_weights", "lr_factor", "train"]
+__all__ = [
+    "Callbacks",
+    "MultiTaskLoss",
+    "class_weights",
+    "lr_factor",
+    "fit_image_model",
+    "fit_fusion_head",
+    "calibrate",
+    "evaluate_run",
+    "train",
+]
 
 log = logging.getLogger(__name__)
 
@@ -146,20 +159,97 @@ def _epoch(model, batches, criterion, device, cb, optimizer=None, scheduler=None
     return total / max(count, 1)
 
 
-def _data_summary(labels: Labels, splits: dict[str, np.ndarray], tasks: list[str]) -> dict[str, Any]:
-    summary: dict[str, Any] = {
-        "description": f"{len(labels)} ECGs listed in {labels.data_dir.resolve().name}/labels.csv; "
-        + ", ".join(f"{name} {idx.size}" for name, idx in splits.items()),
-        "source": f"{labels.data_dir.resolve().name}/labels.csv",
-        "labels_sha256": labels.sha256,
-        "n": {name: int(idx.size) for name, idx in splits.items()},
-        "prevalence": {t: float(labels.targets(t)[splits["train"]].mean()) for t in tasks},
+def _phases(cb: Callbacks):
+    """``cb`` as a ``progress(phase, total)`` that returns the per-item callback."""
+
+    def start(phase: str, total: int):
+        cb.start(phase, total)
+        return lambda k: cb.advance(k)
+
+    return start
+
+
+def fit_image_model(
+    cfg: TrainConfig, data: RunData, out: Path, dev: torch.device, resume: bool, cb
+) -> dict[str, Any]:
+    """Stage 1: train the image model, epoch by epoch, into ``last.pt`` / ``best.pt``
+    (resuming from ``last.pt``); return the run's state (history, best validation loss)."""
+    torch.manual_seed(cfg.seed)
+    model = MultiTaskNet(cfg.backbone, data.tasks, cfg.embed_dim, cfg.image_size)
+    if cfg.init_from:
+        _init_from(model, cfg.init_from)
+    model.to(dev)
+    train_targets = data.targets("train")
+    cw = (
+        {t: class_weights(train_targets[:, i]).to(dev) for i, t in enumerate(data.tasks)}
+        if cfg.class_weights
+        else None
+    )
+    criterion = MultiTaskLoss(cfg.loss_weights(), cw)
+    train_set = EcgDataset(
+        data.cache, data.labels, data.splits["train"], data.tasks, build_augment(cfg.augment), cfg.seed
+    )
+    val_set = EcgDataset(data.cache, data.labels, data.splits["val"], data.tasks)
+    drop_last = len(train_set) > cfg.batch_size
+    steps = len(train_set) // cfg.batch_size if drop_last else 1
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    warmup, total = int(round(cfg.warmup_epochs * steps)), max(1, cfg.epochs * steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup, total))
+    state: dict[str, Any] = {
+        "epoch": -1,
+        "best_val_loss": float("inf"),
+        "bad_epochs": 0,
+        "history": [],
+        "finished": False,
     }
-    for column in ("format", "layout", "acquisition"):
-        if column in labels.columns:
-            values = [labels.rows[i][column] or "(none)" for i in splits["train"]]
-            summary[f"train_{column}"] = {v: values.count(v) for v in sorted(set(values))}
-    return summary
+
+    if resume:
+        last = load_checkpoint(out / "last.pt")
+        model.load_state_dict(last["model"]["state_dict"])
+        optimizer.load_state_dict(last["optimizer"])
+        scheduler.load_state_dict(last["scheduler"])
+        state = {k: last[k] for k in state}
+        log.info("resuming %s after epoch %d", out, state["epoch"])
+
+    def payload(with_optimizer: bool) -> dict[str, Any]:
+        p = {"model": {"config": model.config, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}},
+             "fusion": None, "train_config": cfg.to_dict(), "data": data.summary, **state}  # fmt: skip
+        if with_optimizer:
+            p.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict())
+        return p
+
+    if cfg.epochs == 0 and not (out / "best.pt").exists():
+        save_checkpoint(out / "best.pt", payload(False))
+    for epoch in range(state["epoch"] + 1, cfg.epochs):
+        if state["finished"]:
+            break
+        start = time.perf_counter()
+        train_set.set_epoch(epoch)
+        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_set))
+        cb.start(f"epoch {epoch + 1}/{cfg.epochs}", steps)
+        train_loss = _epoch(model, _loader(train_set, cfg.batch_size, order, cfg.num_workers, drop_last),
+                            criterion, dev, cb, optimizer, scheduler)  # fmt: skip
+        cb.start("validating", -(-len(val_set) // cfg.eval_batch_size))
+        val_loss = _epoch(
+            model, _loader(val_set, cfg.eval_batch_size, None, cfg.num_workers), criterion, dev, cb
+        )
+        improved = val_loss < state["best_val_loss"] - cfg.min_delta
+        state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
+        state["best_val_loss"] = min(state["best_val_loss"], val_loss)
+        state["epoch"] = epoch
+        record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": scheduler.get_last_lr()[0],
+                  "seconds": round(time.perf_counter() - start, 2), "best": improved}  # fmt: skip
+        state["history"].append(record)
+        stop = cfg.patience > 0 and state["bad_epochs"] >= cfg.patience  # patience 0: never stop early
+        state["finished"] = stop or epoch == cfg.epochs - 1
+        if stop:
+            record["early_stop"] = True
+        if improved:
+            save_checkpoint(out / "best.pt", payload(False))
+        save_checkpoint(out / "last.pt", payload(True))
+        cb.epoch(record)  # after saving: what is reported is on disk
+    (out / "history.json").write_text(json.dumps(state["history"], indent=1) + "\n")
+    return state
 
 
 def _fit_fusion(
@@ -217,18 +307,56 @@ def _fit_fusion(
     return fusion.cpu().eval(), history
 
 
-def _fit_calibration(predictor, cache, labels: Labels, idx: np.ndarray, tasks, cb) -> dict[str, Any]:
-    """Platt scaling per task (image and fused), fitted on the validation split."""
+def fit_fusion_head(
+    cfg: TrainConfig, data: RunData, best: dict[str, Any], predictor: TorchPredictor, dev, cb
+) -> None:
+    """Stage 2: fit the clinical fusion head on the best image model's frozen embeddings of
+    every split; store it (and its history) in ``best``."""
+    feats: dict[str, tuple] = {}
+    for name, idx in data.splits.items():
+        cb.start(f"embedding {name}", int(idx.size))
+        _, emb = predictor.embed(data.images(name), lambda k: cb.advance(k))
+        feats[name] = (emb, data.clinical(name), data.targets(name))
+    fusion, history = _fit_fusion(cfg, predictor.run.model.to(dev), feats, dev, cb)
+    best["fusion"] = {"config": fusion.config, "state_dict": fusion.state_dict()}
+    best["fusion_history"] = history
+
+
+def calibrate(data: RunData, predictor: TorchPredictor, cb: Callbacks) -> dict[str, Any]:
+    """Stage 3: Platt scaling per task (image and fused), fitted on the validation split."""
+    idx = data.splits["val"]
     cb.start("calibrating on val", int(idx.size))
-    preds = predictor.predict(RowView(cache.images, idx), labels.clinical()[idx], lambda k: cb.advance(k))
+    preds = predictor.predict(data.images("val"), data.clinical("val"), lambda k: cb.advance(k))
     out: dict[str, Any] = {"method": "Platt scaling on the validation split"}
     for kind, probabilities in (("image", preds.image), ("fused", preds.fused)):
         if probabilities:
             out[kind] = {}
-            for t in tasks:
+            for t in data.tasks:
                 p = np.clip(probabilities[t], 1e-7, 1 - 1e-7)
-                out[kind][t] = list(fit_platt(np.log(p / (1 - p)), labels.targets(t)[idx]))
+                out[kind][t] = list(fit_platt(np.log(p / (1 - p)), data.labels.targets(t)[idx]))
     return out
+
+
+def evaluate_run(
+    cfg: TrainConfig, data: RunData, best: dict[str, Any], predictor: TorchPredictor, out: Path, cb
+) -> dict[str, Any]:
+    """Stage 4: metrics on ``val`` (Youden: the operating points go into ``best``) and on
+    ``test`` at those thresholds, with reports in ``out/eval/<split>``."""
+    results = {}
+    for name in ("val", "test"):
+        idx = data.splits[name]
+        if idx.size == 0:
+            continue
+        cb.start(f"evaluating {name}", int(idx.size))
+        preds = predictor.predict(data.images(name), data.clinical(name), lambda k: cb.advance(k))
+        rule = "youden" if name == "val" else "model"
+        results[name] = evaluate_predictions(
+            data.labels, idx, preds, out / "eval" / name, rule, best.get("thresholds"), None, cfg.n_bootstrap,
+            cfg.seed, name, str(out), best.get("fused_thresholds"),
+        )  # fmt: skip
+        if name == "val":
+            best.update(OperatingPoints.from_validation(results["val"]).model_dump(exclude_none=True))
+    return results
 
 
 def train(
@@ -260,127 +388,23 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(threads or os.cpu_count() or 1)
 
-    labels = read_labels(data_dir)
-    cb.start("decoding", len(labels))
-    cache = build_cache(labels, cfg.image_size, loader, cache_dir, workers, lambda k: cb.advance(k))
-    splits = {name: (idx := labels.split(name))[cache.ok[idx]] for name in ("train", "val", "test")}
-    for name in ("train", "val"):
-        if splits[name].size == 0:
-            raise ValueError(f"{data_dir}/labels.csv has no decodable {name!r} rows")
-    tasks = list(canonical_tasks(cfg.tasks))
-    data = _data_summary(labels, splits, tasks)
+    data = load_data(data_dir, cfg.tasks, cfg.image_size, loader, cache_dir, workers, _phases(cb))
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-
-    torch.manual_seed(cfg.seed)
-    model = MultiTaskNet(cfg.backbone, tasks, cfg.embed_dim, cfg.image_size)
-    if cfg.init_from:
-        _init_from(model, cfg.init_from)
-    model.to(dev)
-    train_targets = np.stack([labels.targets(t)[splits["train"]] for t in tasks], axis=1)
-    cw = (
-        {t: class_weights(train_targets[:, i]).to(dev) for i, t in enumerate(tasks)}
-        if cfg.class_weights
-        else None
-    )
-    criterion = MultiTaskLoss(cfg.loss_weights(), cw)
-    train_set = EcgDataset(cache, labels, splits["train"], tasks, build_augment(cfg.augment), cfg.seed)
-    val_set = EcgDataset(cache, labels, splits["val"], tasks)
-    drop_last = len(train_set) > cfg.batch_size
-    steps = len(train_set) // cfg.batch_size if drop_last else 1
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
-    warmup, total = int(round(cfg.warmup_epochs * steps)), max(1, cfg.epochs * steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup, total))
-    state: dict[str, Any] = {
-        "epoch": -1,
-        "best_val_loss": float("inf"),
-        "bad_epochs": 0,
-        "history": [],
-        "finished": False,
-    }
-
-    if resume:
-        last = load_checkpoint(out / "last.pt")
-        model.load_state_dict(last["model"]["state_dict"])
-        optimizer.load_state_dict(last["optimizer"])
-        scheduler.load_state_dict(last["scheduler"])
-        state = {k: last[k] for k in state}
-        log.info("resuming %s after epoch %d", out, state["epoch"])
-
-    def payload(with_optimizer: bool) -> dict[str, Any]:
-        p = {"model": {"config": model.config, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}},
-             "fusion": None, "train_config": cfg.to_dict(), "data": data, **state}  # fmt: skip
-        if with_optimizer:
-            p.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict())
-        return p
-
-    if cfg.epochs == 0 and not (out / "best.pt").exists():
-        save_checkpoint(out / "best.pt", payload(False))
-    for epoch in range(state["epoch"] + 1, cfg.epochs):
-        if state["finished"]:
-            break
-        start = time.perf_counter()
-        train_set.set_epoch(epoch)
-        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_set))
-        cb.start(f"epoch {epoch + 1}/{cfg.epochs}", steps)
-        train_loss = _epoch(model, _loader(train_set, cfg.batch_size, order, cfg.num_workers, drop_last),
-                            criterion, dev, cb, optimizer, scheduler)  # fmt: skip
-        cb.start("validating", -(-len(val_set) // cfg.eval_batch_size))
-        val_loss = _epoch(
-            model, _loader(val_set, cfg.eval_batch_size, None, cfg.num_workers), criterion, dev, cb
-        )
-        improved = val_loss < state["best_val_loss"] - cfg.min_delta
-        state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
-        state["best_val_loss"] = min(state["best_val_loss"], val_loss)
-        state["epoch"] = epoch
-        record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": scheduler.get_last_lr()[0],
-                  "seconds": round(time.perf_counter() - start, 2), "best": improved}  # fmt: skip
-        state["history"].append(record)
-        stop = cfg.patience > 0 and state["bad_epochs"] >= cfg.patience  # patience 0: never stop early
-        state["finished"] = stop or epoch == cfg.epochs - 1
-        if stop:
-            record["early_stop"] = True
-        if improved:
-            save_checkpoint(out / "best.pt", payload(False))
-        save_checkpoint(out / "last.pt", payload(True))
-        cb.epoch(record)  # after saving: what is reported is on disk
-    (out / "history.json").write_text(json.dumps(state["history"], indent=1) + "\n")
+    state = fit_image_model(cfg, data, out, dev, resume, cb)
 
     best = load_checkpoint(out / "best.pt")
-    run = run_model_from(best, str(out / "best.pt"))
-    predictor = TorchPredictor(run, device, cfg.eval_batch_size)
-    feats: dict[str, tuple] = {}
+
+    def predictor() -> TorchPredictor:  # the best model with what the stages so far added
+        return TorchPredictor(run_model_from(best, str(out / "best.pt")), device, cfg.eval_batch_size)
+
     if cfg.fusion:
-        for name, idx in splits.items():
-            cb.start(f"embedding {name}", int(idx.size))
-            _, emb = predictor.embed(RowView(cache.images, idx), lambda k: cb.advance(k))
-            targets = np.stack([labels.targets(t)[idx] for t in tasks], axis=1)
-            feats[name] = (emb, labels.clinical()[idx], targets)
-        fusion, fusion_history = _fit_fusion(cfg, run.model.to(dev), feats, dev, cb)
-        best["fusion"] = {"config": fusion.config, "state_dict": fusion.state_dict()}
-        best["fusion_history"] = fusion_history
-        predictor = TorchPredictor(run_model_from(best, str(out / "best.pt")), device, cfg.eval_batch_size)
-
-    if splits["val"].size:
-        best["calibration"] = _fit_calibration(predictor, cache, labels, splits["val"], tasks, cb)
-        predictor = TorchPredictor(run_model_from(best, str(out / "best.pt")), device, cfg.eval_batch_size)
-
-    results = {}
-    for name in ("val", "test"):
-        idx = splits[name]
-        if idx.size == 0:
-            continue
-        cb.start(f"evaluating {name}", int(idx.size))
-        preds = predictor.predict(RowView(cache.images, idx), labels.clinical()[idx], lambda k: cb.advance(k))
-        rule = "youden" if name == "val" else "model"
-        results[name] = evaluate_predictions(
-            labels, idx, preds, out / "eval" / name, rule, best.get("thresholds"), None, cfg.n_bootstrap,
-            cfg.seed, name, str(out), best.get("fused_thresholds"),
-        )  # fmt: skip
-        if name == "val":
-            best.update(OperatingPoints.from_validation(results["val"]).model_dump(exclude_none=True))
+        fit_fusion_head(cfg, data, best, predictor(), dev, cb)
+    if data.splits["val"].size:
+        best["calibration"] = calibrate(data, predictor(), cb)
+    results = evaluate_run(cfg, data, best, predictor(), out, cb)
     save_checkpoint(out / "best.pt", {k: v for k, v in best.items() if k != "format"})
     summary = {"run": str(out), "epochs_run": len(state["history"]), "best_val_loss": state["best_val_loss"],
                "early_stopped": bool(state["history"] and state["history"][-1].get("early_stop")),
-               "metrics": {n: {t: r[t] for t in tasks} for n, r in results.items()}}  # fmt: skip
+               "metrics": {n: {t: r[t] for t in data.tasks} for n, r in results.items()}}  # fmt: skip
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
