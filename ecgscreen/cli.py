@@ -169,7 +169,7 @@ def triton(
         f"Ensemble: {ENSEMBLE_NAME} (input {ENSEMBLE_INPUT}). Ctrl-C to stop."
     )
     try:
-        stop.wait(lambda: server.process is None or server.process.poll() is not None)
+        stop.wait(lambda: not server.running)
     finally:
         server.stop()
         console.print("Triton stopped.")
@@ -213,7 +213,7 @@ def serve(
         soft_wrap=True,
     )
     try:
-        stop.wait(lambda: any(p.process is None or p.process.poll() is not None for p in (triton, gateway)))
+        stop.wait(lambda: not (triton.running and gateway.running))
     finally:
         gateway.stop()
         triton.stop()

@@ -1,4 +1,5 @@
-"""Child processes that cannot outlive the process that started them."""
+"""Child processes that cannot outlive the process that started them, and the managed server
+both the embedded Triton and the gateway are."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ import os
 import signal
 import socket
 import subprocess
+import time
+from pathlib import Path
 
-__all__ = ["spawn", "stop_group", "free_ports"]
+import httpx
+
+__all__ = ["spawn", "stop_group", "free_ports", "http_ok", "ManagedServer"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -65,3 +70,65 @@ def free_ports(n: int) -> list[int]:
     finally:
         for s in sockets:
             s.close()
+
+
+def http_ok(url: str, timeout: float = 1.0) -> bool:
+    """``GET url`` answers 200 (a readiness probe; any failure to connect is "not yet")."""
+    try:
+        return httpx.get(url, timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class ManagedServer:
+    """A server run as a child process group: ``start`` spawns it and blocks until it is
+    ready, ``stop`` ends it and everything it started. Subclasses say what to run
+    (``command``, ``environment``) and when it is ready (``is_ready``)."""
+
+    name = "server"
+
+    def __init__(self, log_file: Path | None = None) -> None:
+        self.log_file = log_file
+        self.process: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def is_ready(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, timeout: float = 120.0):
+        """Start the server and block until it is ready (or raise, leaving nothing behind)."""
+        if self.log_file:
+            with open(self.log_file, "ab") as log:  # the child keeps its own copy of the handle
+                self.process = spawn(self.command(), self.environment(), log)
+        else:
+            self.process = spawn(self.command(), self.environment(), subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                code, self.process = self.process.returncode, None
+                raise RuntimeError(f"{self.name} exited with code {code}; see {self.log_file or 'its log'}")
+            if self.is_ready():
+                return self
+            time.sleep(0.25)
+        self.stop()
+        raise TimeoutError(f"{self.name} was not ready within {timeout:.0f} s")
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Stop the server and everything it started (its process group)."""
+        stop_group(self.process, timeout)
+        self.process = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -10,8 +10,8 @@ inside a python-backend model). What it needs, and why:
 * this environment's ``bin/`` first on ``PATH``: the stub finds its Python (and so numpy
   and ``ecgscreen``) through ``PATH``.
 
-``EmbeddedTriton`` starts it, waits for readiness and stops it with its whole process
-group, so no python-backend stub outlives it.
+``EmbeddedTriton`` (a ``procs.ManagedServer``) starts it, waits for readiness and stops it
+with its whole process group, so no python-backend stub outlives it.
 """
 
 from __future__ import annotations
@@ -20,16 +20,12 @@ import importlib.util
 import logging
 import os
 import shutil
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from ..contract import ENSEMBLE_NAME
-from .procs import spawn, stop_group
+from .procs import ManagedServer, http_ok
 
 __all__ = [
     "TritonPorts",
@@ -100,20 +96,14 @@ def backend_directory(cache: Path | None = None) -> Path:
     return root
 
 
-def _environment() -> dict[str, str]:
-    env = dict(os.environ)
-    libs = _pytriton_dir().parent / "nvidia_pytriton.libs"
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(libs), env.get("LD_LIBRARY_PATH")]))
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    return env
-
-
-class EmbeddedTriton:
-    """The embedded ``tritonserver`` as a context manager.
+class EmbeddedTriton(ManagedServer):
+    """The embedded ``tritonserver``, also as a context manager.
 
     >>> with EmbeddedTriton(repository, TritonPorts(8000, 8001, 8002)) as triton:
     ...     triton.grpc_url  # "127.0.0.1:8001"
     """
+
+    name = "tritonserver"
 
     def __init__(
         self,
@@ -123,6 +113,7 @@ class EmbeddedTriton:
         log_file: Path | None = None,
         host: str = "127.0.0.1",
     ) -> None:
+        super().__init__(log_file)
         self.repository = Path(repository).resolve()
         if not (self.repository / ENSEMBLE_NAME).is_dir():
             raise FileNotFoundError(
@@ -130,9 +121,7 @@ class EmbeddedTriton:
             )
         self.ports = ports or TritonPorts.from_env()
         self.config_name = config_name
-        self.log_file = log_file
         self.host = host
-        self.process: subprocess.Popen | None = None
 
     @property
     def grpc_url(self) -> str:
@@ -165,42 +154,18 @@ class EmbeddedTriton:
             "--log-verbose=0",
         ]
 
-    def start(self, timeout: float = 120.0) -> EmbeddedTriton:
-        """Start the server and block until every model is ready (or raise)."""
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        # A session of its own: stopping kills the python-backend stubs along with the server.
-        self.process = spawn(self.command(), _environment(), out)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"tritonserver exited with code {self.process.returncode}; see {self.log_file or 'its log'}"
-                )
-            if self.is_ready():
-                log.info(
-                    "Triton ready: HTTP %s, gRPC %s, metrics %s",
-                    self.http_url,
-                    self.grpc_url,
-                    self.metrics_url,
-                )
-                return self
-            time.sleep(0.25)
-        self.stop()
-        raise TimeoutError(f"tritonserver was not ready within {timeout:.0f} s")
+    def environment(self) -> dict[str, str]:
+        env = super().environment()
+        libs = _pytriton_dir().parent / "nvidia_pytriton.libs"
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(libs), env.get("LD_LIBRARY_PATH")]))
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        return env
 
     def is_ready(self) -> bool:
-        try:
-            return httpx.get(f"{self.http_url}/v2/health/ready", timeout=1.0).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return http_ok(f"{self.http_url}/v2/health/ready")
 
-    def stop(self, timeout: float = 20.0) -> None:
-        """Stop the server and everything it started (its process group)."""
-        stop_group(self.process, timeout)
-        self.process = None
-
-    def __enter__(self) -> EmbeddedTriton:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    def start(self, timeout: float = 120.0) -> EmbeddedTriton:
+        """Start the server and block until every model is ready (or raise)."""
+        super().start(timeout)
+        log.info("Triton ready: HTTP %s, gRPC %s, metrics %s", self.http_url, self.grpc_url, self.metrics_url)
+        return self
