@@ -20,7 +20,9 @@ OWNED = {
 
 
 def _sources() -> list[Path]:
-    files = [p for d in ("ecgscreen", "service") for p in (ROOT / d).rglob("*") if p.suffix in (".py", ".yaml")]
+    files = [
+        p for d in ("ecgscreen", "service") for p in (ROOT / d).rglob("*") if p.suffix in (".py", ".yaml")
+    ]
     return [p for p in files if p != ROOT / "ecgscreen" / "contract.py" and "__pycache__" not in p.parts]
 
 
