@@ -10,10 +10,11 @@ dataset written in the study's CSV format, and keeps what a real run leaves behi
 ``imputer_threshold_dict.joblib``. Nothing of the study is copied into this project: the
 study's code is imported from a checkout given on the command line.
 
-Beside each folder it writes the study's own forward as an **oracle** that needs neither
-timm nor Lightning (``oracle.pt``, TorchScript traced from the model the study's loader
-``from_configs`` returns) and ``oracle.json`` (tasks, how the oracle's inputs are encoded, and
-reference probabilities for ``canonical.png`` computed in the study's environment through its
+Beside each folder ``VARIANT/`` (exactly what the study's code wrote) it writes the study's
+own forward as an **oracle** that needs neither timm nor Lightning (``VARIANT.oracle.pt``,
+TorchScript traced from the model the study's loader ``from_configs`` returns) and
+``VARIANT.oracle.json`` (tasks, how the oracle's inputs are encoded, and reference
+probabilities for ``canonical.png`` computed in the study's environment through its
 ``transform.json``).
 
 How it was run (the project's own ``.venv`` is never touched)::
@@ -517,7 +518,7 @@ def write_fixture(study, variant: Variant, save_dir: Path, out: Path, canonical:
     for path in sorted(save_dir.iterdir()):
         if path.is_file() and path.name != "build_configs.json":
             shutil.copy2(path, target / path.name)
-    torch.jit.save(oracle, str(target / "oracle.pt"))
+    torch.jit.save(oracle, str(out / f"{variant.name}.oracle.pt"))
     record = {
         "variant": variant.name,
         "note": variant.note,
@@ -532,7 +533,7 @@ def write_fixture(study, variant: Variant, save_dir: Path, out: Path, canonical:
         "backbone": {"name": configs["backbone"], "channels": list(CHANNELS), "stem_width": STEM_WIDTH},
         "tasks": tasks,
         "oracle": {
-            "file": "oracle.pt",
+            "file": f"{variant.name}.oracle.pt",
             "inputs": ["image FP32 [B,3,S,S]: the study's transform.json applied to an RGB uint8 image"]
             + (
                 [
@@ -545,12 +546,12 @@ def write_fixture(study, variant: Variant, save_dir: Path, out: Path, canonical:
             "output": f"FP32 [B,{len(tasks)}]: positive-class softmax of {', '.join(tasks)}",
         },
         "reference": {
-            "image": "../canonical.png",
+            "image": "canonical.png",
             "results": reference_probabilities(study, study_model, save_dir, tasks, clinical, canonical),
         },
         "versions": _versions(),
     }
-    (target / "oracle.json").write_text(json.dumps(record, indent=1) + "\n")
+    (out / f"{variant.name}.oracle.json").write_text(json.dumps(record, indent=1) + "\n")
     return record
 
 
@@ -591,7 +592,8 @@ def main() -> None:
         built[variant.name] = save_dir = train_variant(study, variant, image_dir, csv_path, args.build, built)
         if variant.name in wanted:
             record = write_fixture(study, variant, save_dir, args.out, args.out / "canonical.png")
-            size = sum(p.stat().st_size for p in (args.out / variant.name).iterdir())
+            files = [*(args.out / variant.name).iterdir(), *args.out.glob(f"{variant.name}.oracle.*")]
+            size = sum(p.stat().st_size for p in files)
             print(
                 f"{variant.name}: {record['model_class']} {record['tasks']} {size / 1e3:.0f} kB", flush=True
             )
