@@ -242,6 +242,10 @@ class ModelCard(_Strict):
     fusion_onnx: OnnxFile | None
     source: dict[str, Any]
     recipe: Recipe | None = None
+    # False for a clinical model imported from the study: it has no image-only answer, so
+    # model.onnx answers with every clinical feature at its default and the gateway answers
+    # only through the fusion head (its scar/lvef are null; README, "POST /predict").
+    image_only_answer: bool = True
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelCard:

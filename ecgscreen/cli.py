@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -419,13 +420,37 @@ def import_mtecg(
     trust_pickle: bool = typer.Option(
         False, help="Allow arbitrary Python objects in model.ckpt (trusted files only)."
     ),
+    task: str = typer.Option(
+        None, help="scar or lvef: the task of a single-task model whose checkpoint does not record it."
+    ),
+    clinical_defaults: str = typer.Option(
+        None,
+        help="Clinical models: JSON object with the value of each of age, female_gender, dm, ht, smoke, dlp "
+        "used when a request leaves it out.",
+    ),
 ) -> None:
-    """Import the study's Lightning checkpoint and export it like a trained run."""
+    """Import a model folder written by the study's code (every class it trains: multi-task,
+    single-task, their clinical variants; Lightning checkpoint or bare state dict)."""
     from .export.mtecg import import_mtecg as run_import
     from .export.onnx_export import evaluate_export
 
     try:
-        card = run_import(folder, repository, version=version, trust_pickle=trust_pickle)
+        defaults = None
+        if clinical_defaults is not None:
+            try:
+                defaults = json.loads(clinical_defaults)
+            except json.JSONDecodeError:
+                defaults = None
+            if not isinstance(defaults, dict):
+                raise ValueError(f"--clinical-defaults is not a JSON object: {clinical_defaults!r}")
+        card = run_import(
+            folder,
+            repository,
+            version=version,
+            trust_pickle=trust_pickle,
+            task=task,
+            clinical_defaults=defaults,
+        )
         if data is not None:
             with _loss_bar() as bar:
                 card = evaluate_export(repository, data, progress=_phase_progress(bar))

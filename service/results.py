@@ -34,10 +34,13 @@ def task_result(probability: float, threshold: float, average: float | None) -> 
 
 def task_results(
     probabilities: dict[str, float], card: ModelCard, fused: bool = False
-) -> dict[str, TaskResult]:
-    """Each task's result at the card's threshold (the fusion head's own when ``fused``)."""
+) -> dict[str, TaskResult | None]:
+    """Each task's result at the card's threshold (the fusion head's own when ``fused``);
+    ``None`` for a task without a probability (the model does not answer it)."""
     return {
         task: task_result(probabilities[task], card.threshold(task, fused), card.average(task, fused))
+        if task in probabilities
+        else None
         for task in TASKS
     }
 

@@ -40,8 +40,8 @@ class TaskResult(BaseModel):
 class FusedResult(BaseModel):
     """The answers with the clinical features fused in (missing ones imputed)."""
 
-    scar: TaskResult
-    lvef: TaskResult
+    scar: TaskResult | None = Field(description="null when the model does not answer this task")
+    lvef: TaskResult | None = Field(description="null when the model does not answer this task")
     imputed: list[str] = Field(description="clinical features that were missing, filled with training means")
 
 
@@ -69,11 +69,17 @@ class PreprocessingInfo(BaseModel):
 
 
 class PredictResponse(BaseModel):
-    """``POST /predict``: both tasks, the optional fused answer and how the file was read."""
+    """``POST /predict``: each task (null if the model lacks it), the optional fused answer and how
+    the file was read."""
 
-    scar: TaskResult = Field(description="myocardial scar")
-    lvef: TaskResult = Field(description="LVEF < 50 %")
-    fused: FusedResult | None = Field(description="null unless clinical features were sent")
+    scar: TaskResult | None = Field(
+        description="myocardial scar; null when the model does not answer it (a single-task model), or has no "
+        "image-only answer (a clinical model of the study: see fused)"
+    )
+    lvef: TaskResult | None = Field(description="LVEF < 50 %; null as scar")
+    fused: FusedResult | None = Field(
+        description="null unless clinical features were sent (always given for a clinical model of the study)"
+    )
     model: ModelInfo
     preprocessing: PreprocessingInfo
     request_id: str

@@ -28,7 +28,7 @@ from ecgscreen.contract import TASK_NAMES, TASKS
 from ecgscreen.imaging.errors import IntakeError
 from ecgscreen.imaging.sniff import sniff
 
-from .clinical import FusionHead, parse_clinical
+from .clinical import ClinicalFeatures, FusionHead, parse_clinical
 from .explain import lead_attribution, overlay_png, territory_attribution, upsample
 from .guard import GatewayGuard, error_response
 from .results import failure, fused_result, model_info, risk_level, task_results
@@ -71,6 +71,10 @@ class ECGScreening:
         self.card = ModelCard.load(self.settings.model_dir)
         self.model_info = model_info(self.card)
         self.fusion = FusionHead(self.settings.model_dir, self.card)
+        self.tasks = tuple(t for t in TASKS if t in self.card.tasks)  # a single-task model: one
+        # An imported clinical model of the study has no image-only answer: it answers only
+        # through its fusion head (missing features imputed), and its image-only fields are null.
+        self.image_only_answer = self.card.image_only_answer
         self.triton = TritonGateway(self.settings.triton_url, self.settings.triton_timeout_s)
         self.metrics = gateway_metrics()
         for task in TASKS:  # series exist from the start: a rate of 0 is not "no data"
@@ -124,8 +128,7 @@ class ECGScreening:
 
     def _observe(self, prediction: Prediction) -> None:
         self.metrics.triton_latency.observe(prediction.latency_s)
-        for task in TASKS:
-            probability = prediction.probability[task]
+        for task, probability in prediction.probability.items():
             self.metrics.predictions.labels(task).inc()
             self.metrics.probability.labels(task).observe(probability)
             if probability >= self.card.threshold(task):
@@ -137,20 +140,24 @@ class ECGScreening:
     async def predict(self, file: Path, clinical: dict | str | None = None) -> PredictResponse:
         """Probability of myocardial scar and of LVEF < 50 % for one ECG (PNG, JPEG, TIFF, PDF
         or DICOM). Optional ``clinical``: a JSON object with any of age, female_gender, dm,
-        ht, smoke, dlp; missing ones are imputed and reported. Errors: ``ErrorResponse``."""
+        ht, smoke, dlp; missing ones are imputed and reported. A task the model does not
+        answer is null (a single-task model; a clinical model of the study answers only in
+        ``fused``). Errors: ``ErrorResponse``."""
 
         async def work(data: bytes, deadline: float, request_id: str) -> Response:
             features = parse_clinical(clinical)
             if features is not None and not self.fusion.available:
                 raise ValueError("this model has no clinical fusion head; send the file without 'clinical'")
-            prediction = await self.triton.predict(data, deadline, embedding=features is not None)
+            fuse = features is not None or not self.image_only_answer
+            prediction = await self.triton.predict(data, deadline, embedding=fuse, tasks=self.tasks)
             self._observe(prediction)
             fused = None
-            if features is not None:
-                probabilities, imputed = self.fusion(prediction.embedding, features)
+            if fuse:
+                probabilities, imputed = self.fusion(prediction.embedding, features or ClinicalFeatures())
                 fused = fused_result(probabilities, imputed, self.card)
+            answers = prediction.probability if self.image_only_answer else {}
             body = PredictResponse(
-                **task_results(prediction.probability, self.card),
+                **task_results(answers, self.card),
                 fused=fused,
                 model=self.model_info,
                 preprocessing=PreprocessingInfo.model_validate(prediction.info),
@@ -169,12 +176,14 @@ class ECGScreening:
         async def work(data: bytes, deadline: float, request_id: str) -> Response:
             if task not in TASKS:
                 raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+            if task not in self.tasks:
+                raise ValueError(f"this model answers {', '.join(self.tasks)} only; it has no {task!r} head")
             if format not in ("png", "json"):
                 raise ValueError(f"format must be png or json, got {format!r}")
-            prediction = await self.triton.predict(data, deadline, explain=True)
+            prediction = await self.triton.predict(data, deadline, explain=True, tasks=self.tasks)
             self._observe(prediction)
             probability = prediction.probability[task]
-            cam = prediction.cam[TASKS.index(task)]
+            cam = prediction.cam[self.tasks.index(task)]
             heat = upsample(cam, prediction.canonical.shape[0])
             shares = lead_attribution(heat)
             top = sorted(shares, key=shares.get, reverse=True)[:4]

@@ -70,10 +70,10 @@ def triton_error(status: str, message: str) -> IntakeError | Unavailable | Upstr
 
 @dataclass(frozen=True)
 class Prediction:
-    probability: dict[str, float]  # per task, positive class
+    probability: dict[str, float]  # per task the model has, positive class
     info: dict
     embedding: np.ndarray | None = None
-    cam: np.ndarray | None = None  # (2, h, w): scar, lvef
+    cam: np.ndarray | None = None  # (T, h, w): the model's tasks in order
     canonical: np.ndarray | None = None  # (S, S) uint8
     latency_s: float = 0.0
 
@@ -103,13 +103,19 @@ class TritonGateway:
             return False
 
     async def predict(
-        self, data: bytes, deadline: float, embedding: bool = False, explain: bool = False
+        self,
+        data: bytes,
+        deadline: float,
+        embedding: bool = False,
+        explain: bool = False,
+        tasks: tuple[str, ...] = TASKS,
     ) -> Prediction:
-        """Run the ensemble on one file. ``deadline`` is a ``time.monotonic()`` instant."""
+        """Run the ensemble on one file. ``deadline`` is a ``time.monotonic()`` instant;
+        ``tasks`` are the model's (a single-task model's ensemble has one probability)."""
         tensor = grpcclient.InferInput(ENSEMBLE_INPUT, [1, 1], "BYTES")
         tensor.set_data_from_numpy(np.array([[data]], dtype=np.object_))
         names = (
-            [ENSEMBLE_PROBABILITY[task] for task in TASKS]
+            [ENSEMBLE_PROBABILITY[task] for task in tasks]
             + [ENSEMBLE_INFO]
             + [ENSEMBLE_EMBEDDING] * embedding
             + [ENSEMBLE_CAM, ENSEMBLE_CANONICAL] * explain
@@ -135,7 +141,7 @@ class TritonGateway:
                     continue
                 raise error from None
         return Prediction(
-            probability={t: float(result.as_numpy(ENSEMBLE_PROBABILITY[t]).ravel()[0]) for t in TASKS},
+            probability={t: float(result.as_numpy(ENSEMBLE_PROBABILITY[t]).ravel()[0]) for t in tasks},
             info=json.loads(result.as_numpy(ENSEMBLE_INFO).ravel()[0]),
             embedding=result.as_numpy(ENSEMBLE_EMBEDDING)[0] if embedding else None,
             cam=result.as_numpy(ENSEMBLE_CAM)[0] if explain else None,

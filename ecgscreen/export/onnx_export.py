@@ -55,6 +55,7 @@ from ..contract import (
 from ..nets.cam import CamModel
 from ..nets.multitask import ClinicalFusion, MultiTaskNet
 from ..training.checkpoint import RunModel, load_run_model
+from .triton_configs import sync_triton_configs
 
 __all__ = [
     "OPSET",
@@ -245,6 +246,9 @@ def export_model(
     model, fusion, meta = run.model.eval(), run.fusion, run.meta
     folder = Path(repository) / name
     inputs, outputs = tensor_specs(model)
+    if name == MODEL_NAME:  # a single-task model has fewer outputs than the configs' default
+        for path in sync_triton_configs(Path(repository), outputs):
+            log.info("%s now lists the model's outputs (%s)", path, ", ".join(outputs))
     if name == MODEL_NAME and (problems := triton_config_problems(Path(repository), inputs, outputs)):
         raise ValueError(
             f"the Triton configs in {repository} do not fit this model; edit them or export into another "
@@ -268,7 +272,8 @@ def export_model(
         clinical = Clinical(
             features=list(CLINICAL_FEATURES),
             imputation_means={f: float(v) for f, v in zip(CLINICAL_FEATURES, means, strict=True)},
-            imputation=f"missing features are replaced by the training-split means above before {FUSION_FILE}",
+            imputation=meta.get("imputation")
+            or f"missing features are replaced by the training-split means above before {FUSION_FILE}",
             fusion=FUSION_FILE,
             fused_thresholds=None,
             fused_population_average=None,
@@ -280,7 +285,8 @@ def export_model(
         intended_use=INTENDED_USE,
         architecture=Architecture(
             backbone=model.config["backbone"],
-            embedding=f"fc {model.backbone.num_features} -> {model.config['embed_dim']}, ReLU",
+            embedding=f"fc {model.backbone.num_features} -> {model.config['embed_dim']}"
+            + (", ReLU" if model.config.get("embedding_relu", True) else " (no ReLU)"),
             heads={t: f"Linear({model.config['embed_dim']}, 2)" for t in model.tasks},
             parameters=sum(p.numel() for p in model.parameters()),
             cam="Grad-CAM++ in closed form on the last conv block (exp(score) formulation, positive class)",
@@ -305,6 +311,8 @@ def export_model(
         fusion_onnx=OnnxFile(file=FUSION_FILE, **fusion_info) if fusion_info else None,
         source=source or {},
     )
+    if meta.get("image_only_answer") is False:  # the study's clinical models (export.mtecg)
+        card.image_only_answer = False
     card.set_operating_points(
         OperatingPoints.from_checkpoint(meta),
         "Youden index on the validation split",

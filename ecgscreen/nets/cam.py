@@ -39,7 +39,11 @@ def normalize_maps(maps: torch.Tensor) -> torch.Tensor:
 
 
 def gradcam_pp(
-    features: torch.Tensor, z: torch.Tensor, fc_weight: torch.Tensor, class_weight: torch.Tensor
+    features: torch.Tensor,
+    z: torch.Tensor,
+    fc_weight: torch.Tensor,
+    class_weight: torch.Tensor,
+    relu: bool = True,
 ) -> torch.Tensor:
     """Grad-CAM++ maps ``(B, h, w)`` in [0, 1] for one class.
 
@@ -48,9 +52,12 @@ def gradcam_pp(
         z: ``(B, E)`` pre-ReLU embedding ``fc(GAP(features))``.
         fc_weight: ``(E, K)`` weight of ``fc``.
         class_weight: ``(E,)`` row of the head's weight for the class explained.
+        relu: whether a ReLU sits between ``fc`` and the head (without it, ``1[z_j > 0]``
+            is 1 everywhere).
     """
     h, w = features.shape[-2:]
-    g = ((z > 0).to(features.dtype) * class_weight) @ fc_weight / (h * w)  # (B, K)
+    gate = (z > 0).to(features.dtype) if relu else torch.ones_like(z)
+    g = (gate * class_weight) @ fc_weight / (h * w)  # (B, K)
     total = features.sum(dim=(2, 3))  # (B, K)
     weights = (h * w) * torch.relu(g) / (2 + g * total)
     weights = torch.where(g > 0, weights, torch.zeros_like(weights))
@@ -75,5 +82,8 @@ class CamModel(nn.Module):
         z, embedding = self.model.forward_embedding(features)
         logits = self.model.logits(embedding)
         fc_weight = self.model.backbone.fc.weight
-        cams = [gradcam_pp(features, z, fc_weight, self.model.head(t).weight[1]) for t in self.model.tasks]
+        relu = self.model.config.get("embedding_relu", True)
+        cams = [
+            gradcam_pp(features, z, fc_weight, self.model.head(t).weight[1], relu) for t in self.model.tasks
+        ]
         return logits, embedding, torch.stack(cams, dim=1)

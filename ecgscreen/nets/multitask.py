@@ -37,6 +37,10 @@ class MultiTaskNet(nn.Module):
         tasks: subset of ``("scar", "lvef")``; always held in that order.
         embed_dim: width of the embedding (the study: 512).
         image_size: the input size the model is trained and exported for.
+        backbone_args: overrides of the variant's arguments (e.g. ``channels``, ``stem_width``
+            of an imported checkpoint).
+        embedding_relu: ReLU after ``fc`` (the study's image models); its clinical models feed
+            the raw ``fc`` output to their heads, so an imported clinical model has none.
     """
 
     def __init__(
@@ -46,13 +50,15 @@ class MultiTaskNet(nn.Module):
         embed_dim: int = EMBED_DIM,
         image_size: int = CANONICAL_SIZE,
         num_classes: int = NUM_CLASSES,
+        backbone_args: dict[str, Any] | None = None,
+        embedding_relu: bool = True,
     ):
         super().__init__()
         self.tasks = canonical_tasks(tasks)
         if image_size % 32:
             raise ValueError(f"image_size must be a multiple of 32, got {image_size}")
-        self.backbone = create_model(backbone, num_classes=embed_dim)
-        self.act = nn.ReLU()
+        self.backbone = create_model(backbone, num_classes=embed_dim, **(backbone_args or {}))
+        self.act = nn.ReLU() if embedding_relu else nn.Identity()
         for task in self.tasks:
             self.add_module(f"{task}_head", nn.Linear(embed_dim, num_classes))
         self.config: dict[str, Any] = {
@@ -64,6 +70,10 @@ class MultiTaskNet(nn.Module):
             "mean": list(default_cfgs[backbone]["mean"]),
             "std": list(default_cfgs[backbone]["std"]),
         }
+        if backbone_args:
+            self.config["backbone_args"] = dict(backbone_args)
+        if not embedding_relu:
+            self.config["embedding_relu"] = False
 
     def head(self, task: str) -> nn.Linear:
         if task not in self.tasks:
@@ -74,7 +84,8 @@ class MultiTaskNet(nn.Module):
         return self.backbone.forward_features(x)
 
     def forward_embedding(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pre-activation ``z = fc(GAP(features))`` and the embedding ``ReLU(z)``."""
+        """Pre-activation ``z = fc(GAP(features))`` and the embedding ``ReLU(z)`` (``z`` itself
+        without ``embedding_relu``)."""
         z = self.backbone.forward_head(features)
         return z, self.act(z)
 
@@ -178,5 +189,5 @@ class ClinicalFusion(nn.Module):
 
 def build_model(config: dict[str, Any]) -> MultiTaskNet:
     """Rebuild a ``MultiTaskNet`` from its ``config`` (as saved in checkpoints)."""
-    known = {"backbone", "tasks", "embed_dim", "image_size", "num_classes"}
+    known = {"backbone", "tasks", "embed_dim", "image_size", "num_classes", "backbone_args", "embedding_relu"}
     return MultiTaskNet(**{k: v for k, v in config.items() if k in known})
