@@ -1,14 +1,15 @@
 """Make a model repository's Triton configs carry exactly the tensors a model card lists.
 
-The configs (``ecg_multitask/config.pbtxt``, ``ecg_multitask/configs/*.pbtxt`` and the
-ensemble ``ecg_screening/config.pbtxt``) are written for the two-task default. A single-task
-model (the study's ``SingleTaskModel``) has one probability output, ``logits`` of 2 and a
-``cam`` of one map; Triton refuses to load a config that names an output the ONNX lacks. So
-export rewrites the tensor lines those configs hold -- dropping an absent task's lines,
-setting dims from the card -- and leaves every comment and setting as it was.
+The configs (the network's ``config.pbtxt`` and ``configs/*.pbtxt``, and the ensemble's
+``config.pbtxt``; names in ``ecgscreen.contract``) are written for the two-task default. A
+single-task model (the study's ``SingleTaskModel``) has one probability output, ``logits``
+of 2 and a ``cam`` of one map; Triton refuses to load a config that names an output the ONNX
+lacks. So export writes those configs' output lists, and the ensemble's output maps from the
+network, from the card, and leaves every comment and other setting as it was (a two-task
+card gives back the default configs byte for byte).
 
 A repository that has no configs yet (``import-mtecg --repository NEW``) first gets the
-default repository's intake and ensemble models and ``ecg_multitask``'s configs and Python
+default repository's intake and ensemble models and the network's configs and Python
 backend (never its weights, card or fusion head).
 """
 
@@ -35,7 +36,7 @@ from ..serving.triton import DEFAULT_REPOSITORY
 
 __all__ = ["ENSEMBLE_OUTPUTS", "complete_repository", "sync_triton_configs"]
 
-# ecg_multitask output -> the ensemble output it is mapped to (ecg_screening/config.pbtxt)
+# the network's output -> the ensemble output it is mapped to
 ENSEMBLE_OUTPUTS = {
     **{probability_output(t): ENSEMBLE_PROBABILITY[t] for t in TASKS},
     "logits": ENSEMBLE_LOGITS,
@@ -49,7 +50,7 @@ _OUTPUT_MAP = re.compile(r'^(\s*)output_map\s*\{\s*key:\s*"([^"]+)"')
 
 
 def complete_repository(repository: Path, source: Path = DEFAULT_REPOSITORY) -> list[Path]:
-    """Copy what ``repository`` lacks to be served (intake, ensemble, ``ecg_multitask``'s
+    """Copy what ``repository`` lacks to be served (intake, ensemble, the network's
     configs and python backend) from ``source``; return the paths copied."""
     repository, source = Path(repository), Path(source)
     if repository.resolve() == source.resolve():

@@ -32,6 +32,7 @@ from ecgscreen.cli import app
 from ecgscreen.contract import IMAGENET_MEAN, IMAGENET_STD
 from ecgscreen.export.mtecg import import_mtecg, load_mtecg, read_transform
 from ecgscreen.export.triton_configs import sync_triton_configs
+from ecgscreen.serving.triton import DEFAULT_REPOSITORY
 
 
 @pytest.fixture(scope="module")
@@ -263,7 +264,7 @@ def test_a_single_task_repository_lists_only_its_outputs(imported, tmp_path):
     assert "scar_probability" not in mapped and "lvef_probability" in mapped
     # A two-task model leaves the default configs exactly as they are, and brings back what
     # a single-task import took out of them.
-    default = Path(__file__).parent.parent / "model_repository"
+    default = DEFAULT_REPOSITORY
     two_task = imported("multi-task").parent
     configs = ["ecg_multitask/config.pbtxt", "ecg_multitask/configs/cpu.pbtxt", "ecg_screening/config.pbtxt"]
     for relative in configs:
