@@ -1,0 +1,59 @@
+"""ECG files as a PACS holds them, and answers shaped like the gateway's, for the PACS tests."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from corpus import good_ecg
+from pydicom.data import get_testdata_file
+
+__all__ = ["ecg_files", "corrupt_waveform", "task_answer", "heatmap_picture"]
+
+
+def _with_modality(data: bytes, modality: str) -> bytes:
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ds.Modality = modality
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def ecg_files() -> dict[str, bytes]:
+    """The ECG objects of the PACS tests: pydicom's real 12-lead waveform and the generator's
+    three DICOM kinds (its scanned printout filed with modality ECG, as the router expects)."""
+    return {
+        "pydicom-waveform_ecg": Path(get_testdata_file("waveform_ecg.dcm")).read_bytes(),
+        "generator-waveform": good_ecg("dcm-waveform", index=5),
+        "generator-pdf": good_ecg("dcm-pdf", index=3),
+        "generator-sc": _with_modality(good_ecg("dcm-sc", index=4), "ECG"),
+    }
+
+
+def corrupt_waveform() -> bytes:
+    """A 12-lead ECG object whose waveform data lost its second half: a PACS stores it, intake
+    cannot decode it."""
+    ds = pydicom.dcmread(io.BytesIO(good_ecg("dcm-waveform", index=6)))
+    group = ds.WaveformSequence[0]
+    group.WaveformData = group.WaveformData[: len(group.WaveformData) // 2]
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def task_answer(probability: float, threshold: float) -> dict:
+    """One task as ``/predict`` answers it."""
+    level = "low" if probability < 0.3 else "medium" if probability < 0.7 else "high"
+    return {
+        "prediction": int(probability >= threshold),
+        "probability": {"negative": round(1 - probability, 6), "positive": round(probability, 6)},
+        "risk_level": level,
+        "threshold": threshold,
+        "average": 0.3,
+    }
+
+
+def heatmap_picture(seed: int = 0, size: tuple[int, int] = (120, 100)) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
