@@ -11,9 +11,9 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
-from pydicom.uid import generate_uid
 from orthanc_harness import dciodvfy
 from pacs_files import corrupt_waveform, ecg_files, heatmap_picture, task_answer
+from pydicom.uid import generate_uid
 
 from ecgscreen.pacs import codes
 from ecgscreen.pacs.multipart import decode_datasets, encode_datasets, part10
