@@ -74,8 +74,8 @@ def _record(state: State, found: list[Found], origin: str, result: PollResult) -
             result.refused[NOT_ECG] = result.refused.get(NOT_ECG, 0) + 1
 
 
-def _get_json(session: requests.Session, url: str, timeout: float, **params):
-    """GET a JSON answer; ``PacsUnavailable`` for a dead or failing server, None for a 404."""
+def _get(session: requests.Session, url: str, timeout: float, **params) -> requests.Response | None:
+    """GET; ``PacsUnavailable`` for a dead or failing server, None for a 404."""
     try:
         response = session.get(url, params=params or None, timeout=timeout)
     except requests.RequestException as exc:
@@ -84,7 +84,12 @@ def _get_json(session: requests.Session, url: str, timeout: float, **params):
         return None
     if response.status_code >= 400:
         raise PacsUnavailable(f"HTTP {response.status_code} from the PACS")
-    return response.json()
+    return response
+
+
+def _get_json(session: requests.Session, url: str, timeout: float, **params):
+    response = _get(session, url, timeout, **params)
+    return None if response is None else response.json()
 
 
 def is_orthanc(session: requests.Session, rest_url: str, timeout: float = 5.0) -> bool:
@@ -129,7 +134,8 @@ class OrthancChanges:
             state.set_cursor(self.name, "0")
             return PollResult(more=True)
         # Orthanc stamps changes with its own local clock: translate to ours.
-        offset = time.time() - _orthanc_time(self._get("/tools/now-local") or "").timestamp()
+        now = _get(self.session, f"{self.rest_url}/tools/now-local", self.timeout)
+        offset = time.time() - _orthanc_time(now.text if now is not None else "").timestamp()
         found = []
         for change in changes["Changes"]:
             if change["ChangeType"] != "NewInstance":

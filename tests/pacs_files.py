@@ -9,8 +9,10 @@ import numpy as np
 import pydicom
 from corpus import good_ecg
 from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-__all__ = ["ecg_files", "corrupt_waveform", "task_answer", "heatmap_picture"]
+__all__ = ["ecg_files", "corrupt_waveform", "ct_image", "task_answer", "heatmap_picture"]
 
 
 def _with_modality(data: bytes, modality: str) -> bytes:
@@ -38,6 +40,27 @@ def corrupt_waveform() -> bytes:
     ds = pydicom.dcmread(io.BytesIO(good_ecg("dcm-waveform", index=6)))
     group = ds.WaveformSequence[0]
     group.WaveformData = group.WaveformData[: len(group.WaveformData) // 2]
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def ct_image() -> bytes:
+    """A small CT slice, complete enough for a PACS to file it."""
+    uid = {k: generate_uid(entropy_srcs=["pacs-test-ct", k]) for k in ("study", "series", "sop")}
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"  # CT Image Storage
+    meta.MediaStorageSOPInstanceUID = uid["sop"]
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, uid["sop"]
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = uid["study"], uid["series"]
+    ds.Modality, ds.PatientName, ds.PatientID, ds.StudyDate = "CT", "TEST^CT", "CT-1", "20260101"
+    ds.Rows = ds.Columns = 64
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = np.zeros((64, 64), dtype=np.uint16).tobytes()
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
