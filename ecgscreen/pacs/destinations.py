@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import requests
 from pynetdicom import AE
-from pynetdicom.sop_class import ComprehensiveSRStorage, SecondaryCaptureImageStorage
 
 from .multipart import decode_datasets
 from .outcomes import Transient
@@ -75,9 +74,7 @@ class CStore:
         datasets = decode_datasets(body, content_type)
         ae = AE(ae_title=self.calling_aet)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self.timeout
-        for sop_class in {ComprehensiveSRStorage, SecondaryCaptureImageStorage} | {
-            ds.SOPClassUID for ds in datasets
-        }:
+        for sop_class in sorted({ds.SOPClassUID for ds in datasets}):
             ae.add_requested_context(sop_class)
         assoc = ae.associate(self.host, self.port, ae_title=self.called_aet)
         if not assoc.is_established:
