@@ -15,6 +15,7 @@ Instance UID, never by anything about the patient.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import logging
@@ -130,7 +131,7 @@ class Router:
         if forward is None:
             return self.stow
         if forward.startswith("dicom://"):
-            return parse_dicom_url(forward)
+            return dataclasses.replace(parse_dicom_url(forward), calling_aet=self.config.ae_title)
         if forward.startswith(("http://", "https://")):
             return StowRs(self.session, forward)
         raise ValueError(f"--forward must be dicom://AET@host:port or a DICOMweb URL, got {forward!r}")
