@@ -95,11 +95,13 @@ def pacs_session() -> requests.Session:
     """HTTP session for the PACS; basic authentication from ``ECGSCREEN_PACS_USERNAME`` and
     ``ECGSCREEN_PACS_PASSWORD`` (or ``ECGSCREEN_PACS_PASSWORD_FILE``) when set."""
     session = requests.Session()
-    user = os.environ.get("ECGSCREEN_PACS_USERNAME", "")
+    user = os.environ.get("ECGSCREEN_PACS_USERNAME", "").strip()
     password = os.environ.get("ECGSCREEN_PACS_PASSWORD", "")
-    password_file = os.environ.get("ECGSCREEN_PACS_PASSWORD_FILE", "")
-    if password_file and not password:
+    password_file = os.environ.get("ECGSCREEN_PACS_PASSWORD_FILE", "").strip()
+    if not password and password_file and Path(password_file).is_file():  # the Secret is optional
         password = Path(password_file).read_text().strip()
+    if user and not password:
+        raise ValueError("ECGSCREEN_PACS_USERNAME is set but no ECGSCREEN_PACS_PASSWORD(_FILE)")
     if user:
         session.auth = (user, password)
     return session
