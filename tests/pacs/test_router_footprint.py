@@ -41,4 +41,6 @@ def test_the_image_pins_what_pyproject_pins():
     pinned = dict(dep.split("==", 1) for dep in project)
     assert pins, "no pinned package found in the Dockerfile"
     for package, version in pins.items():
-        assert pinned.get(package) == version, f"{package}=={version} in the image, {pinned.get(package)} in pyproject"
+        assert pinned.get(package) == version, (
+            f"{package}=={version} in the image, {pinned.get(package)} in pyproject"
+        )
