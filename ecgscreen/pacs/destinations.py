@@ -39,7 +39,7 @@ class StowRs:
         try:
             response = self.session.post(self.url, data=body, headers=headers, timeout=self.timeout)
         except requests.RequestException as exc:
-            raise Transient(f"stow_unreachable ({type(exc).__name__})") from None
+            raise Transient("stow_unreachable", type(exc).__name__) from None
         if response.status_code >= 300:
             raise Transient(f"stow_http_{response.status_code}")
         try:
@@ -51,7 +51,7 @@ class StowRs:
         failed = (answer.get(_FAILED_SOP_SEQUENCE) or {}).get("Value") or []
         if failed:
             reasons = sorted({str((item.get("00081197") or {}).get("Value", ["?"])[0]) for item in failed})
-            raise Transient(f"stow_refused_{len(failed)}_objects (reason {','.join(reasons)})")
+            raise Transient("stow_refused", f"{len(failed)} objects, reason {','.join(reasons)}")
         return len((answer.get(_REFERENCED_SOP_SEQUENCE) or {}).get("Value") or []) or body.count(
             b"Content-Type: application/dicom"
         )

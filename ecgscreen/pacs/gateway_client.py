@@ -57,7 +57,7 @@ class GatewayClient:
         except httpx.TimeoutException:
             raise Transient("gateway_timeout") from None
         except httpx.HTTPError as exc:
-            raise Transient(f"gateway_unreachable ({type(exc).__name__})") from None
+            raise Transient("gateway_unreachable", type(exc).__name__) from None
         if response.status_code == 200:
             return response.content, response.headers.get("content-type", "")
         try:
@@ -67,4 +67,4 @@ class GatewayClient:
         reason = str(error.get("error") or f"http_{response.status_code}")
         if 400 <= response.status_code < 500 and response.status_code not in _RETRYABLE_4XX:
             raise Refused(reason, str(error.get("detail", "")))
-        raise Transient(f"gateway {response.status_code} {reason}")
+        raise Transient(f"gateway_{response.status_code}", reason)

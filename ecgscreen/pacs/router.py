@@ -212,7 +212,7 @@ class Router:
             status = exc.response.status_code if exc.response is not None else "?"
             raise Transient(f"wado_http_{status}") from None
         except requests.RequestException as exc:
-            raise Transient(f"wado_unreachable ({type(exc).__name__})") from None
+            raise Transient("wado_unreachable", type(exc).__name__) from None
         return part10(ds)
 
     def process(self, item: Instance) -> str:
@@ -238,10 +238,12 @@ class Router:
                 "ecg=%s origin=%s sop=%r outcome=refused reason=%s", key, item.origin, sop, refusal.reason
             )
         except Exception as error:  # Transient, or anything unexpected: retried with backoff
-            reason = error.reason if isinstance(error, Transient) else f"internal_{type(error).__name__}"
+            if not isinstance(error, Transient):
+                error = Transient("internal", type(error).__name__)
+            reason = f"{error.reason} ({error.detail})" if error.detail else error.reason
             backoff = min(2.0 * 2**item.attempts, self.config.max_backoff_s)
             attempts = self.state.failed(item.sop_instance_uid, reason, backoff)
-            self.metrics.failed.labels(reason.split(" ")[0]).inc()
+            self.metrics.failed.labels(error.reason).inc()
             log.warning("ecg=%s origin=%s sop=%r outcome=failed reason=%s attempt=%d retry_in_s=%.0f",
                         key, item.origin, sop, reason, attempts, backoff)  # fmt: skip
         finally:

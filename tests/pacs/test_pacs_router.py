@@ -304,11 +304,15 @@ def test_the_router_retries_while_the_gateway_is_down(pacs, gateway, router):
     wait_until(failed_once, 30, 0.25, "a failed attempt")
     assert router.state().get(ecg.SOPInstanceUID).reason.startswith("gateway_unreachable")
     assert router.metric("ecgscreen_pacs_failed_total") >= 1
+    wait_until(lambda: router.metric("ecgscreen_pacs_waiting") >= 1, 5, what="the waiting gauge")
+    assert router.metric("ecgscreen_pacs_lag_seconds") > 0
     gateway.start()  # same port
     wait_until(lambda: _complete(pacs, ecg), 60, 0.25, "results once the gateway is back")
     record = router.state().get(ecg.SOPInstanceUID)
     assert record.status == "done" and record.attempts >= 2
     assert len(_results(pacs, ecg.StudyInstanceUID)["SR"]) == 1
+    wait_until(lambda: router.metric("ecgscreen_pacs_lag_seconds") == 0, 5, what="no lag once caught up")
+    assert router.metric("ecgscreen_pacs_waiting") == 0
 
 
 def test_the_router_logs_no_patient_data_and_reports_its_state(pacs, router):
