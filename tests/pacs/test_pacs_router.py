@@ -332,3 +332,22 @@ def test_the_router_logs_no_patient_data_and_reports_its_state(pacs, router):
     assert summary["counts"]["done"] >= 14 and summary["counts"]["refused"] >= 3
     assert summary["counts"]["pending"] == 0 and summary["counts"]["failed"] == 0
     assert {r["reason"] for r in summary["refused"]} >= {"waveform_invalid"}
+
+
+def test_the_dashboards_router_panels_show_the_real_router(router, tmp_path):
+    """A real Prometheus scrapes the router: every PACS panel of the Grafana dashboard has data."""
+    from prometheus_harness import PrometheusHarness, dashboard_expressions
+
+    expressions = [(s, e) for s, e in dashboard_expressions() if s.startswith("dashboard: PACS router")]
+    assert len(expressions) >= 6
+    targets = {"ecgscreen-pacs-router": f"127.0.0.1:{router.metrics_port}"}
+    with PrometheusHarness(targets, tmp_path) as prometheus:
+        prometheus.wait_for_targets()
+        deadline = time.monotonic() + 30
+        while True:  # until the rate() windows hold two scrapes
+            results = prometheus.evaluate(expressions)
+            if all(r.has_data for r in results) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+    assert all(r.ok for r in results), [r for r in results if not r.ok]
+    assert [r.source for r in results if not r.has_data] == []
