@@ -10,7 +10,7 @@ It installs the Debian packages if needed (``scripts/ensure-debian-packages.sh o
 orthanc-dicomweb dicom3tools``; the package's own system service is never started), writes
 a configuration (HTTP and DICOM ports picked free, storage in ``workdir``, HTTP answering
 loopback only, no authentication, the DICOMweb plugin) and runs ``/usr/sbin/Orthanc
-CONFIG.json`` as a child process in its own process group. ``stop()`` then ``start()``
+CONFIG.json`` as a managed child process (``ecgscreen.serving.procs``). ``stop()`` then ``start()``
 brings the same PACS back on the same ports with the same storage: the router tests use it
 to take the PACS away mid-run.
 """
@@ -20,13 +20,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 from servers import free_ports
 
-from ecgscreen.procs import spawn, stop_group
+from ecgscreen.serving.procs import ManagedServer, http_ok
 
 __all__ = ["Orthanc", "ensure_orthanc", "dciodvfy", "ORTHANC_BINARY", "DICOMWEB_PLUGIN"]
 
@@ -60,20 +59,21 @@ def dciodvfy(path: Path) -> tuple[list[str], list[str]]:
     return [ln for ln in lines if ln.startswith("Error")], [ln for ln in lines if ln.startswith("Warning")]
 
 
-class Orthanc:
+class Orthanc(ManagedServer):
     """One Orthanc instance; a context manager. ``modalities`` ({name: (aet, port)}, on
     127.0.0.1) are the DICOM peers it may exchange with; C-STORE from anyone else is refused."""
+
+    name = "Orthanc"
 
     def __init__(
         self, workdir: Path, modalities: dict[str, tuple[str, int]] | None = None, aet: str = "ORTHANC"
     ):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__(self.workdir / "orthanc.log")
         self.http_port, self.dicom_port = free_ports(2)
         self.aet = aet
         self.modalities = dict(modalities or {})
-        self.process: subprocess.Popen | None = None
-        self.log_file = self.workdir / "orthanc.log"
 
     @property
     def url(self) -> str:
@@ -112,40 +112,13 @@ class Orthanc:
         path.write_text(json.dumps(config, indent=2))
         return path
 
-    def start(self, timeout: float = 30.0) -> Orthanc:
+    def command(self) -> list[str]:
         if not ORTHANC_BINARY.exists() or not DICOMWEB_PLUGIN.exists() or shutil.which("dciodvfy") is None:
             ensure_orthanc()
-        config = self.write_config()
-        log = self.log_file.open("ab")
-        try:
-            self.process = spawn([str(ORTHANC_BINARY), str(config)], None, log)
-        finally:
-            log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Orthanc exited with code {self.process.returncode}:\n{self.log()}")
-            if self.ready():
-                return self
-            time.sleep(0.1)
-        self.stop()
-        raise TimeoutError(f"Orthanc was not ready within {timeout:.0f} s:\n{self.log()}")
+        return [str(ORTHANC_BINARY), str(self.write_config())]
 
-    def ready(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/system", timeout=1.0).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def stop(self) -> None:
-        stop_group(self.process, timeout=15)
-        self.process = None
-
-    def __enter__(self) -> Orthanc:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    def is_ready(self) -> bool:
+        return http_ok(f"{self.url}/system")
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""

@@ -15,22 +15,14 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 __all__ = ["ecg_files", "corrupt_waveform", "ct_image", "task_answer", "heatmap_picture"]
 
 
-def _with_modality(data: bytes, modality: str) -> bytes:
-    ds = pydicom.dcmread(io.BytesIO(data))
-    ds.Modality = modality
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
-
-
 def ecg_files() -> dict[str, bytes]:
     """The ECG objects of the PACS tests: pydicom's real 12-lead waveform and the generator's
-    three DICOM kinds (its scanned printout filed with modality ECG, as the router expects)."""
+    three DICOM kinds."""
     return {
         "pydicom-waveform_ecg": Path(get_testdata_file("waveform_ecg.dcm")).read_bytes(),
         "generator-waveform": good_ecg("dcm-waveform", index=5),
         "generator-pdf": good_ecg("dcm-pdf", index=3),
-        "generator-sc": _with_modality(good_ecg("dcm-sc", index=4), "ECG"),
+        "generator-sc": good_ecg("dcm-sc", index=4),
     }
 
 

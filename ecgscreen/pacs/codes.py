@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from highdicom.sr import CodedConcept
 
+from ..contract import TASK_NAMES, TASKS
+
 __all__ = [
     "SCHEME",
     "SCHEME_NAME",
@@ -40,10 +42,8 @@ ABSENT = CodedConcept("2667000", "SCT", "Absent")
 PROCESSING_ALGORITHM = CodedConcept("Newcode1", "99IHE", "Processing Algorithm")
 
 # Per task: the finding, its probability, the call at the model's threshold.
-FINDING = {
-    "scar": CodedConcept("scar", SCHEME, "Myocardial scar"),
-    "lvef": CodedConcept("lvef-lt-50", SCHEME, "LVEF < 50 %"),
-}
+_CODE_VALUE = {"scar": "scar", "lvef": "lvef-lt-50"}
+FINDING = {task: CodedConcept(_CODE_VALUE[task], SCHEME, TASK_NAMES[task]) for task in TASKS}
 PROBABILITY = {
     "scar": CodedConcept("scar-prob", SCHEME, "Probability of myocardial scar"),
     "lvef": CodedConcept("lvef-lt-50-prob", SCHEME, "Probability of LVEF < 50 %"),

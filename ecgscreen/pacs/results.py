@@ -42,6 +42,8 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes as dicom_codes
 from pydicom.uid import generate_uid
 
+from ..card import ModelCard
+from ..contract import TASK_NAMES, TASKS
 from . import codes
 
 __all__ = [
@@ -62,7 +64,6 @@ SR_SERIES_DESCRIPTION = f"{CAUTION}. ecgscreen AI results"
 SC_SERIES_DESCRIPTION = f"{CAUTION}. ecgscreen heatmaps"
 SR_SERIES_NUMBER = 9901  # high numbers keep AI series after the acquired ones in viewers
 SC_SERIES_NUMBER = 9902
-TASK_TITLES = {"scar": "myocardial scar", "lvef": "LVEF < 50 %"}
 
 # Patient and study attributes copied from the source; Type 2 ones (may be empty, must be
 # present) are filled with an empty value when the source lacks them, as highdicom needs.
@@ -99,12 +100,12 @@ class ModelIdentity:
     software_version: str
 
     @classmethod
-    def from_card(cls, card: Mapping, software_version: str = "") -> ModelIdentity:
-        onnx = (card.get("onnx") or {}).get("sha256", "")
-        fusion = (card.get("fusion_onnx") or {}).get("sha256", "")
-        name, version = str(card.get("name", "ecg_multitask")), str(card.get("version", ""))
-        device_uid = generate_uid(entropy_srcs=["ecgscreen-device", name, version, onnx, fusion])
-        return cls(name, version, device_uid, software_version or "ecgscreen")
+    def from_card(cls, card: ModelCard, software_version: str = "") -> ModelIdentity:
+        fusion = card.fusion_onnx.sha256 if card.fusion_onnx else ""
+        device_uid = generate_uid(
+            entropy_srcs=["ecgscreen-device", card.name, card.version, card.onnx.sha256, fusion]
+        )
+        return cls(card.name, card.version, device_uid, software_version or "ecgscreen")
 
 
 @dataclass(frozen=True)
@@ -272,7 +273,7 @@ def _heatmap_image(
     sc.BurnedInAnnotation = "YES"
     sc.RecognizableVisualFeatures = "NO"
     sc.ImageType = ["DERIVED", "SECONDARY"]
-    sc.DerivationDescription = f"Grad-CAM++ heatmap of the {TASK_TITLES[heatmap.task]} output over the ECG"
+    sc.DerivationDescription = f"Grad-CAM++ heatmap of the {TASK_NAMES[heatmap.task]} output over the ECG"
     sc.ImageComments = f"{CAUTION}. Research use only."
     for keyword in _PATIENT_STUDY_OPTIONAL:
         if keyword in header and keyword not in sc:
@@ -286,7 +287,7 @@ def build_results(
     model: ModelIdentity,
     heatmaps: Sequence[Heatmap],
     *,
-    tasks: Sequence[str] = ("scar", "lvef"),
+    tasks: Sequence[str] = TASKS,
     new_study: NewStudy | None = None,
     now: datetime.datetime | None = None,
 ) -> list[Dataset]:

@@ -13,19 +13,16 @@ from dataclasses import dataclass
 
 from pydicom.uid import UID
 
-from ..imaging.dicom import IMAGE_SOPS
+from ..dicom_codes import SOP_ENCAPSULATED_PDF
+from ..imaging.dicom_reader import IMAGE_SOPS, WAVEFORM_SOPS
 from .results import is_own_result
 
 __all__ = ["Verdict", "classify", "ECG_WAVEFORM_SOPS", "ECG_PICTURE_SOPS", "ECG", "OWN", "NOT_ECG"]
 
 ECG, OWN, NOT_ECG = "ecg", "own_result", "not_an_ecg"
-ECG_WAVEFORM_SOPS = frozenset(
-    {
-        "1.2.840.10008.5.1.4.1.1.9.1.1",  # 12-lead ECG Waveform Storage
-        "1.2.840.10008.5.1.4.1.1.9.1.2",  # General ECG Waveform Storage
-    }
-)
-ECG_PICTURE_SOPS = frozenset({"1.2.840.10008.5.1.4.1.1.104.1", *IMAGE_SOPS})  # PDF, SC, VL photo
+_AMBULATORY_ECG = "1.2.840.10008.5.1.4.1.1.9.1.3"  # Holter: intake reads it, the router leaves it
+ECG_WAVEFORM_SOPS = frozenset(WAVEFORM_SOPS - {_AMBULATORY_ECG})  # 12-lead and general ECG
+ECG_PICTURE_SOPS = frozenset({SOP_ENCAPSULATED_PDF, *IMAGE_SOPS})  # PDF, SC, VL photo
 
 
 @dataclass(frozen=True)

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
+from ecgscreen.card import ModelCard
 from ecgscreen.pacs.results import ModelIdentity
 
-REPO = Path(__file__).resolve().parents[2]
-CARD = REPO / "model_repository" / "ecg_multitask" / "model_card.json"
+MODEL_DIR = Path(__file__).resolve().parents[2] / "model_repository" / "ecg_multitask"
 
 
 @pytest.fixture(scope="session")
-def model_card() -> dict:
-    return json.loads(CARD.read_text())
+def model_card() -> ModelCard:
+    return ModelCard.load(MODEL_DIR)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from orthanc_harness import dciodvfy
 from pacs_files import corrupt_waveform, ecg_files, heatmap_picture, task_answer
 from pydicom.uid import generate_uid
 
+from ecgscreen.contract import TASK_NAMES
 from ecgscreen.pacs import codes
 from ecgscreen.pacs.multipart import decode_datasets, encode_datasets, part10
 from ecgscreen.pacs.results import CAUTION, MANUFACTURER, Heatmap, NewStudy, build_results
@@ -100,7 +101,7 @@ def test_the_heatmap_is_an_rgb_secondary_capture_with_burned_in_text(model_ident
         assert image.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"
         assert image.PhotometricInterpretation == "RGB" and image.BurnedInAnnotation == "YES"
         np.testing.assert_array_equal(image.pixel_array, heatmap.image)
-        assert {"scar": "myocardial scar", "lvef": "LVEF < 50 %"}[heatmap.task] in image.DerivationDescription
+        assert TASK_NAMES[heatmap.task] in image.DerivationDescription
     assert scar.SeriesInstanceUID == lvef.SeriesInstanceUID and scar.InstanceNumber != lvef.InstanceNumber
 
 
@@ -139,7 +140,9 @@ def test_the_device_uid_changes_with_the_weights(model_card):
     from ecgscreen.pacs.results import ModelIdentity
 
     same = ModelIdentity.from_card(model_card)
-    changed_card = model_card | {"onnx": model_card["onnx"] | {"sha256": "0" * 64}}
+    changed_card = model_card.model_copy(
+        update={"onnx": model_card.onnx.model_copy(update={"sha256": "0" * 64})}
+    )
     assert ModelIdentity.from_card(model_card).device_uid == same.device_uid
     assert ModelIdentity.from_card(changed_card).device_uid != same.device_uid
 

@@ -23,6 +23,12 @@ from ecgscreen.pacs.state import State
 pytestmark = pytest.mark.integration
 
 
+def _filed_as(data: bytes, modality: str) -> bytes:
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ds.Modality = modality
+    return part10(ds)
+
+
 @pytest.fixture
 def pacs(tmp_path):
     with Orthanc(tmp_path / "orthanc") as orthanc:
@@ -45,7 +51,7 @@ def test_the_change_log_finds_each_ecg_once_and_nothing_else(pacs, tmp_path, mod
     for data in files.values():
         pacs.store(data)
     pacs.store(ct_image())
-    pacs.store(good_ecg("dcm-sc", index=7))  # a scan filed as OT, not as an ECG
+    pacs.store(_filed_as(good_ecg("dcm-sc", index=7), "OT"))  # a scan not filed as an ECG
     for data in _own_results(model_identity):
         pacs.store(data)
     state = State(tmp_path / "state.sqlite")

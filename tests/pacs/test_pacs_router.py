@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import highdicom as hd
@@ -34,8 +32,8 @@ from ecgscreen.pacs import codes
 from ecgscreen.pacs.multipart import part10
 from ecgscreen.pacs.results import CAUTION, MANUFACTURER
 from ecgscreen.pacs.state import State
-from ecgscreen.procs import spawn, stop_group
-from ecgscreen.serve import Gateway
+from ecgscreen.serving.procs import ManagedServer, http_ok
+from ecgscreen.serving.supervisor import Gateway
 
 pytestmark = pytest.mark.integration
 
@@ -43,29 +41,27 @@ ROUTER_AET = "ECGSCREEN"
 TASKS = ("scar", "lvef")
 
 
-@dataclass
-class Router:
-    """``ecgscreen pacs run`` as a child process (the way a Deployment runs it)."""
+class Router(ManagedServer):
+    """``ecgscreen pacs run`` as a child process (the way a Deployment runs it), ready when
+    its metrics endpoint answers."""
 
-    args: list[str]
-    state_path: Path
-    metrics_port: int
-    log_file: Path
-    process: subprocess.Popen | None = None
+    name = "ecgscreen pacs run"
 
-    def start(self) -> Router:
-        command = [str(Path(sys.executable).parent / "ecgscreen"), "pacs", "run", *self.args]
-        with self.log_file.open("ab") as log:
-            self.process = spawn(command, dict(os.environ), log)
-        wait_until(lambda: self.metrics() is not None, 60, what="the router's metrics endpoint")
-        return self
+    def __init__(self, args: list[str], state_path: Path, metrics_port: int, log_file: Path) -> None:
+        super().__init__(log_file)
+        self.args, self.state_path, self.metrics_port = args, state_path, metrics_port
 
-    def stop(self) -> int:
-        """SIGTERM, as Kubernetes sends it; the exit code."""
+    def command(self) -> list[str]:
+        return [str(Path(sys.executable).parent / "ecgscreen"), "pacs", "run", *self.args]
+
+    def is_ready(self) -> bool:
+        return http_ok(f"http://127.0.0.1:{self.metrics_port}/metrics")
+
+    def terminate(self) -> int:
+        """SIGTERM, as Kubernetes sends it; the exit code once the ECGs in flight finished."""
         self.process.send_signal(signal.SIGTERM)
         code = self.process.wait(timeout=120)
-        stop_group(self.process)
-        self.process = None
+        self.stop()
         return code
 
     def metrics(self) -> dict[str, float] | None:
@@ -123,8 +119,7 @@ def router(pacs, gateway, router_ports, tmp_path_factory):
             "--poll-interval", "0.5", "--max-backoff", "4", "--concurrency", "2"]  # fmt: skip
     router = Router(args, workdir / "state.sqlite", metrics_port, workdir / "router.log")
     yield router
-    if router.process is not None:
-        router.stop()
+    router.stop()
 
 
 def _client(pacs) -> DICOMwebClient:
@@ -238,7 +233,7 @@ def test_a_restart_mid_run_neither_repeats_nor_skips(pacs, gateway, router):
     wait_until(
         lambda: router.metric("ecgscreen_pacs_processed_total") > done_before, 30, 0.05, "a first result"
     )
-    assert router.stop() == 0  # SIGTERM: the ECGs in progress finish, the rest wait
+    assert router.terminate() == 0  # SIGTERM: the ECGs in progress finish, the rest wait
     state = router.state()
     finished = sum(
         state.get(ds.SOPInstanceUID).status == "done" for ds in sources if state.get(ds.SOPInstanceUID)

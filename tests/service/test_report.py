@@ -1,6 +1,6 @@
-"""``POST /report`` on the real gateway (and Triton): the STOW-RS body a real Orthanc accepts
-unchanged, with the SR saying what ``/predict`` says and one heatmap per task; errors as for
-``/predict``."""
+"""``POST /report``: its form fields, then on the real gateway (and Triton) the STOW-RS body a real
+Orthanc accepts unchanged, with the SR saying what ``/predict`` says and one heatmap per task;
+errors as for ``/predict``."""
 
 from __future__ import annotations
 
@@ -20,12 +20,12 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 from servers import free_ports
 
+from ecgscreen.contract import TASKS
 from ecgscreen.pacs import codes
 from ecgscreen.pacs.multipart import decode_datasets, part10
 from ecgscreen.pacs.results import CAUTION
-from ecgscreen.serve import Gateway
-
-pytestmark = pytest.mark.integration
+from ecgscreen.serving.supervisor import Gateway
+from service.report import check_identifiers, parse_tasks
 
 WAVEFORM = Path(get_testdata_file("waveform_ecg.dcm")).read_bytes()
 
@@ -44,6 +44,18 @@ def pacs(tmp_path_factory):
         yield orthanc
 
 
+def test_task_lists_and_identifiers_are_checked_before_any_work():
+    assert parse_tasks(None, TASKS) == TASKS and parse_tasks(" lvef, scar ", TASKS) == ("scar", "lvef")
+    for bad in ("ef", "scar,scar", "scar;lvef"):
+        with pytest.raises(ValueError, match="task"):
+            parse_tasks(bad, TASKS)
+    check_identifiers("png", "MRN-1", "ACC-1")
+    with pytest.raises(ValueError, match="non-DICOM"):
+        check_identifiers("dicom", None, "ACC-1")
+    with pytest.raises(ValueError, match="accession"):
+        check_identifiers("pdf", None, "A" * 17)
+
+
 def post(gateway, path: str, data: bytes, **form) -> httpx.Response:
     return httpx.post(gateway.url + path, files={"file": ("ecg", data)}, data=form, timeout=60)
 
@@ -57,6 +69,7 @@ def _sr_values(sr: pydicom.Dataset) -> dict[tuple[str, str], float]:
     return out
 
 
+@pytest.mark.integration
 def test_orthanc_stores_the_report_body_unchanged(gateway, pacs):
     response = post(gateway, "/report", WAVEFORM)
     assert response.status_code == 200, response.text
@@ -80,6 +93,7 @@ def test_orthanc_stores_the_report_body_unchanged(gateway, pacs):
     assert modalities == ["OT", "OT", "SR"]  # in the source's study (the waveform itself is not stored here)
 
 
+@pytest.mark.integration
 def test_the_report_says_what_predict_says_with_the_explain_pictures(gateway):
     clinical = json.dumps({"age": 71, "dm": 1})
     predicted = post(gateway, "/predict", WAVEFORM, clinical=clinical).json()
@@ -102,6 +116,7 @@ def test_the_report_says_what_predict_says_with_the_explain_pictures(gateway):
     assert all(im.SeriesDescription.startswith(CAUTION) for im in images)
 
 
+@pytest.mark.integration
 def test_a_picture_gets_a_new_study_with_the_callers_ids_and_the_tasks_asked_for(gateway):
     response = post(gateway, "/report", good_ecg("png"), task="scar", patient_id="MRN-77", accession="A-1")
     assert response.status_code == 200, response.text
@@ -115,6 +130,7 @@ def test_a_picture_gets_a_new_study_with_the_callers_ids_and_the_tasks_asked_for
     )
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "data,form,status,needle",
     [
