@@ -147,6 +147,19 @@ def test_the_device_uid_changes_with_the_weights(model_card):
     assert ModelIdentity.from_card(changed_card).device_uid != same.device_uid
 
 
+def test_a_source_without_optional_patient_and_study_attributes_still_gets_results(model_identity):
+    source = _source("generator-pdf")
+    for keyword in ("PatientBirthDate", "AccessionNumber", "StudyID", "PatientSex", "ReferringPhysicianName"):
+        del source[keyword]
+    sr, sc = build_results(source, ANSWER, model_identity, HEATMAPS[:1])
+    for ds in (sr, sc):
+        assert (
+            "AccessionNumber" in ds
+            and not ds.AccessionNumber
+            and ds.StudyInstanceUID == source.StudyInstanceUID
+        )
+
+
 def test_bad_arguments_are_refused_with_a_reason(model_identity):
     with pytest.raises(ValueError, match="either"):
         build_results(_source(), ANSWER, model_identity, HEATMAPS, new_study=NewStudy("ab" * 32))
