@@ -475,5 +475,121 @@ def demo_model(
     _print_card(card, repository)
 
 
+# -- the AI router ------------------------------------------------------------------------------
+pacs_app = typer.Typer(
+    no_args_is_help=True,
+    help="The AI router: new ECGs from a PACS (and C-STORE pushes) through the gateway's /report, "
+    "the SR and heatmaps stored back. Research use only, not for diagnosis.",
+)
+app.add_typer(pacs_app, name="pacs")
+
+
+@pacs_app.command("run")
+def pacs_run(
+    pacs: str = typer.Option(
+        None,
+        envvar="ECGSCREEN_PACS_URL",
+        help="The PACS's DICOMweb root (e.g. http://orthanc:8042/dicom-web); its ECGs' results go back to it.",
+    ),
+    gateway: str = typer.Option(
+        "http://127.0.0.1:3000",
+        envvar="ECGSCREEN_GATEWAY_URL",
+        help="The gateway (its token: ECGSCREEN_API_TOKEN or ECGSCREEN_API_TOKEN_FILE).",
+    ),
+    state: Path = typer.Option(
+        Path("pacs-state/state.sqlite"),
+        envvar="ECGSCREEN_PACS_STATE",
+        help="The router's SQLite state (the C-STORE spool goes next to it).",
+    ),
+    feed: str = typer.Option(
+        "auto",
+        help="auto (Orthanc's change log if the PACS is Orthanc, else QIDO-RS) | orthanc | qido | none.",
+    ),
+    orthanc_url: str = typer.Option(None, help="Orthanc's REST root, if not the DICOMweb URL's server."),
+    lookback_days: int = typer.Option(2, min=0, help="QIDO-RS: studies of the last N days."),
+    since: str = typer.Option(None, help="QIDO-RS: studies from this date (YYYY-MM-DD) on, if earlier."),
+    poll_interval: float = typer.Option(2.0, min=0.1, help="Seconds between polls of the PACS."),
+    concurrency: int = typer.Option(2, min=1, help="ECGs in flight at once."),
+    scp_port: int = typer.Option(0, envvar="ECGSCREEN_PACS_SCP_PORT", help="C-STORE SCP port (0: no SCP)."),
+    scp_host: str = typer.Option("0.0.0.0", help="Address the SCP listens on."),
+    ae_title: str = typer.Option("ECGSCREEN", help="The router's AE title (SCP, and C-STORE forwarding)."),
+    forward: str = typer.Option(
+        None,
+        envvar="ECGSCREEN_PACS_FORWARD",
+        help="Where results of pushed ECGs go: dicom://AET@host:port or a DICOMweb URL (default: the PACS).",
+    ),
+    metrics_port: int = typer.Option(9102, help="Prometheus metrics port (0: none)."),
+    metrics_host: str = typer.Option("0.0.0.0", help="Address the metrics server listens on."),
+    max_backoff: float = typer.Option(300.0, min=1.0, help="Longest wait before retrying a failed ECG (s)."),
+    tasks: str = typer.Option(None, help="Comma-separated tasks to report (default: all)."),
+) -> None:
+    """Run the router until Ctrl-C / SIGTERM (then the ECGs in flight finish)."""
+    import datetime
+
+    from .pacs.router import Router, RouterConfig, configure_logging
+
+    try:
+        config = RouterConfig(
+            gateway_url=gateway, state_path=state, dicomweb_url=pacs, feed=feed, orthanc_url=orthanc_url,
+            lookback_days=lookback_days, since=datetime.date.fromisoformat(since) if since else None,
+            poll_interval_s=poll_interval, concurrency=concurrency, scp_port=scp_port or None,
+            scp_host=scp_host, ae_title=ae_title, forward=forward, metrics_port=metrics_port or None,
+            metrics_host=metrics_host, max_backoff_s=max_backoff, tasks=tasks,
+        )  # fmt: skip
+        stop = _Stop()
+        configure_logging()
+        router = Router(config)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    router.run(stop.event)
+
+
+@pacs_app.command("status")
+def pacs_status(
+    state: Path = typer.Option(
+        Path("pacs-state/state.sqlite"), envvar="ECGSCREEN_PACS_STATE", help="The router's state."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object instead of tables."),
+    show: int = typer.Option(20, min=0, help="How many recent refusals and failures to list."),
+) -> None:
+    """What the router has done: counts by status, the latest refusals and failures (each ECG
+    named by a digest of its UID, never by patient data)."""
+    import json
+    import time
+
+    from rich.table import Table
+
+    from .pacs.router import ecg_key
+    from .pacs.state import State
+
+    if not state.exists():
+        raise typer.BadParameter(f"{state} does not exist: the router has not run with this state yet")
+    db = State(state)
+    try:
+        summary = {"counts": db.counts(), "cursors": {}, "refused": [], "failed": []}
+        for feed in ("orthanc", "qido"):
+            if position := db.cursor(feed):
+                summary["cursors"][feed] = position
+        for status in ("refused", "failed"):
+            for item in db.listing(status, show):
+                summary[status].append({"ecg": ecg_key(item.sop_instance_uid), "origin": item.origin,
+                                        "reason": item.reason, "attempts": item.attempts,
+                                        "age_s": round(time.time() - item.arrived)})  # fmt: skip
+    finally:
+        db.close()
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    console.print("  ".join(f"{k}: [bold]{v}[/bold]" for k, v in summary["counts"].items()))
+    for status in ("refused", "failed"):
+        if summary[status]:
+            table = Table("ecg", "origin", "reason", "attempts", "age (s)", title=f"latest {status}")
+            for row in summary[status]:
+                table.add_row(
+                    row["ecg"], row["origin"], row["reason"], str(row["attempts"]), str(row["age_s"])
+                )
+            console.print(table)
+
+
 if __name__ == "__main__":
     app()

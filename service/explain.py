@@ -14,10 +14,24 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ecgscreen.contract import TASK_NAMES, TASKS
 from ecgscreen.imaging.canonical import panel_box
 from ecgscreen.leads import LEADS, TERRITORIES
 
-__all__ = ["upsample", "lead_attribution", "territory_attribution", "overlay_png", "SCALE", "HEADER_PX"]
+from .results import risk_level
+
+__all__ = [
+    "upsample",
+    "lead_attribution",
+    "territory_attribution",
+    "top_leads",
+    "overlay_titles",
+    "overlay_image",
+    "overlay_png",
+    "explain_picture",
+    "SCALE",
+    "HEADER_PX",
+]
 
 SCALE = 2  # the overlay is drawn at twice the canonical size, for reading
 HEADER_PX = 48
@@ -62,8 +76,39 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)
 
 
+def top_leads(shares: dict[str, float], n: int = 4) -> list[str]:
+    """The ``n`` leads with the largest share of the heat, largest first."""
+    return sorted(shares, key=shares.get, reverse=True)[:n]
+
+
+def overlay_titles(task: str, probability: float, shares: dict[str, float]) -> tuple[str, str]:
+    """The title bar of an explain picture: the task's probability and risk, the leads with
+    most heat, and what the picture is for."""
+    title = f"Grad-CAM++  {TASK_NAMES[task]}: {probability:.0%} ({risk_level(probability)} risk)"
+    heat_on = ", ".join(f"{lead} {shares[lead]:.0%}" for lead in top_leads(shares))
+    return title, f"heat on {heat_on}   |   research use only, not for diagnosis"
+
+
+def explain_picture(
+    canonical: np.ndarray, cam: np.ndarray, task: str, probability: float, tasks: tuple[str, ...] = TASKS
+) -> Image.Image:
+    """``/explain``'s picture of one task from Triton's outputs (``cam``: the maps of the
+    model's ``tasks``, in that order)."""
+    heat = upsample(cam[tasks.index(task)], canonical.shape[0])
+    return overlay_image(canonical, heat, *overlay_titles(task, probability, lead_attribution(heat)))
+
+
 def overlay_png(canonical: np.ndarray, heat: np.ndarray, title: str, subtitle: str) -> bytes:
-    """PNG of the canonical printout with the heat blended in, lead labels and a title bar.
+    """:func:`overlay_image` as PNG."""
+    buffer = io.BytesIO()
+    overlay_image(canonical, heat, title, subtitle).save(
+        buffer, format="PNG", compress_level=1
+    )  # 4x faster, ~30 % larger
+    return buffer.getvalue()
+
+
+def overlay_image(canonical: np.ndarray, heat: np.ndarray, title: str, subtitle: str) -> Image.Image:
+    """The canonical printout with the heat blended in, lead labels and a title bar (RGB).
 
     Size: (SCALE * S) wide, (SCALE * S + HEADER_PX) high for an S x S canonical image.
     """
@@ -93,6 +138,4 @@ def overlay_png(canonical: np.ndarray, heat: np.ndarray, title: str, subtitle: s
     draw.line(
         [(SCALE * size // 2, HEADER_PX), (SCALE * size // 2, SCALE * size + HEADER_PX)], fill=(210, 210, 210)
     )
-    buffer = io.BytesIO()
-    page.save(buffer, format="PNG", compress_level=1)  # 4x faster to encode, ~30 % larger
-    return buffer.getvalue()
+    return page

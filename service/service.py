@@ -1,9 +1,10 @@
 """``ecgscreen`` gateway: HTTP in front of Triton's ensemble (BentoML 1.4).
 
-Endpoints: ``POST /predict`` and ``POST /explain`` (multipart, field ``file``), BentoML's
-``/livez``, ``/readyz`` (ready when Triton's ensemble is) and ``/metrics``. The gateway owns
-what Triton should not: limits and authentication, the clinical-feature fusion, the heatmap
-rendering, metrics, and errors a client can act on. Research use only, not for diagnosis.
+Endpoints: ``POST /predict``, ``POST /explain`` and ``POST /report`` (multipart, field
+``file``), BentoML's ``/livez``, ``/readyz`` (ready when Triton's ensemble is) and
+``/metrics``. The gateway owns what Triton should not: limits and authentication, the
+clinical-feature fusion, the heatmap rendering, the DICOM results (``report``), metrics, and
+errors a client can act on. Research use only, not for diagnosis.
 
 The APIs are annotated with their response bodies (``schemas``), so ``/docs.json`` documents
 them. They return starlette responses built from those models: BentoML passes a ``Response``
@@ -20,17 +21,28 @@ from pathlib import Path
 
 import anyio
 import bentoml
+import numpy as np
 from pydantic import BaseModel
 from starlette.responses import JSONResponse, Response
 
 from ecgscreen.card import ModelCard
-from ecgscreen.contract import TASK_NAMES, TASKS
+from ecgscreen.contract import TASKS
 from ecgscreen.imaging.errors import IntakeError
 from ecgscreen.imaging.sniff import sniff
+from ecgscreen.pacs.results import Heatmap, ModelIdentity
 
 from .clinical import ClinicalFeatures, FusionHead, parse_clinical
-from .explain import lead_attribution, overlay_png, territory_attribution, upsample
+from .explain import (
+    explain_picture,
+    lead_attribution,
+    overlay_png,
+    overlay_titles,
+    territory_attribution,
+    top_leads,
+    upsample,
+)
 from .guard import GatewayGuard, error_response
+from .report import check_identifiers, parse_tasks, report_body
 from .results import failure, fused_result, model_info, risk_level, task_results
 from .schemas import ExplainResponse, PredictResponse, PreprocessingInfo
 from .settings import Settings
@@ -70,6 +82,7 @@ class ECGScreening:
         self.settings = _SETTINGS
         self.card = ModelCard.load(self.settings.model_dir)
         self.model_info = model_info(self.card)
+        self.model_identity = ModelIdentity.from_card(self.card)  # who signs the DICOM results
         self.fusion = FusionHead(self.settings.model_dir, self.card)
         self.tasks = tuple(t for t in TASKS if t in self.card.tasks)  # a single-task model: one
         # An imported clinical model of the study has no image-only answer: it answers only
@@ -134,6 +147,32 @@ class ECGScreening:
             if probability >= self.card.threshold(task):
                 self.metrics.positives.labels(task).inc()
 
+    async def _answer(
+        self, data: bytes, deadline: float, request_id: str, clinical, explain: bool = False
+    ) -> tuple[PredictResponse, Prediction]:
+        """``/predict``'s answer (``/report`` reports exactly it), and Triton's outputs."""
+        features = parse_clinical(clinical)
+        if features is not None and not self.fusion.available:
+            raise ValueError("this model has no clinical fusion head; send the file without 'clinical'")
+        fuse = features is not None or not self.image_only_answer
+        prediction = await self.triton.predict(
+            data, deadline, embedding=fuse, explain=explain, tasks=self.tasks
+        )
+        self._observe(prediction)
+        fused = None
+        if fuse:
+            probabilities, imputed = self.fusion(prediction.embedding, features or ClinicalFeatures())
+            fused = fused_result(probabilities, imputed, self.card)
+        answers = prediction.probability if self.image_only_answer else {}
+        body = PredictResponse(
+            **task_results(answers, self.card),
+            fused=fused,
+            model=self.model_info,
+            preprocessing=PreprocessingInfo.model_validate(prediction.info),
+            request_id=request_id,
+        )
+        return body, prediction
+
     # -- endpoints ----------------------------------------------------------------------------
 
     @bentoml.api(route="/predict")
@@ -145,24 +184,7 @@ class ECGScreening:
         ``fused``). Errors: ``ErrorResponse``."""
 
         async def work(data: bytes, deadline: float, request_id: str) -> Response:
-            features = parse_clinical(clinical)
-            if features is not None and not self.fusion.available:
-                raise ValueError("this model has no clinical fusion head; send the file without 'clinical'")
-            fuse = features is not None or not self.image_only_answer
-            prediction = await self.triton.predict(data, deadline, embedding=fuse, tasks=self.tasks)
-            self._observe(prediction)
-            fused = None
-            if fuse:
-                probabilities, imputed = self.fusion(prediction.embedding, features or ClinicalFeatures())
-                fused = fused_result(probabilities, imputed, self.card)
-            answers = prediction.probability if self.image_only_answer else {}
-            body = PredictResponse(
-                **task_results(answers, self.card),
-                fused=fused,
-                model=self.model_info,
-                preprocessing=PreprocessingInfo.model_validate(prediction.info),
-                request_id=request_id,
-            )
+            body, _ = await self._answer(data, deadline, request_id, clinical)
             return _json(body)
 
         return await self._run("/predict", file, work)
@@ -186,7 +208,7 @@ class ECGScreening:
             cam = prediction.cam[self.tasks.index(task)]
             heat = upsample(cam, prediction.canonical.shape[0])
             shares = lead_attribution(heat)
-            top = sorted(shares, key=shares.get, reverse=True)[:4]
+            top = top_leads(shares)
             if format == "json":
                 return _json(ExplainResponse(
                     task=task,
@@ -201,16 +223,48 @@ class ECGScreening:
                     preprocessing=PreprocessingInfo.model_validate(prediction.info),
                     request_id=request_id,
                 ))  # fmt: skip
-            title = f"Grad-CAM++  {TASK_NAMES[task]}: {probability:.0%} ({risk_level(probability)} risk)"
-            subtitle = (
-                "heat on "
-                + ", ".join(f"{lead} {shares[lead]:.0%}" for lead in top)
-                + "   |   research use only, not for diagnosis"
-            )
+            title, subtitle = overlay_titles(task, probability, shares)
             png = await anyio.to_thread.run_sync(overlay_png, prediction.canonical, heat, title, subtitle)
             return Response(png, media_type="image/png")
 
         return await self._run("/explain", file, work)
+
+    @bentoml.api(route="/report")
+    async def report(
+        self,
+        file: Path,
+        clinical: dict | str | None = None,
+        task: str | None = None,
+        patient_id: str | None = None,
+        accession: str | None = None,
+    ) -> bytes:
+        """The ``/predict`` answer and the ``/explain`` pictures as DICOM: a TID 1500 SR and
+        one heatmap Secondary Capture per task (``task``: comma-separated, default all), in
+        ``multipart/related; type="application/dicom"`` (a STOW-RS body: post it to a PACS
+        unchanged). A DICOM file lends its study and patient; for any other file, a new study
+        with only ``patient_id`` / ``accession``. Errors: ``ErrorResponse``."""
+
+        async def work(data: bytes, deadline: float, request_id: str) -> Response:
+            tasks = parse_tasks(task, self.tasks)
+            fmt = sniff(data)
+            check_identifiers(fmt, patient_id, accession)
+            body, prediction = await self._answer(data, deadline, request_id, clinical, explain=True)
+
+            def build() -> tuple[bytes, str]:
+                heatmaps = [
+                    Heatmap(t, np.asarray(explain_picture(prediction.canonical, prediction.cam, t,
+                                                          prediction.probability[t], self.tasks)))
+                    for t in tasks
+                ]  # fmt: skip
+                answer = body.model_dump(mode="json")
+                return report_body(
+                    data, fmt, answer, heatmaps, self.model_identity, tasks, patient_id, accession
+                )
+
+            content, content_type = await anyio.to_thread.run_sync(build)
+            return Response(content, media_type=content_type)
+
+        return await self._run("/report", file, work)
 
 
 ECGScreening.add_asgi_middleware(GatewayGuard, settings=_SETTINGS)

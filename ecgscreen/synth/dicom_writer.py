@@ -107,7 +107,9 @@ def secondary_capture(image: Image.Image, patient: DicomPatient, jpeg_quality: i
     (YBR_FULL_422), as many scanning workstations store them.
     """
     rgb = image.convert("RGB")
-    ds = _dataset(SOP_SECONDARY_CAPTURE, "OT", patient)
+    # Filed as an ECG (modality ECG), as a scanned ECG printout is when a PACS is to route it
+    # to ECG readers or an AI node (ecgscreen.pacs.selection picks up SC with modality ECG).
+    ds = _dataset(SOP_SECONDARY_CAPTURE, "ECG", patient)
     ds.ConversionType = "DF"  # digitised film / paper
     ds.BurnedInAnnotation = "YES"
     ds.SamplesPerPixel = 3

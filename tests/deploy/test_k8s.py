@@ -229,6 +229,11 @@ def test_overlay_renders_expected_objects(rendered, overlay):
             ("PersistentVolumeClaim", "ecgscreen-model-repository"),
             ("ServiceMonitor", "ecgscreen-gateway"),
             ("ServiceMonitor", "ecgscreen-triton"),
+            ("ServiceMonitor", "ecgscreen-pacs-router"),
+            ("ServiceAccount", "ecgscreen-pacs-router"),
+            ("PersistentVolumeClaim", "ecgscreen-pacs-router-state"),
+            ("Deployment", "ecgscreen-pacs-router"),
+            ("Service", "ecgscreen-pacs-router"),
             ("PrometheusRule", "ecgscreen"),
             ("ConfigMap", "ecgscreen-grafana-dashboard"),
         ]
@@ -284,7 +289,7 @@ def test_validation_is_not_vacuous(rendered):
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_container_is_probed_bounded_and_hardened(rendered, overlay):
     deployments = by_kind(rendered[overlay], "Deployment")
-    assert set(deployments) == {"ecgscreen-gateway", "ecgscreen-triton"}
+    assert set(deployments) == {"ecgscreen-gateway", "ecgscreen-triton", "ecgscreen-pacs-router"}
     for name, deployment in deployments.items():
         pod = deployment["spec"]["template"]["spec"]
         assert pod["automountServiceAccountToken"] is False, name
@@ -368,11 +373,39 @@ def test_gateway_probes_token_and_triton_url(rendered, overlay):
     assert gateway["ports"] == [{"name": "http", "containerPort": 3000, "protocol": "TCP"}]
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_pacs_router_is_one_replica_with_its_state_on_a_volume(rendered, overlay):
+    objects = rendered[overlay]
+    deployment = one(objects, "Deployment", "ecgscreen-pacs-router")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate", "never two routers at once"
+    assert not [h for h in by_kind(objects, "HorizontalPodAutoscaler").values()
+                if h["spec"]["scaleTargetRef"]["name"] == "ecgscreen-pacs-router"]  # fmt: skip
+    (router,) = spec["template"]["spec"]["containers"]
+    assert router["image"] == "ghcr.io/ecgscreen/pacs-router:0.1.0" and router["args"] == ["pacs", "run"]
+    env = {e["name"]: e for e in router["env"]}
+    volumes = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
+    mounts = {m["mountPath"]: m for m in router["volumeMounts"]}
+    state_dir = str(Path(env["ECGSCREEN_PACS_STATE"]["value"]).parent)
+    claim = volumes[mounts[state_dir]["name"]]["persistentVolumeClaim"]["claimName"]
+    assert one(objects, "PersistentVolumeClaim", claim)["spec"]["accessModes"] == ["ReadWriteOnce"]
+    token_dir = str(Path(env["ECGSCREEN_API_TOKEN_FILE"]["value"]).parent)
+    assert volumes[mounts[token_dir]["name"]]["secret"]["secretName"] == "ecgscreen-api-token"
+    url = env["ECGSCREEN_GATEWAY_URL"]["value"]
+    host, port = url.removeprefix("http://").split(":")
+    assert {p["name"]: p["port"] for p in one(objects, "Service", host)["spec"]["ports"]}["http"] == int(port)
+    ports = {p["name"]: p["containerPort"] for p in router["ports"]}
+    assert ports == {"metrics": 9102, "dicom": int(env["ECGSCREEN_PACS_SCP_PORT"]["value"])}
+    assert spec["template"]["spec"]["terminationGracePeriodSeconds"] >= 60, (
+        "time to finish the ECGs in flight"
+    )
+
+
 # -- network exposure -------------------------------------------------------------------------
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_services_select_their_pods(rendered, overlay):
     objects = rendered[overlay]
-    for name in ("ecgscreen-gateway", "ecgscreen-triton"):
+    for name in ("ecgscreen-gateway", "ecgscreen-triton", "ecgscreen-pacs-router"):
         service = one(objects, "Service", name)
         pod = one(objects, "Deployment", name)["spec"]["template"]
         assert service["spec"]["type"] == "ClusterIP"
@@ -400,7 +433,7 @@ def test_ingress_is_tls_gateway_only(rendered, overlay):
             paths.add(path["path"])
     assert backends == {"ecgscreen-gateway"}, "only the gateway is exposed (never Triton)"
     assert "ecgscreen-triton" not in json.dumps(ingress)
-    assert {"/predict", "/explain"} <= paths and "/metrics" not in paths and "/" not in paths
+    assert {"/predict", "/explain", "/report"} <= paths and "/metrics" not in paths and "/" not in paths
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -488,7 +521,11 @@ def test_gpu_overlay_requests_a_gpu_and_cpu_overlay_selects_cpu_config(rendered)
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_monitoring_objects_point_at_the_services(rendered, overlay):
     objects = rendered[overlay]
-    for name, port in (("ecgscreen-gateway", "http"), ("ecgscreen-triton", "metrics")):
+    for name, port in (
+        ("ecgscreen-gateway", "http"),
+        ("ecgscreen-triton", "metrics"),
+        ("ecgscreen-pacs-router", "metrics"),
+    ):
         monitor = one(objects, "ServiceMonitor", name)
         service = one(objects, "Service", name)
         assert selects(monitor["spec"]["selector"], service["metadata"]["labels"])
@@ -514,7 +551,7 @@ def test_object_store_example_renders_without_the_pvc(kubectl, tmp_path):
     (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
 
     objects = render_k8s.load_objects(render_k8s.render_overlay(overlay))
-    assert not by_kind(objects, "PersistentVolumeClaim")
+    assert "ecgscreen-model-repository" not in by_kind(objects, "PersistentVolumeClaim")
     for obj in objects:
         if obj["apiVersion"] != CRD_GROUP:
             kubernetes_validate.validate(obj, K8S_VERSIONS[-1], strict=True)

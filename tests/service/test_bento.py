@@ -25,11 +25,13 @@ def test_bento_builds_offline_with_only_the_gateway(tmp_path):
     assert "model_repository/ecg_multitask/fusion.onnx" in files
     assert not any(f.startswith(("tests/", "k8s/", "bench/", "runs/")) for f in files)
     assert not any(f.endswith("model.onnx") for f in files)  # the network lives in Triton
+    assert "ecgscreen/pacs/results.py" in files  # /report's DICOM results ...
+    assert "ecgscreen/pacs/router.py" not in files  # ... but not the router (its own image)
     assert (
         not {"ecgscreen/training/loop.py", "ecgscreen/synth/generate.py", "ecgscreen/nets/resnet.py"} & files
     )
     requirements = (src.parent / "env/python/requirements.txt").read_text()
-    assert "torch" not in requirements and "onnxruntime" in requirements
+    assert "torch" not in requirements and "onnxruntime" in requirements and "highdicom" in requirements
     # The service imports from the Bento alone (no torch, no training code).
     probe = (
         "import sys, service.service, ecgscreen; assert 'torch' not in sys.modules; print(ecgscreen.__file__)"
