@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the commands of the given Debian packages are on PATH, installing what is missing.
 #   scripts/ensure-debian-packages.sh prometheus kubernetes-client
+#   scripts/ensure-debian-packages.sh chromium fonts-thai-tlwg   (the browser tests)
 # Idempotent: a package whose commands already resolve (`command -v`) is skipped, so a
 # newer kubectl already on PATH is kept. `apt-get update` runs only when apt does not know a
 # package yet, or an install from the current lists fails. Needs root or passwordless sudo;
@@ -17,6 +18,7 @@ commands_for() {
     case "$1" in
         prometheus) echo "prometheus promtool" ;;
         kubernetes-client) echo "kubectl" ;;
+        chromium) echo "chromium" ;;
         *) echo "" ;;
     esac
 }

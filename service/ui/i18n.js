@@ -1,6 +1,6 @@
 // Strings live in one JSON per language (i18n/en.json, i18n/th.json). Static text is marked
 // in the HTML with data-i18n="key" (text) or data-i18n-attr="attr:key;attr:key"; code asks
-// t("key", {name: value}). The choice is remembered in localStorage.
+// t(key, {name: value}). The choice is remembered in localStorage.
 
 export const LANGUAGES = ["en", "th"];
 const STORAGE_KEY = "ecgscreen.lang";

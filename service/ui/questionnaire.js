@@ -127,7 +127,7 @@ export class Questionnaire {
       h("div", { class: "task-block-head" }, h("span", { class: "big-number q-percent" }, `${p} %`)),
       probabilityBar({ probability: p / 100, label: `${p} %`, ends: [t("bar.low"), t("bar.high")], legend: [],
                        ariaLabel: `${t(`outcome.${outcome}`)}: ${p} %` }),
-      h("p", { class: "worked" }, t("q.worked", { terms, logit: number(logit(outcome, vars), 3) })));
+      h("p", { class: "worked" }, t("q.worked", { terms, logit: number(logit(outcome, vars), 3).replace("-", "−") })));
   }
 
   renderFormulas() {

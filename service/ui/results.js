@@ -22,7 +22,7 @@ function probabilityText(p) {
 function taskBlock(kind, result, withBadge) {
   const p = result.probability.positive;
   const positive = result.prediction === 1;
-  return h("div", { class: `task-block ${kind}`, dataset: { kind, probability: String(p) } },
+  return h("div", { class: `task-block ${kind}`, dataset: { task: result.task, probability: String(p) } },
     h("div", { class: "task-block-head" },
       h("span", { class: "task-block-name" }, t(`card.${kind}`)),
       withBadge ? riskBadge(result.risk_level) : null,
@@ -57,8 +57,8 @@ export function renderCards(target, body) {
         riskBadge(shown.risk_level)),
       h("p", { class: "card-desc" }, t(`task.${task}.desc`)),
       // With two answers (ECG, ECG + clinical) each gets its own badge; the header shows the fuller one.
-      taskBlock("image", image, Boolean(fused)),
-      fused ? taskBlock("fused", fused, true) : null,
+      taskBlock("image", { ...image, task }, Boolean(fused)),
+      fused ? taskBlock("fused", { ...fused, task }, true) : null,
       shown.prediction === 1 ? h("p", { class: "next-step" }, t(`next.${task}`)) : null);
   }));
 }
