@@ -21,6 +21,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ecgscreen.card import ModelCard
+
+from .schemas import ModelSummary, PageInfo, PageTask
+
 __all__ = ["UI_DIR", "PAGE_PATH", "card_summary", "screening_page"]
 
 UI_DIR = Path(__file__).resolve().parent / "ui"
@@ -37,41 +41,32 @@ _HEADERS = [
     (b"cache-control", b"no-cache"),
 ]  # fmt: skip
 
-_TASK_METRICS = ("auc", "auc_ci95", "sensitivity", "specificity", "ppv", "npv", "n", "prevalence")
-
-
-def _metrics(block: dict | None) -> dict:
-    return {key: block[key] for key in _TASK_METRICS if block and key in block}
-
-
-def card_summary(card: dict) -> dict:
-    """What a reader of a result needs from the model card, in the page's own shape."""
-    tasks = card.get("tasks") or ["scar", "lvef"]
-    metrics = card.get("metrics") or {}
-    clinical = card.get("clinical") or {}
-    training = card.get("training_data") or {}
-    return {
-        "name": card.get("name", "ecg_multitask"),
-        "version": str(card.get("version", "")),
-        "created": card.get("created"),
-        "intended_use": card.get("intended_use", "Research use only. Not for diagnosis."),
-        "backbone": (card.get("architecture") or {}).get("backbone"),
-        "input_size": card.get("input_size"),
-        "training_data": training.get("description"),
-        "threshold_source": card.get("threshold_source"),
-        "tasks": {
-            task: {
-                "description": (card.get("task_descriptions") or {}).get(task, task),
-                "threshold": (card.get("thresholds") or {}).get(task),
-                "average": (card.get("population_average") or {}).get(task),
-                "metrics": _metrics(metrics.get(task)),
-                "fused_metrics": _metrics((metrics.get("fused") or {}).get(task)),
-            }
-            for task in tasks
-        },
-        "evaluation": {"n": metrics.get("n"), "split": metrics.get("split")},
-        "clinical_features": list(clinical.get("features") or []),
-    }
+def card_summary(card: ModelCard) -> ModelSummary:
+    """What a reader of a result needs from the model card: the report prints it."""
+    tasks = {}
+    for task in card.tasks:
+        metrics = getattr(card.metrics, task, None) if card.metrics else None
+        tasks[task] = PageTask(
+            description=card.task_descriptions.get(task, task),
+            threshold=card.threshold(task),
+            average=card.average(task),
+            auc=metrics.auc if metrics else None,
+            auc_ci95=metrics.auc_ci95 if metrics else None,
+            sensitivity=metrics.sensitivity if metrics else None,
+            specificity=metrics.specificity if metrics else None,
+        )
+    return ModelSummary(
+        name=card.name,
+        version=card.version,
+        created=card.created,
+        intended_use=card.intended_use,
+        backbone=card.architecture.backbone,
+        input_size=card.input_size,
+        training_data=(card.training_data or {}).get("description"),
+        evaluated_on=card.metrics.n if card.metrics else None,
+        tasks=tasks,
+        clinical_features=list(card.clinical.features) if card.clinical else [],
+    )
 
 
 class _Headers:
@@ -90,15 +85,15 @@ class _Headers:
 
 
 def screening_page(
-    card: dict, *, token_required: bool, max_upload_bytes: int, endpoints: Iterable[str]
+    card: ModelCard, *, token_required: bool, max_upload_bytes: int, endpoints: Iterable[str]
 ) -> Starlette:
     """The ASGI app to mount at ``PAGE_PATH``: ``about.json`` and the static files."""
-    about = {
-        "model": card_summary(card),
-        "token_required": token_required,
-        "max_upload_bytes": max_upload_bytes,  # the page refuses a larger file before sending it
-        "endpoints": sorted(endpoints),
-    }
+    about = PageInfo(
+        model=card_summary(card),
+        token_required=token_required,
+        max_upload_bytes=max_upload_bytes,
+        endpoints=sorted(endpoints),
+    ).model_dump(mode="json")
 
     async def about_json(request) -> JSONResponse:
         return JSONResponse(about)

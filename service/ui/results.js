@@ -122,8 +122,7 @@ export function renderModel(listEl, tableEl, trainingEl, card, served) {
   const head = h("tr", {}, ...["model.task", "model.auc", "model.sensitivity", "model.specificity"]
     .map((key) => h("th", { scope: "col" }, t(key))));
   const body = TASKS.filter((task) => card.tasks?.[task]).map((task) => {
-    const info = card.tasks[task];
-    const m = info.metrics || {};
+    const m = card.tasks[task];
     const ci = m.auc_ci95 ? h("span", { class: "ci" }, `${number(m.auc_ci95[0], 2, true)}–${number(m.auc_ci95[1], 2, true)}`) : null;
     return h("tr", {},
       h("th", { scope: "row", lang: "en" }, t(`task.${task}.title`)),
@@ -133,7 +132,7 @@ export function renderModel(listEl, tableEl, trainingEl, card, served) {
   });
   tableEl.replaceChildren(h("thead", {}, head), h("tbody", {}, ...body));
   const notes = [];
-  if (card.evaluation?.n) notes.push(t("model.evaluated", { n: card.evaluation.n }));
+  if (card.evaluated_on) notes.push(t("model.evaluated", { n: card.evaluated_on }));
   if (card.training_data) notes.push(t("model.training", { description: card.training_data }));
   trainingEl.textContent = notes.join(" ");
 }

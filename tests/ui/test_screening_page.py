@@ -128,6 +128,7 @@ def test_clinical_features_change_the_fused_result_and_name_the_imputed_ones(pag
     assert page.inner_text("#imputed") == "All six clinical features were given."
     wait_for_heatmap(page, "scar")
     page.screenshot(path=str(artefacts / "result-with-clinical-features.png"), full_page=True)
+    page.locator("#results").screenshot(path=str(artefacts / "results-panel.png"))  # docs/ is cut from this
     healthy = run("25", "1", "0", "0", "0", "0")
     assert risky["scar"] > healthy["scar"] + 0.02
 
