@@ -9,7 +9,7 @@ import { Questionnaire } from "./questionnaire.js";
 import { FEATURES, imputedNote, renderCards, renderError, renderModel, renderQuality } from "./results.js";
 
 const $ = (selector) => document.querySelector(selector);
-const state = { about: null, file: null, result: null, elapsedMs: null, previewUrl: null, dicomUrls: [] };
+const state = { about: null, file: null, clinical: null, result: null, elapsedMs: null, previewUrl: null, dicomUrls: [] };
 
 const heatmap = new HeatmapPanel({
   img: $("#heatmap-img"),
@@ -133,7 +133,7 @@ function showError(error) {
 function renderResult() {
   const body = state.result;
   renderCards($("#cards"), body);
-  imputedNote($("#imputed"), body.fused);
+  imputedNote($("#imputed"), body.fused, state.clinical);
   renderQuality($("#quality-list"), $("#quality-warnings"), body.preprocessing || {});
   renderModel($("#model-list"), $("#model-metrics"), $("#model-training"), state.about?.model || {}, body.model || {});
   $("#results-meta").textContent = t("results.meta", {
@@ -167,6 +167,7 @@ async function analyse(event) {
     const body = await response.json();
     if (state.file !== file) return; // the file was replaced meanwhile
     state.elapsedMs = performance.now() - started;
+    state.clinical = clinical; // as sent: the form may change before the report is printed
     state.result = body;
     renderResult();
     $("#results").dataset.elapsedMs = state.elapsedMs.toFixed(0);

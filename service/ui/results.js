@@ -63,14 +63,24 @@ export function renderCards(target, body) {
   }));
 }
 
-export function imputedNote(el, fused) {
+/** What went into the fused answer: the features given (with their values) and the imputed ones. */
+export function imputedNote(el, fused, given) {
   if (!fused) {
     el.hidden = true;
     return;
   }
+  const values = Object.entries(given || {}).map(([name, value]) => `${featureName(name)} ${featureValue(name, value)}`);
   const names = fused.imputed.map((name) => featureName(name));
-  el.textContent = names.length ? t("imputed.some", { list: list(names) }) : t("imputed.none");
+  const lines = [values.length ? t("clinical.given", { list: list(values) }) : null,
+                 names.length ? t("imputed.some", { list: list(names) }) : t("imputed.none")];
+  el.replaceChildren(...lines.filter(Boolean).map((line) => h("span", { class: "line" }, line)));
   el.hidden = false;
+}
+
+function featureValue(name, value) {
+  if (name === "age") return number(value);
+  if (name === "female_gender") return t(value ? "sex.female" : "sex.male").toLowerCase();
+  return t(value ? "answer.yes" : "answer.no").toLowerCase();
 }
 
 export function featureName(name) {

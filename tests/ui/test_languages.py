@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 
+import pypdfium2 as pdfium
 import pytest
 from browsing import PHONE, SAMPLES, analyse, open_page, wait_for_heatmap
 
@@ -76,6 +77,10 @@ def test_the_thai_page_draws_thai_with_a_thai_font_not_boxes(chromium_path, brow
         leftover = [key for key in strings("en") if key in visible and "." in key]
         assert not leftover, leftover  # no key shown in place of a string
         page.screenshot(path=str(artefacts / "phone-result-thai.png"), full_page=True)
+        report = pdfium.PdfDocument(page.pdf(format="A4", print_background=True))
+        assert len(report) == 1  # Thai wraps differently: the report still fits one page
+        assert strings("th")["report.title"] in report[0].get_textpage().get_text_range()
+        report.close()
 
         page.reload()  # the choice is remembered
         page.wait_for_selector("body[data-ready=true]")

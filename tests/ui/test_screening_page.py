@@ -125,7 +125,10 @@ def test_clinical_features_change_the_fused_result_and_name_the_imputed_ones(pag
 
     risky = run("82", "0", "1", "1", "1", "1")
     assert set(risky) == {"scar", "lvef"}
-    assert page.inner_text("#imputed") == "All six clinical features were given."
+    assert page.inner_text("#imputed").splitlines() == [
+        "Given: age 82, sex male, diabetes yes, hypertension yes, smoking yes, and dyslipidemia yes.",
+        "All six clinical features were given.",
+    ]
     wait_for_heatmap(page, "scar")
     page.screenshot(path=str(artefacts / "result-with-clinical-features.png"), full_page=True)
     page.locator("#results").screenshot(path=str(artefacts / "results-panel.png"))  # docs/ is cut from this
@@ -133,7 +136,8 @@ def test_clinical_features_change_the_fused_result_and_name_the_imputed_ones(pag
     assert risky["scar"] > healthy["scar"] + 0.02
 
     run("70", dm="1")
-    note = page.inner_text("#imputed")
+    given, note = page.inner_text("#imputed").splitlines()
+    assert given == "Given: age 70 and diabetes yes."
     assert note.startswith("Not given, so imputed with the training average: ")
     named = note.split(": ", 1)[1].rstrip(".").replace(" and ", " ").replace(",", " ").split()
     assert named == ["sex", "hypertension", "smoking", "dyslipidemia"]
@@ -227,6 +231,9 @@ def test_the_report_is_one_a4_page_with_results_heatmap_model_card_and_disclaime
     )
     page.reload()
     page.wait_for_selector("body[data-ready=true]")
+    page.click("#clinical summary")  # the tallest report: both answers on each card, the imputed note
+    page.fill("#c-age", "67")
+    page.select_option("#c-dm", "1")
     analyse(page, PDF_SAMPLE)
     wait_for_heatmap(page, "scar")
     page.click("#print")
@@ -243,6 +250,7 @@ def test_the_report_is_one_a4_page_with_results_heatmap_model_card_and_disclaime
     report = document[0]
     text = report.get_textpage().get_text_range()
     for needle in ("ECG screening report", "Myocardial Scar", "LVEF < 50", "ecg_3x4.pdf", "Where the model looked",
+                   "ECG + clinical features", "imputed with the training average",
                    "ecg_multitask v1", "Research use only", "AUC", "Training data",
                    "does not replace the judgement of a cardiologist"):  # fmt: skip
         assert needle in text, needle
