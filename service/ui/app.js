@@ -240,11 +240,15 @@ $("#dicom").addEventListener("click", async () => {
     const response = await post("/report", { file: state.file, clinical: clinical && JSON.stringify(clinical) });
     const parts = multipartParts(await response.arrayBuffer(), response.headers.get("content-type"));
     const date = new Date().toISOString().slice(0, 10);
+    const kinds = parts.map((part) => dicomKind(part.bytes));
     const links = parts.map((part, i) => {
-      const kind = dicomKind(part.bytes);
+      const kind = kinds[i];
       const url = URL.createObjectURL(new Blob([part.bytes], { type: "application/dicom" }));
       state.dicomUrls.push(url);
-      const label = kind === "other" ? t("report.dicom.other", { n: i + 1 }) : t(`report.dicom.${kind}`);
+      // One SR and a heatmap SC per task: number the objects of a kind when there are several.
+      const nth = kinds.slice(0, i + 1).filter((k) => k === kind).length;
+      const several = kinds.filter((k) => k === kind).length > 1;
+      const label = (kind === "other" ? t("report.dicom.other", { n: i + 1 }) : t(`report.dicom.${kind}`)) + (several && kind !== "other" ? ` ${nth}` : "");
       const link = document.createElement("a");
       link.href = url;
       link.download = `ecg-${kind}-${date}-${i + 1}.dcm`;

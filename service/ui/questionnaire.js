@@ -26,7 +26,11 @@ export class Questionnaire {
         h("label", {}, h("input", { type: "radio", name, value: "0" }), " ", h("span", { "data-i18n": "answer.no" }, "No")));
     }
     this.era.addEventListener("change", () => (this.eraTouched = true));
-    this.form.addEventListener("change", (event) => event.target.name === "outcome" && this.updateQuestions());
+    this.form.addEventListener("change", (event) => {
+      if (event.target.name === "outcome") this.updateQuestions();
+      this.markStale();
+    });
+    this.form.addEventListener("input", () => this.markStale());
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
       this.calculate();
@@ -44,6 +48,12 @@ export class Questionnaire {
     for (const block of this.root.querySelectorAll("[data-question]")) {
       block.hidden = !needed.has(block.dataset.question);
     }
+  }
+
+  /** Numbers shown are for the answers as calculated: any change hides them until Calculate. */
+  markStale() {
+    this.root.querySelector("#q-results").hidden = true;
+    this.lastShown = false;
   }
 
   /** Thai readers count years in the Buddhist era; follow the language until the user picks. */
