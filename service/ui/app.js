@@ -12,6 +12,7 @@ const $ = (selector) => document.querySelector(selector);
 const state = { about: null, file: null, clinical: null, result: null, elapsedMs: null, previewUrl: null, dicomUrls: [] };
 
 const heatmap = new HeatmapPanel({
+  root: $("#heatmap"),
   img: $("#heatmap-img"),
   busy: $("#heatmap-busy"),
   error: $("#heatmap-error"),
@@ -206,7 +207,7 @@ window.addEventListener("beforeprint", stamp);
 $("#print").addEventListener("click", async () => {
   // The heatmap belongs in the report: wait for the one on screen if it is still coming.
   try {
-    await heatmap.load(heatmap.task);
+    await heatmap.load(heatmap.task).both;
   } catch {
     /* the report prints without it; the panel says why */
   }

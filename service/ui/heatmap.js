@@ -1,6 +1,6 @@
 // The Grad-CAM++ panel: /explain's PNG overlay for the chosen task, and the share of the heat
 // per lead and per coronary territory from /explain?format=json. Each task is fetched once
-// per file and kept until the next file.
+// per file (both calls at once) and kept until the next file.
 
 import { post } from "./api.js";
 import { shareBars } from "./dom.js";
@@ -11,20 +11,21 @@ const TERRITORIES = ["anterior", "inferior", "lateral", "other"];
 
 export class HeatmapPanel {
   constructor(els) {
-    this.els = els; // {img, busy, error, leads, territories, radios}
+    this.els = els; // {root, img, busy, error, leads, territories, radios}
     this.cache = new Map();
     this.file = null;
     this.task = "scar";
     for (const radio of els.radios) radio.addEventListener("change", () => radio.checked && this.show(radio.value));
-    // "loaded" once the picture is decoded: what tests and the report wait for.
+    // "loaded" once the picture is decoded.
     els.img.addEventListener("load", () => (els.img.dataset.state = "loaded"));
   }
 
   /** Forget the previous file's maps (and free their object URLs). */
   reset(file) {
-    for (const entry of this.cache.values()) entry.then((v) => v.url && URL.revokeObjectURL(v.url), () => {});
+    for (const entry of this.cache.values()) entry.png.then((v) => URL.revokeObjectURL(v.url), () => {});
     this.cache.clear();
     this.file = file;
+    delete this.els.root.dataset.ready;
     this.els.img.removeAttribute("src");
     delete this.els.img.dataset.state;
     this.els.img.alt = "";
@@ -32,52 +33,64 @@ export class HeatmapPanel {
     this.els.territories.replaceChildren();
   }
 
+  /** The picture and the shares of one task, asked for together (each is one inference). */
   load(task) {
     if (!this.cache.has(task)) {
       const file = this.file;
-      const entry = (async () => {
-        // One after the other: on a small CPU box two parallel calls only delay the first.
-        const json = await (await post("/explain", { file, task, format: "json" })).json();
-        const png = await (await post("/explain", { file, task, format: "png" })).blob();
-        return { json, url: URL.createObjectURL(png), type: png.type };
-      })();
+      const png = post("/explain", { file, task, format: "png" })
+        .then((response) => response.blob())
+        .then((blob) => ({ url: URL.createObjectURL(blob), type: blob.type }));
+      const json = post("/explain", { file, task, format: "json" }).then((response) => response.json());
+      const entry = { png, json, both: Promise.all([png, json]) };
       this.cache.set(task, entry);
-      entry.catch(() => this.cache.delete(task)); // a failed map can be asked for again
+      entry.both.catch(() => this.cache.get(task) === entry && this.cache.delete(task)); // may be asked again
     }
     return this.cache.get(task);
   }
 
+  /** Show a task's map: the picture as soon as it comes, the bars when the shares do. */
   async show(task) {
     this.task = task;
     for (const radio of this.els.radios) radio.checked = radio.value === task;
     const file = this.file;
+    const current = () => this.file === file && this.task === task; // a newer file or toggle wins
+    delete this.els.root.dataset.ready;
     this.els.busy.hidden = false;
     this.els.error.hidden = true;
-    this.els.img.closest("figure").setAttribute("aria-busy", "true");
+    this.els.root.setAttribute("aria-busy", "true");
     try {
-      const result = await this.load(task);
-      if (this.file !== file || this.task !== task) return; // a newer file or toggle won
-      this.render(task, result);
+      const entry = this.load(task);
+      const picture = await entry.png;
+      if (!current()) return;
+      this.showPicture(task, picture);
+      const shares = await entry.json;
+      if (!current()) return;
+      this.showShares(task, shares);
+      this.els.root.dataset.ready = task; // picture and bars are this task's
     } catch (error) {
-      if (this.file !== file || this.task !== task) return;
+      if (!current()) return;
       this.els.error.textContent = t("heatmap.error", { detail: error.detail || error.message });
       this.els.error.hidden = false;
     } finally {
-      if (this.task === task) {
+      if (current()) {
         this.els.busy.hidden = true;
-        this.els.img.closest("figure").removeAttribute("aria-busy");
+        this.els.root.removeAttribute("aria-busy");
       }
     }
   }
 
-  render(task, { json, url, type }) {
+  showPicture(task, { url, type }) {
     const img = this.els.img;
     if (img.src !== url) delete img.dataset.state;
     img.src = url;
     img.dataset.task = task;
     img.dataset.type = type;
-    img.alt = t("heatmap.alt", { task: t(`task.${task}.title`), leads: list(json.top_leads.slice(0, 3)) });
+    img.alt = t("heatmap.alt.short", { task: t(`task.${task}.title`) });
+  }
+
+  showShares(task, json) {
     const top = new Set(json.top_leads.slice(0, 3));
+    this.els.img.alt = t("heatmap.alt", { task: t(`task.${task}.title`), leads: list(json.top_leads.slice(0, 3)) });
     shareBars(this.els.leads, LEADS.map((lead) => [lead, json.attribution[lead] ?? 0, percent(json.attribution[lead] ?? 0), top.has(lead)]));
     const best = TERRITORIES.reduce((a, b) => ((json.territories[a] ?? 0) >= (json.territories[b] ?? 0) ? a : b));
     shareBars(this.els.territories, TERRITORIES.map((name) => [t(`territory.${name}`), json.territories[name] ?? 0, percent(json.territories[name] ?? 0), name === best]));
@@ -88,7 +101,9 @@ export class HeatmapPanel {
     const entry = this.cache.get(this.task);
     if (!entry) return;
     try {
-      this.render(this.task, await entry);
+      const [picture, shares] = await entry.both;
+      this.showPicture(this.task, picture);
+      this.showShares(this.task, shares);
     } catch {
       /* the error text is already shown */
     }

@@ -53,4 +53,7 @@ def analyse(page, path: Path, timeout_ms: int = 60_000) -> None:
 
 
 def wait_for_heatmap(page, task: str, timeout_ms: int = 60_000) -> None:
-    page.wait_for_selector(f"#heatmap-img[data-task={task}][data-state=loaded]", timeout=timeout_ms)
+    """Until the panel shows ``task``'s picture (decoded) and its lead and territory bars."""
+    page.wait_for_selector(
+        f"#heatmap[data-ready={task}] #heatmap-img[data-task={task}][data-state=loaded]", timeout=timeout_ms
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from browsing import SAMPLES, analyse, open_page
+from browsing import SAMPLES, analyse, open_page, wait_for_heatmap
 from servers import free_ports
 
 from ecgscreen.serve import Gateway
@@ -67,9 +67,11 @@ def test_the_page_asks_for_the_token_and_sends_it_with_every_call(browser, locke
         assert page.inner_text("#token-state") == "Token set for this tab."
         analyse(page, SAMPLE)
         assert page.is_visible("#results") and page.is_hidden("#error")
-        page.wait_for_selector("#heatmap-img[data-state=loaded]", timeout=60_000)  # /explain got it too
+        wait_for_heatmap(page, "scar")  # both /explain calls carried it too
         assert sent[1] == "Bearer not-the-token"
-        assert sent[2:] and all(header == f"Bearer {TOKEN}" for header in sent[2:])
+        assert len(sent) == 5 and all(
+            header == f"Bearer {TOKEN}" for header in sent[2:]
+        )  # predict, 2 x explain
 
         page.reload()  # the same tab keeps the token ...
         page.wait_for_selector("body[data-ready=true]")
