@@ -1,8 +1,15 @@
-// Calls to the gateway. Paths are absolute ("/predict"): the page lives at /ui/ on the same
-// gateway. The bearer token, when this gateway needs one, is kept in sessionStorage: it
-// survives a reload of the tab and is gone when the tab closes.
+// Calls to the gateway. The page lives at <gateway>/ui/, so the API is one level up: resolved
+// from the page's own address, it also works behind a proxy that adds a path prefix. The
+// bearer token, when this gateway needs one, is kept in sessionStorage: it survives a reload
+// of the tab and is gone when the tab closes.
 
 const TOKEN_KEY = "ecgscreen.token";
+const API_ROOT = new URL("../", document.baseURI);
+
+/** "/predict" -> the gateway's /predict, wherever the page is mounted. */
+export function endpoint(path) {
+  return new URL(path.replace(/^\//, ""), API_ROOT).href;
+}
 
 export function token() {
   return sessionStorage.getItem(TOKEN_KEY) || "";
@@ -42,7 +49,7 @@ export async function post(path, fields) {
   const headers = token() ? { Authorization: `Bearer ${token()}` } : {};
   let response;
   try {
-    response = await fetch(path, { method: "POST", body: form, headers });
+    response = await fetch(endpoint(path), { method: "POST", body: form, headers });
   } catch (error) {
     throw new ApiError({ error: "network", detail: String(error.message || error), status: 0 });
   }
