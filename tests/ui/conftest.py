@@ -14,10 +14,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from browsing import ARTEFACTS, CHROMIUM_ARGS, open_page
 from servers import free_ports
 
 from ecgscreen.serve import PROJECT_ROOT, Gateway
+from ui.browsing import ARTEFACTS, CHROMIUM_ARGS, open_page
 
 
 @pytest.fixture(scope="session")

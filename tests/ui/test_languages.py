@@ -8,9 +8,9 @@ import subprocess
 
 import pypdfium2 as pdfium
 import pytest
-from browsing import PHONE, SAMPLES, analyse, open_page, wait_for_heatmap
 
 from ecgscreen.serve import PROJECT_ROOT
+from ui.browsing import PHONE, SAMPLES, analyse, open_page, wait_for_heatmap
 
 UI = PROJECT_ROOT / "service" / "ui"
 THAI = re.compile(r"[\u0e00-\u0e7f]")

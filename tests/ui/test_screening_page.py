@@ -13,10 +13,11 @@ import httpx
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 import pytest
-from browsing import PHONE, SAMPLES, analyse, open_page, wait_for_heatmap
 from corpus import good_ecg
 from PIL import Image
 from pydicom.data import get_testdata_file
+
+from ui.browsing import PHONE, SAMPLES, analyse, open_page, wait_for_heatmap
 
 pytestmark = pytest.mark.integration
 

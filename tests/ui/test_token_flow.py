@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from browsing import SAMPLES, analyse, open_page, wait_for_heatmap
 from servers import free_ports
 
 from ecgscreen.serve import Gateway
+from ui.browsing import SAMPLES, analyse, open_page, wait_for_heatmap
 
 pytestmark = pytest.mark.integration
 
