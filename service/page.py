@@ -41,6 +41,7 @@ _HEADERS = [
     (b"cache-control", b"no-cache"),
 ]  # fmt: skip
 
+
 def card_summary(card: ModelCard) -> ModelSummary:
     """What a reader of a result needs from the model card: the report prints it."""
     tasks = {}

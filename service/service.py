@@ -32,9 +32,9 @@ from ecgscreen.imaging.sniff import sniff
 from .clinical import FusionHead, parse_clinical
 from .explain import lead_attribution, overlay_png, territory_attribution, upsample
 from .guard import GatewayGuard, error_response
+from .page import PAGE_PATH, screening_page
 from .results import failure, fused_result, model_info, risk_level, task_results
 from .schemas import ExplainResponse, PredictResponse, PreprocessingInfo
-from .page import PAGE_PATH, screening_page
 from .settings import Settings
 from .telemetry import gateway_metrics
 from .triton_client import Prediction, TritonGateway

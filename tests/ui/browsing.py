@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ecgscreen.serve import PROJECT_ROOT
+from ecgscreen.serving.triton import PROJECT_ROOT
 
 ARTEFACTS = PROJECT_ROOT / "build" / "ui-screenshots"  # git-ignored; looked at by people
 SAMPLES = sorted((PROJECT_ROOT / "samples").iterdir())

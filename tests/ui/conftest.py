@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from servers import free_ports
 
-from ecgscreen.serve import PROJECT_ROOT, Gateway
+from ecgscreen.serving.supervisor import Gateway
+from ecgscreen.serving.triton import PROJECT_ROOT
 from ui.browsing import ARTEFACTS, CHROMIUM_ARGS, open_page
 
 
@@ -34,8 +35,10 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_path):
+    """Chromium for one test module. Not longer: while Playwright's sync API is open, its event
+    loop counts as running in this thread, and later tests that call ``asyncio.run`` fail."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -9,7 +9,7 @@ import subprocess
 import pypdfium2 as pdfium
 import pytest
 
-from ecgscreen.serve import PROJECT_ROOT
+from ecgscreen.serving.triton import PROJECT_ROOT
 from ui.browsing import PHONE, SAMPLES, analyse, open_page, wait_for_heatmap
 
 UI = PROJECT_ROOT / "service" / "ui"

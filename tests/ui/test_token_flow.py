@@ -7,7 +7,7 @@ import httpx
 import pytest
 from servers import free_ports
 
-from ecgscreen.serve import Gateway
+from ecgscreen.serving.supervisor import Gateway
 from ui.browsing import SAMPLES, analyse, open_page, wait_for_heatmap
 
 pytestmark = pytest.mark.integration
