@@ -207,6 +207,7 @@ def serve(
     sample = PROJECT_ROOT / "samples" / "ecg_3x4.pdf"
     console.print(
         f"[bold green]ecgscreen is ready[/bold green] at {gateway.url}  (research use only, not for diagnosis)\n"
+        f"  Screening page: [bold]{gateway.url}/ui/[/bold]\n"
         f"  Triton: gRPC {triton.grpc_url}, HTTP {triton.http_url}, metrics {triton.metrics_url}\n"
         f"  Try:  curl -F file=@{sample} {gateway.url}/predict\n"
         f"        curl -F file=@{sample} -F task=scar {gateway.url}/explain -o heatmap.png\n"

@@ -2,6 +2,7 @@
 # Make sure the commands of the given Debian packages are on PATH, installing what is missing.
 #   scripts/ensure-debian-packages.sh prometheus kubernetes-client
 #   scripts/ensure-debian-packages.sh orthanc orthanc-dicomweb dicom3tools
+#   scripts/ensure-debian-packages.sh chromium fonts-thai-tlwg   (the browser tests)
 # Idempotent: a package whose commands already resolve (`command -v`) is skipped, so a
 # newer kubectl already on PATH is kept. `apt-get update` runs only when apt does not know a
 # package yet, or an install from the current lists fails. Needs root or passwordless sudo;
@@ -24,6 +25,7 @@ commands_for() {
         kubernetes-client) echo "kubectl" ;;
         orthanc) echo "Orthanc" ;;
         dicom3tools) echo "dciodvfy" ;;
+        chromium) echo "chromium" ;;
         *) echo "" ;;
     esac
 }

@@ -3,7 +3,9 @@
 It runs before BentoML parses the multipart body, so an oversized upload is refused from its
 ``Content-Length`` (or, when streamed, as soon as it passes the limit) without being stored,
 and a ``file`` field sent as text (which BentoML would fetch as a URL) is refused.
-Health and metrics stay open: probes and Prometheus carry no token.
+Health and metrics stay open: probes and Prometheus carry no token. So does reading the
+screening page (GET/HEAD under ``/ui``): it is the same static page for everyone, and its own
+calls to the API send the token.
 """
 
 from __future__ import annotations
@@ -12,12 +14,21 @@ import hmac
 
 from starlette.responses import JSONResponse
 
+from .page import PAGE_PATH
 from .schemas import ErrorResponse
 from .settings import Settings
 
 __all__ = ["GatewayGuard", "error_response", "OPEN_PATHS"]
 
 OPEN_PATHS = ("/livez", "/readyz", "/healthz", "/metrics")
+
+
+def _is_open(scope) -> bool:
+    path = scope["path"]
+    if path.rstrip("/") in OPEN_PATHS:
+        return True
+    reads_page = path == PAGE_PATH or path.startswith(PAGE_PATH + "/")
+    return reads_page and scope["method"] in ("GET", "HEAD")
 
 
 def error_response(
@@ -55,7 +66,7 @@ class GatewayGuard:
         self.max_body = settings.max_body_bytes + 64 * 1024
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["path"].rstrip("/") in OPEN_PATHS:
+        if scope["type"] != "http" or _is_open(scope):
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])

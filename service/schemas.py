@@ -17,6 +17,9 @@ __all__ = [
     "PredictResponse",
     "ExplainResponse",
     "ErrorResponse",
+    "PageTask",
+    "ModelSummary",
+    "PageInfo",
 ]
 
 RiskLevel = Literal["low", "medium", "high"]
@@ -108,3 +111,37 @@ class ErrorResponse(BaseModel):
     detail: str = Field(description="what was wrong and what to do")
     status: int
     request_id: str | None = None
+
+
+class PageTask(BaseModel):
+    description: str
+    threshold: float
+    average: float | None
+    auc: float | None = None
+    auc_ci95: tuple[float, float] | None = None
+    sensitivity: float | None = None
+    specificity: float | None = None
+
+
+class ModelSummary(BaseModel):
+    """The model card as a reader of one result needs it (the page and its printed report)."""
+
+    name: str
+    version: str
+    created: str
+    intended_use: str
+    backbone: str
+    input_size: int
+    training_data: str | None = Field(description="what the model was trained on, in words")
+    evaluated_on: int | None = Field(description="how many ECGs the metrics were measured on")
+    tasks: dict[str, PageTask]
+    clinical_features: list[str]
+
+
+class PageInfo(BaseModel):
+    """``GET /ui/about.json``: what the screening page reads before the first upload."""
+
+    model: ModelSummary
+    token_required: bool = Field(description="the API wants 'Authorization: Bearer <token>'")
+    max_upload_bytes: int = Field(description="larger files are refused by the page before sending")
+    endpoints: list[str] = Field(description="the gateway's API routes (the page offers /report when listed)")

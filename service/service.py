@@ -1,10 +1,10 @@
 """``ecgscreen`` gateway: HTTP in front of Triton's ensemble (BentoML 1.4).
 
 Endpoints: ``POST /predict``, ``POST /explain`` and ``POST /report`` (multipart, field
-``file``), BentoML's ``/livez``, ``/readyz`` (ready when Triton's ensemble is) and
-``/metrics``. The gateway owns what Triton should not: limits and authentication, the
-clinical-feature fusion, the heatmap rendering, the DICOM results (``report``), metrics, and
-errors a client can act on. Research use only, not for diagnosis.
+``file``), BentoML's ``/livez``, ``/readyz`` (ready when Triton's ensemble is), ``/metrics``,
+and the screening page at ``/ui/``. The gateway owns what Triton should not: limits and
+authentication, the clinical-feature fusion, the heatmap rendering, the DICOM results
+(``report``), metrics, and errors a client can act on. Research use only, not for diagnosis.
 
 The APIs are annotated with their response bodies (``schemas``), so ``/docs.json`` documents
 them. They return starlette responses built from those models: BentoML passes a ``Response``
@@ -42,6 +42,7 @@ from .explain import (
     upsample,
 )
 from .guard import GatewayGuard, error_response
+from .page import PAGE_PATH, screening_page
 from .report import check_identifiers, parse_tasks, report_body
 from .results import failure, fused_result, model_info, risk_level, task_results
 from .schemas import ExplainResponse, PredictResponse, PreprocessingInfo
@@ -268,3 +269,12 @@ class ECGScreening:
 
 
 ECGScreening.add_asgi_middleware(GatewayGuard, settings=_SETTINGS)
+ECGScreening.mount_asgi_app(
+    screening_page(
+        ModelCard.load(_SETTINGS.model_dir),
+        token_required=_SETTINGS.api_token is not None,
+        max_upload_bytes=_SETTINGS.max_body_bytes,
+        endpoints=[api.route for api in ECGScreening.apis.values()],
+    ),
+    path=PAGE_PATH,
+)

@@ -23,6 +23,7 @@ def test_bento_builds_offline_with_only_the_gateway(tmp_path):
     files = {str(p.relative_to(src)) for p in src.rglob("*") if p.is_file()}
     assert "service/service.py" in files and "model_repository/ecg_multitask/model_card.json" in files
     assert "model_repository/ecg_multitask/fusion.onnx" in files
+    assert {"service/ui/index.html", "service/ui/app.js", "service/ui/i18n/th.json"} <= files  # the page
     assert not any(f.startswith(("tests/", "k8s/", "bench/", "runs/")) for f in files)
     assert not any(f.endswith("model.onnx") for f in files)  # the network lives in Triton
     assert "ecgscreen/pacs/results.py" in files  # /report's DICOM results ...

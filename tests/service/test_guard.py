@@ -66,6 +66,16 @@ def test_the_token_from_the_settings_is_required_except_on_open_paths():
         assert call(guard, "GET", path).status_code == 200, path
 
 
+def test_reading_the_screening_page_needs_no_token_but_nothing_else_under_it_is_open():
+    guard = GatewayGuard(echo, settings(api_token="s3cret"))
+    for path in ("/ui", "/ui/", "/ui/app.js", "/ui/i18n/th.json", "/ui/about.json"):
+        assert call(guard, "GET", path).status_code == 200, path
+        assert call(guard, "HEAD", path).status_code == 200, path
+    assert call(guard, "POST", "/ui/about.json", **upload(10)).status_code == 401  # reading only
+    assert call(guard, "GET", "/uix/app.js").status_code == 401  # the page's own prefix only
+    assert call(guard, "GET", "/docs.json").status_code == 401
+
+
 def test_the_body_limit_comes_from_the_settings():
     small = GatewayGuard(echo, settings(max_body_bytes=1000))
     large = GatewayGuard(echo, settings(max_body_bytes=200_000))
