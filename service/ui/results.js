@@ -45,9 +45,12 @@ function taskBlock(kind, result, withBadge) {
         t(positive ? "call.positive" : "call.negative"))));
 }
 
-/** The two task cards; a fused block inside each when clinical features were sent. */
+/** One card per task the model answers (a single-task model answers one; a clinical model
+ * of the study answers only with clinical features, so its ECG-only answer is null); a fused
+ * block inside each when clinical features were sent. */
 export function renderCards(target, body) {
-  target.replaceChildren(...TASKS.map((task) => {
+  const answered = TASKS.filter((task) => body[task] || body.fused?.[task]);
+  target.replaceChildren(...answered.map((task) => {
     const image = body[task];
     const fused = body.fused?.[task];
     const shown = fused || image; // the suggestion follows the most complete answer
@@ -57,7 +60,7 @@ export function renderCards(target, body) {
         riskBadge(shown.risk_level)),
       h("p", { class: "card-desc" }, t(`task.${task}.desc`)),
       // With two answers (ECG, ECG + clinical) each gets its own badge; the header shows the fuller one.
-      taskBlock("image", { ...image, task }, Boolean(fused)),
+      image ? taskBlock("image", { ...image, task }, Boolean(fused)) : null,
       fused ? taskBlock("fused", { ...fused, task }, true) : null,
       shown.prediction === 1 ? h("p", { class: "next-step" }, t(`next.${task}`)) : null);
   }));
