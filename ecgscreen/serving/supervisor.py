@@ -7,6 +7,7 @@ runs as ``bentoml serve`` in its own process group; stopping stops both, gateway
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 from .procs import ManagedServer, http_ok
@@ -47,7 +48,13 @@ class Gateway(ManagedServer):
                 "--port", str(self.port), "--working-dir", str(PROJECT_ROOT)]  # fmt: skip
 
     def environment(self) -> dict[str, str]:
-        return {**super().environment(), **self.env}
+        env = {**super().environment(), **self.env}
+        if "BENTOML_HOME" not in env:
+            # BentoML keeps its workers' Prometheus files under BENTOML_HOME: two gateways on
+            # one machine sharing it would mix (and reset) each other's counters. The gateway
+            # serves from the working tree and stores nothing there, so each gets its own.
+            env["BENTOML_HOME"] = tempfile.mkdtemp(prefix=f"ecgscreen-bentoml-{self.port}-")
+        return env
 
     def is_ready(self) -> bool:
         return http_ok(self.url + "/readyz")
