@@ -433,7 +433,9 @@ def test_ingress_is_tls_gateway_only(rendered, overlay):
             paths.add(path["path"])
     assert backends == {"ecgscreen-gateway"}, "only the gateway is exposed (never Triton)"
     assert "ecgscreen-triton" not in json.dumps(ingress)
-    assert {"/predict", "/explain", "/report", "/ui"} <= paths and "/metrics" not in paths and "/" not in paths
+    assert (
+        {"/predict", "/explain", "/report", "/ui"} <= paths and "/metrics" not in paths and "/" not in paths
+    )
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
