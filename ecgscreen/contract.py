@@ -35,6 +35,7 @@ __all__ = [
     "ENSEMBLE_CANONICAL",
     "ENSEMBLE_INFO",
     "probability_output",
+    "SIGNAL_RATE_HZ",
     "PAGE_MM",
     "PAPER_SPEED_MM_S",
     "GAIN_MM_PER_MV",
@@ -94,6 +95,11 @@ def probability_output(task: str) -> str:
     """The ONNX / ``ecg_multitask`` output holding ``task``'s positive-class probability."""
     return f"{task}_probability"
 
+
+# -- the 12-lead signal every input becomes ------------------------------------------------------
+# Intake turns every file (waveform, PDF, scan, photo) into a 12-lead signal at this rate
+# before one painter draws the canonical input from it; `digitize` exports it.
+SIGNAL_RATE_HZ = 500
 
 # -- paper ECGs --------------------------------------------------------------------------------
 PAGE_MM: tuple[float, float] = (297.0, 210.0)  # A4 landscape, as carts print

@@ -1,15 +1,20 @@
-"""The canonical model input: twelve 2.5 s lead panels, 6 rows x 2 columns, redrawn cleanly.
+"""The canonical model input: twelve 2.5 s lead panels, 6 rows x 2 columns, painted from
+the 12-lead signal.
 
-Whatever the file (scan, photo, PDF, DICOM waveform), intake reduces each lead to its
-*column envelope*: for every pixel column of its panel, the lowest and highest voltage the
-trace reaches in that slice of time. ``paint`` draws envelopes with one pen, one scale and no
-grid, so a printout and the raw signal of the same ECG give nearly the same picture:
+Every file becomes an ``EcgSignal`` first (a waveform is one; a printout is digitised into
+one), and ``paint`` is the only code that draws the model input, so a printout and the raw
+waveform of the same ECG give nearly the same picture:
 
 * panel ``(row r, column c)`` holds lead ``CANONICAL_COLUMNS[c][r]`` over its standard 3x4
   window (``leads.canonical_window``), left limb leads, right chest leads;
-* time runs left to right at ``size / 2`` pixels per 2.5 s; voltage at ``MV_FRACTION`` of the
-  panel height per mV, baseline at ``BASELINE_FRACTION`` from the panel top, clipped at the
-  panel edges; black ink on white.
+* before drawing, each lead is band-limited to what a printout keeps (a Gaussian of
+  ``SMOOTH_S``: a 25 mm/s printout read at 4 px/mm resolves ~10 ms) and its window's median
+  (the isoelectric level) is moved to the panel's baseline, so sensor noise a printout cannot
+  show, and a digitiser's baseline offset, never reach the model;
+* time runs left to right at ``size / 2`` pixels per 2.5 s; each column draws the range the
+  signal covers in its slice of time (its *envelope*), so a QRS spike narrower than a column
+  keeps its height; voltage at ``MV_FRACTION`` of the panel height per mV, baseline at
+  ``BASELINE_FRACTION`` from the panel top, clipped at the panel edges; black on white.
 
 The model sees this image replicated to three channels and normalised with ImageNet
 mean/std (``to_model_input``), as timm's pretrained ResNets expect.
@@ -20,14 +25,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 
 from ..contract import CANONICAL_SIZE, IMAGENET_MEAN, IMAGENET_STD
 from ..leads import CANONICAL_COLUMNS, LEADS, canonical_window
+from .signal import EcgSignal
 
 __all__ = [
     "Envelope",
     "panel_box",
     "paint",
+    "paint_envelopes",
+    "band_limit",
     "envelope_from_signal",
     "signal_to_canonical",
     "to_model_input",
@@ -38,6 +47,7 @@ _STD = np.array(IMAGENET_STD, dtype=np.float32)
 BASELINE_FRACTION = 0.5
 MV_FRACTION = 0.28  # 1 mV = 28 % of the panel height: about +-1.8 mV fit
 PEN_PX = 1.6  # line width at the canonical size, scaled with the size
+SMOOTH_S = 0.004  # Gaussian sigma of the band limit every signal gets before painting
 
 
 @dataclass(frozen=True)
@@ -58,7 +68,7 @@ def panel_box(lead: str, size: int = CANONICAL_SIZE) -> tuple[int, int, int, int
     raise ValueError(f"unknown lead {lead!r}; expected one of {', '.join(LEADS)}")
 
 
-def paint(envelopes: dict[str, Envelope], size: int = CANONICAL_SIZE) -> np.ndarray:
+def paint_envelopes(envelopes: dict[str, Envelope], size: int = CANONICAL_SIZE) -> np.ndarray:
     """Draw the envelopes into a ``(size, size)`` uint8 image (255 white, 0 ink).
 
     Each column's ink covers ``[low, high]`` widened by half the pen on either side, with
@@ -85,7 +95,8 @@ def paint(envelopes: dict[str, Envelope], size: int = CANONICAL_SIZE) -> np.ndar
 def envelope_from_signal(
     values: np.ndarray, sample_rate: float, t0: float, t1: float, columns: int
 ) -> Envelope:
-    """Column envelope of ``values`` (mV) between ``t0`` and ``t1`` seconds.
+    """Column envelope of ``values`` (mV, sample k at k / sample_rate s) between ``t0`` and
+    ``t1`` seconds; NaN samples are ignored, a column with none left is NaN.
 
     Each column spans ``(t1 - t0) / columns`` seconds; its range is widened to meet its
     neighbours so the drawn line stays continuous through steep QRS slopes.
@@ -95,22 +106,47 @@ def envelope_from_signal(
     # min/max over [idx[c], idx[c+1]] inclusive: the edge sample is shared with the next column
     values = values[: idx[-1] + 1]  # reduceat's last slice runs to the end of the array
     edge = values[idx[1:]]
-    low = np.minimum(np.minimum.reduceat(values, idx[:-1]), edge)
-    high = np.maximum(np.maximum.reduceat(values, idx[:-1]), edge)
+    low = np.fmin(np.fmin.reduceat(values, idx[:-1]), edge)
+    high = np.fmax(np.fmax.reduceat(values, idx[:-1]), edge)
     return Envelope(low, high)
+
+
+def band_limit(values: np.ndarray, sample_rate: float) -> np.ndarray:
+    """``values`` smoothed with a Gaussian of ``SMOOTH_S`` (NaN stretches stay NaN)."""
+    finite = np.isfinite(values)
+    if not finite.any():
+        return values
+    sigma = SMOOTH_S * sample_rate
+    filled = np.where(finite, values, 0.0)
+    weight = gaussian_filter1d(finite.astype(np.float64), sigma, mode="nearest")
+    smooth = gaussian_filter1d(filled.astype(np.float64), sigma, mode="nearest")
+    out = np.full(values.shape, np.nan)
+    out[finite] = smooth[finite] / np.maximum(weight[finite], 1e-6)
+    return out
+
+
+def paint(signal: EcgSignal, size: int = CANONICAL_SIZE) -> np.ndarray:
+    """The canonical ``(size, size)`` uint8 image of ``signal`` (255 white, 0 ink)."""
+    envelopes = {}
+    for lead in LEADS:
+        values = signal.lead(lead)
+        t0, t1 = canonical_window(lead)
+        lo, hi = int(t0 * signal.sample_rate), int(np.ceil(t1 * signal.sample_rate)) + 1
+        window = values[lo:hi]
+        if window.size == 0 or not np.isfinite(window).any():
+            continue
+        smooth = band_limit(values, signal.sample_rate)
+        smooth -= np.nanmedian(smooth[lo:hi])
+        envelopes[lead] = envelope_from_signal(smooth, signal.sample_rate, t0, t1, size // 2)
+    return paint_envelopes(envelopes, size)
 
 
 def signal_to_canonical(
     signal: np.ndarray, sample_rate: float, size: int = CANONICAL_SIZE, leads=LEADS
 ) -> np.ndarray:
-    """The canonical image of a ``(n_leads, N)`` signal in mV (the waveform path)."""
-    envelopes = {}
-    for lead, values in zip(leads, signal, strict=True):
-        t0, t1 = canonical_window(lead)
-        envelopes[lead] = envelope_from_signal(
-            np.asarray(values, dtype=np.float64), sample_rate, t0, t1, size // 2
-        )
-    return paint(envelopes, size)
+    """The canonical image of a ``(n_leads, N)`` recording in mV (the waveform path)."""
+    recording = EcgSignal.from_leads(dict(zip(leads, signal, strict=True)), sample_rate)
+    return paint(recording, size)
 
 
 def to_model_input(canonical: np.ndarray) -> np.ndarray:

@@ -1,10 +1,17 @@
-"""Read each lead's column envelope off the printed page.
+"""Digitise a printed page: each trace row followed column by column into a time series.
 
-Text (lead labels) and lead-change ticks sit inside the rows; they are small connected
-shapes, the trace is long or tall, so connected components under 4 mm in both directions
-are dropped first. Then, per image column, the highest and lowest ink of the row give the
-trace's voltage range there, measured from the row's baseline and scaled by the
-calibration; those are pooled into the canonical panel's columns.
+Ownership first: text (lead labels) and lead-change ticks sit inside the rows; they are
+small connected shapes, the trace is long or tall, so connected components under 4 mm in
+both directions are dropped, and every remaining shape goes to the row whose baseline
+corridor it touches most (``assign_traces``).
+
+Then each row's trace is followed column by column (``_trace_row``). Where the stroke is
+about one pen wide (the isoelectric line, P and T waves), the column's sample is its
+darkness-weighted centre, to a fraction of a pixel. Where it is taller (a QRS slope or a
+peak), the column holds two samples, the stroke's upper and lower centre-line extremes, in
+the order the neighbouring columns say the trace runs, so a spike keeps its height and its
+place in time. Rows are cut into their leads' segments and interpolated onto the signal's
+common time axis.
 """
 
 from __future__ import annotations
@@ -12,13 +19,14 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ..leads import canonical_window, layout_rows
-from .canonical import Envelope
-from .layout import PageLayout
+from ..leads import DURATION_S, LEADS, layout_rows
+from .layout import PageLayout, Row
+from .signal import EcgSignal
 
-__all__ = ["assign_traces", "read_envelopes"]
+__all__ = ["assign_traces", "read_signal", "RowTrace"]
 
 _MIN_MARK_MM = 4.0
+_GAP_COLUMNS = 3.0  # a stretch without ink longer than this many columns stays NaN
 
 
 def _dilate3(mask: np.ndarray) -> np.ndarray:
@@ -91,48 +99,102 @@ def assign_traces(mask: np.ndarray, page: PageLayout) -> list[tuple[int, np.ndar
     return owned
 
 
-def _column_extents(band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """First and last inked row of each column of ``band`` (NaN where none)."""
+class RowTrace:
+    """One row's trace as samples: image column ``x`` (float, px) and row ``y`` (px)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, columns: int):
+        self.x, self.y, self.columns = x, y, columns
+
+
+def _pen_width(thickness: np.ndarray, px_per_mm: float) -> float:
+    """The stroke's width, from the flat stretches of this very row (print, blur and JPEG
+    widen it)."""
+    flat = thickness[np.isfinite(thickness) & (thickness <= max(3.0, 0.8 * px_per_mm))]
+    return float(np.median(flat)) if flat.size else 0.3 * px_per_mm
+
+
+def _trace_row(own: np.ndarray, darkness: np.ndarray, row: Row, px_per_mm: float) -> RowTrace:
+    """Follow the trace in ``own`` (the row's mask) from ``row.x_start`` to ``row.x_end``."""
+    x0, x1 = row.x_start, row.x_end + 1
+    band = own[:, x0:x1]
     has = band.any(axis=0)
-    first = np.argmax(band, axis=0).astype(float)
-    last = (band.shape[0] - 1 - np.argmax(band[::-1], axis=0)).astype(float)
-    first[~has] = np.nan
-    last[~has] = np.nan
-    return first, last
+    first = np.argmax(band, axis=0).astype(np.float64)
+    last = (band.shape[0] - 1 - np.argmax(band[::-1], axis=0)).astype(np.float64)
+    thickness = np.where(has, last - first + 1, np.nan)
+    pen = _pen_width(thickness, px_per_mm)
+    # Darkness-weighted centre of each column's ink: a fraction of a pixel on flat stretches.
+    weight = np.where(band, darkness[:, x0:x1], 0.0)
+    total = weight.sum(axis=0)
+    rows = np.arange(band.shape[0], dtype=np.float64)[:, None]
+    centre = np.where(total > 0, (weight * rows).sum(axis=0) / np.maximum(total, 1e-9), (first + last) / 2)
+    # Centre-line extremes of taller strokes: half a pen inside the ink's edges. A tall
+    # column is a slope (the trace enters low and leaves high, or the reverse: its centre is
+    # where the line crosses the column's middle) or a peak / trough (both neighbours on one
+    # side: the extreme itself, so a spike keeps its height).
+    upper = first - 0.5 + pen / 2
+    lower = last + 0.5 - pen / 2
+    columns = np.flatnonzero(has)
+    mid = (first + last) / 2
+    y = centre[columns]
+    tall = (thickness[columns] > pen + 1.0) & (lower[columns] > upper[columns])
+    left = mid[columns[np.maximum(np.arange(columns.size) - 1, 0)]]
+    right = mid[columns[np.minimum(np.arange(columns.size) + 1, columns.size - 1)]]
+    here = mid[columns]
+    peak = tall & (left > here) & (right > here)  # neighbours lower on paper: an upward spike
+    trough = tall & (left < here) & (right < here)
+    y = np.where(tall, here, y)
+    y = np.where(peak, upper[columns], y)
+    y = np.where(trough, lower[columns], y)
+    x = columns.astype(np.float64)
+    return RowTrace(x + x0, y, x1 - x0)
 
 
-def _pool(values: np.ndarray, edges: np.ndarray, reducer: np.ufunc) -> np.ndarray:
-    """Reduce ``values`` over ``[edges[c], edges[c+1]]`` (inclusive) for each c, NaN-aware."""
-    values = values[: edges[-1] + 1]
-    pooled = reducer.reduceat(values, edges[:-1])
-    return reducer(pooled, values[edges[1:]])
+def _segment_values(
+    trace: RowTrace, row: Row, top: int, t0: float, t1: float, rate: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Grid times (s) in ``[t0, t1)`` and the trace's voltage there (NaN across gaps)."""
+    seconds_per_px = DURATION_S / (row.x_end - row.x_start)
+    t = (trace.x - row.x_start) * seconds_per_px
+    mv = (row.baseline(trace.x) - (trace.y + top)) / row.px_per_mv
+    # Half a column at each end belongs to the lead change (the stroke joining two leads).
+    edge = 0.6 * seconds_per_px
+    inside = (t >= t0 + (edge if t0 > 0 else -1)) & (t <= t1 - (edge if t1 < DURATION_S else -1))
+    t, mv = t[inside], mv[inside]
+    grid = np.arange(int(np.ceil(t0 * rate)), int(np.ceil(t1 * rate))) / rate
+    if t.size < 2:
+        return grid, np.full(grid.size, np.nan)
+    values = np.interp(grid, t, mv)
+    nearest = np.abs(grid[:, None] - t[np.clip(np.searchsorted(t, grid), 1, t.size - 1)[:, None] + [-1, 0]])
+    values[nearest.min(axis=1) > _GAP_COLUMNS * seconds_per_px] = np.nan
+    return grid, values
 
 
-def read_envelopes(mask: np.ndarray, page: PageLayout, columns: int) -> dict[str, Envelope]:
-    """Each lead's envelope over its canonical window, in mV, ``columns`` wide."""
-    envelopes: dict[str, Envelope] = {}
+def read_signal(
+    mask: np.ndarray, darkness: np.ndarray, page: PageLayout, rate: float, gain_source: str
+) -> EcgSignal:
+    """The 12-lead signal printed on the deskewed page (``mask``: the trace pixels,
+    ``darkness``: 0 paper .. 1 ink, same shape)."""
+    signal = EcgSignal.empty()
+    signal.sample_rate, signal.gain_source = rate, gain_source
+    taken: dict[str, float] = {}
     for (top, own), row, segments in zip(
         assign_traces(mask, page), page.rows, layout_rows(page.layout), strict=True
     ):
-        first, last = _column_extents(own)
-        # Extents are the stroke's edges; the voltage is at its centre line. The stroke's
-        # width is what flat stretches of this very row measure (print, blur and JPEG widen it).
-        thickness = last - first + 1
-        flat = thickness[np.isfinite(thickness) & (thickness <= max(3.0, 0.8 * page.px_per_mm))]
-        pen = 0.5 * (float(np.median(flat)) if flat.size else 0.3 * page.px_per_mm)
-        x = np.arange(own.shape[1])
-        baseline = row.baseline(x) - top
-        high = (baseline - first - pen + 0.5) / row.px_per_mv  # up on paper = positive voltage
-        low = (baseline - last + pen - 0.5) / row.px_per_mv
+        trace = _trace_row(own, darkness[top : top + own.shape[0]], row, page.px_per_mm)
         for segment in segments:
-            if segment.lead in envelopes:
-                continue  # the rhythm strip repeats lead II
-            t0, t1 = canonical_window(segment.lead)
-            if not (segment.t0 <= t0 and t1 <= segment.t1):
+            # A lead printed twice (the rhythm strip repeats lead II): keep the longer one.
+            length = segment.t1 - segment.t0
+            if taken.get(segment.lead, 0.0) >= length:
                 continue
-            edges = np.round(row.x_at(t0 + (t1 - t0) * np.arange(columns + 1) / columns)).astype(int)
-            edges = np.clip(edges, 0, own.shape[1] - 1)
-            hi = _pool(high, edges, np.fmax)
-            lo = _pool(low, edges, np.fmin)
-            envelopes[segment.lead] = Envelope(np.minimum(lo, hi), np.maximum(lo, hi))
-    return envelopes
+            grid, values = _segment_values(trace, row, top, segment.t0, segment.t1, rate)
+            i = LEADS.index(segment.lead)
+            signal.values[i] = np.nan
+            k = np.round(grid * rate).astype(int)
+            ok = k < signal.values.shape[1]
+            signal.values[i, k[ok]] = values[ok]
+            signal.spans[segment.lead] = (segment.t0, segment.t1)
+            signal.confidence[segment.lead] = round(
+                float(np.isfinite(values).mean()) if values.size else 0.0, 3
+            )
+            taken[segment.lead] = length
+    return signal

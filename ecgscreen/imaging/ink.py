@@ -9,16 +9,17 @@ Everything runs on 2-D uint8/float32 maps, so a 1-megapixel page costs a few mil
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageChops
 from scipy import ndimage
 
-__all__ = ["Ink", "separate_ink", "value_and_chroma"]
+__all__ = ["Ink", "separate_ink", "threshold_ink", "without_grid_lines", "value_and_chroma"]
 
 _BLOCK = 16  # px; the paper brightness is the brightest value in each block
 _SAMPLE = 8  # grid colour is judged on every 8th pixel in each direction
+_GRID_RUN_MM = 12.0  # a straight run this long is a grid line, never the trace
 _CHROMA_DISCOUNT = [min(255, round(1.5 * v)) for v in range(256)]
 
 
@@ -28,6 +29,7 @@ class Ink:
     mask: np.ndarray  # (H, W) bool: the trace (and text)
     grid: str  # "red" | "pink" | "green" | "grey" | "none"
     threshold: float
+    greyscale: bool = False  # no chroma: a grid can only be told from the trace by its shape
 
 
 def _local_paper(channel: np.ndarray) -> np.ndarray:
@@ -91,10 +93,40 @@ def _hysteresis(darkness: np.ndarray, high: float, low: float) -> np.ndarray:
     return sure[labels]
 
 
-def separate_ink(image: np.ndarray, scale: float = 1.0) -> Ink:
+def without_grid_lines(darkness: np.ndarray, px_per_mm: float) -> np.ndarray:
+    """``darkness`` of a *deskewed* greyscale page minus its straight grid lines.
+
+    Greyscale has no chroma to tell a red grid from the trace, and a thin trace can be barely
+    darker than a major grid line. But grid lines are straight and run across the whole ruled
+    area: a grey opening with a ``_GRID_RUN_MM`` line keeps every straight run, and the pixel
+    rows / columns where such runs cover most of the page are the grid's. Only those are
+    subtracted, capped at the grid's own darkness, so a flat stretch of trace (straight, but
+    never across the page) stays and a trace crossing a grid line keeps its contrast.
+    """
+    run = max(3, int(round(_GRID_RUN_MM * px_per_mm)) | 1)
+    vertical = ndimage.grey_opening(darkness, size=(run, 1))
+    horizontal = ndimage.grey_opening(darkness, size=(1, run))
+    h, w = darkness.shape
+    grid_columns = (vertical > 0.05).mean(axis=0) > 0.4  # a ruled area spans most of the page
+    grid_rows = (horizontal > 0.05).mean(axis=1) > 0.6
+    if grid_columns.sum() < 0.1 * w / px_per_mm:  # a grid has a line every millimetre
+        return darkness
+    lines = vertical[:, grid_columns]
+    grid = float(np.percentile(lines[lines > 0.05], 90)) + 0.03
+    straight = np.zeros_like(darkness)
+    straight[:, grid_columns] = vertical[:, grid_columns]
+    straight[grid_rows] = np.maximum(straight[grid_rows], horizontal[grid_rows])
+    return np.clip(darkness - np.minimum(straight, grid), 0.0, 1.0)
+
+
+def separate_ink(image: np.ndarray, scale: float = 1.0, px_per_mm: float | None = None) -> Ink:
     """Find the trace in ``image`` ((H, W, 3) RGB or (H, W) grey uint8), working on a copy
-    resized by ``scale`` (the returned maps have the resized shape)."""
+    resized by ``scale`` (the returned maps have the resized shape). ``px_per_mm`` (of the
+    resized copy), when given, says the page is deskewed: a greyscale page's straight grid
+    lines are then removed before thresholding (``without_grid_lines``)."""
     value, chroma = value_and_chroma(image)
+    sample = chroma[::_SAMPLE, ::_SAMPLE]
+    greyscale = not sample.any() or float(np.percentile(sample, 99)) < 8
     # Coloured pixels (the grid) are discounted by their chroma: a dark green major line is
     # still green, while the trace, and its anti-aliased edges over the grid, stay neutral.
     discount = Image.fromarray(chroma).point(_CHROMA_DISCOUNT)
@@ -105,12 +137,34 @@ def separate_ink(image: np.ndarray, scale: float = 1.0) -> Ink:
     value = np.asarray(value)
     paper = _local_paper(value).astype(np.float32)
     darkness = 1.0 - np.minimum(value * (1.0 / np.maximum(paper, 1.0)), 1.0)
+    if greyscale and px_per_mm:
+        darkness = without_grid_lines(darkness, px_per_mm)
+    ink = _threshold(darkness, _grid_colour(image), greyscale and not px_per_mm)
+    return replace(ink, greyscale=greyscale)
+
+
+def _threshold(darkness: np.ndarray, grid: str, grid_in_darkness: bool) -> Ink:
+    """The trace mask of a darkness map (the ``Ink`` record)."""
     # The trace is a few percent of the page; its typical darkness sets the threshold, so a
     # faint or blurred trace is still found while grid lines (discounted darkness under 0.15)
     # are not. Hysteresis adds fainter pixels connected to sure ones: a thin stroke that
     # anti-aliasing split over two pixel rows, without admitting isolated sensor noise.
     histogram = np.bincount((darkness * 255).astype(np.uint8).ravel(), minlength=256)
-    level = np.searchsorted(np.cumsum(histogram), 0.995 * darkness.size) / 255.0
+    cumulative = np.cumsum(histogram)
+    level = np.searchsorted(cumulative, 0.995 * darkness.size) / 255.0
     threshold = float(np.clip(0.5 * level, 0.28, 0.5))
-    mask = _hysteresis(darkness, threshold, 0.6 * threshold)
-    return Ink(darkness, mask, _grid_colour(image), threshold)
+    low = 0.6 * threshold
+    if grid_in_darkness:
+        # A greyscale grid still in the map covers several percent of the page (its 96th
+        # percentile), the trace about one (its 99.7th): cut half-way, and never let the
+        # hysteresis follow a grid line. Good enough to find the page's rotation.
+        grid_level, trace = (np.searchsorted(cumulative, q * darkness.size) / 255.0 for q in (0.96, 0.997))
+        threshold = max(threshold, (grid_level + trace) / 2)
+        low = max(low, min(grid_level + 0.05, threshold))
+    mask = _hysteresis(darkness, threshold, low)
+    return Ink(darkness, mask, grid, threshold)
+
+
+def threshold_ink(darkness: np.ndarray, grid: str) -> Ink:
+    """The ``Ink`` record of a darkness map that holds no grid (any more)."""
+    return _threshold(darkness, grid, False)

@@ -9,7 +9,7 @@ Works on the deskewed trace mask, with no knowledge of the printer:
 * **Time.** Every standard layout prints 10 s across the row; the row's longest run of inked
   columns is the trace, so its ends are t = 0 s and t = 10 s.
 * **Voltage.** The calibration pulse before the trace is 1 mV high. Where it is missing, the
-  horizontal scale (25 mm/s) and the layout's usual gain stand in, with a warning.
+  horizontal scale (25 mm/s) and the standard 10 mm/mV stand in, with a warning.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import ndimage
 from scipy.ndimage import maximum_filter1d
 
-from ..contract import PAGE_MM, PAPER_SPEED_MM_S
-from ..leads import DURATION_S, LAYOUT_GAIN_MM_PER_MV
+from ..contract import GAIN_MM_PER_MV, PAGE_MM, PAPER_SPEED_MM_S
+from ..leads import DURATION_S
 from .errors import IntakeError
 
 __all__ = ["Row", "PageLayout", "find_layout", "LAYOUT_BY_ROWS"]
@@ -118,7 +119,32 @@ def _centres(sub: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return has, (first + last) / 2.0, np.where(has, last - first, 0)
 
 
-def _calibrate(band: np.ndarray, row: Row, runs: list[tuple[int, int]], px_per_mm: float) -> None:
+def _pulse_shape(mask: np.ndarray, row: Row, s: int, e: int, pitch: float) -> tuple[np.ndarray, int]:
+    """The connected shape standing on ``row``'s baseline in columns ``s..e`` (its calibration
+    pulse, if any), and the image row its window starts at.
+
+    The window reaches 1.6 row pitches up: at 10 mm/mV a 12x1 page's pulse (10 mm) is taller
+    than half the row pitch (~14 mm), so it cannot be cut at the midline between rows; the
+    pulse of the row above stands on its own baseline and is a shape of its own.
+    """
+    y0 = int(round(row.baseline(np.array([float(e)]))[0]))
+    top = max(0, int(y0 - 1.6 * pitch))
+    bottom = min(mask.shape[0], int(y0 + 0.4 * pitch) + 1)
+    window = mask[top:bottom, s : e + 1]
+    labels, count = ndimage.label(window, structure=np.ones((3, 3), dtype=int))
+    if count == 0:
+        return np.zeros_like(window), top
+    # The shape that reaches the baseline in the window's rightmost columns (the pulse's foot).
+    reach = max(1, int(0.1 * pitch))
+    foot = labels[max(0, y0 - top - reach) : y0 - top + reach + 1, -max(2, window.shape[1] // 6) :]
+    candidates = np.bincount(foot.ravel(), minlength=count + 1)
+    candidates[0] = 0
+    if candidates.max() == 0:
+        return np.zeros_like(window), top
+    return labels == int(np.argmax(candidates)), top
+
+
+def _calibrate(mask: np.ndarray, row: Row, runs: list[tuple[int, int]], px_per_mm: float, pitch: float) -> None:
     """Measure the 1 mV calibration pulse in the run just before the trace, if any.
 
     The pulse is two tall vertical strokes 0.2 s apart; the flat stroke between them is
@@ -130,7 +156,8 @@ def _calibrate(band: np.ndarray, row: Row, runs: list[tuple[int, int]], px_per_m
     if not before:
         return
     s, e = before[-1]
-    has, centre, extent = _centres(band[:, s : e + 1])
+    shape, top = _pulse_shape(mask, row, s, e, pitch)
+    has, centre, extent = _centres(shape)
     if not has.any():
         return
     tall = np.flatnonzero(has & (extent >= 0.6 * extent.max()))
@@ -150,7 +177,7 @@ def _calibrate(band: np.ndarray, row: Row, runs: list[tuple[int, int]], px_per_m
         row.calibrated = True
         # Re-anchor the baseline on the pulse's foot, keeping the slope fitted on the trace.
         foot_x = float(np.mean(columns[foot])) + s
-        row.intercept = row.top + float(np.median(centre[foot])) - row.slope * foot_x
+        row.intercept = top + float(np.median(centre[foot])) - row.slope * foot_x
 
 
 def find_layout(mask: np.ndarray) -> PageLayout:
@@ -192,7 +219,7 @@ def find_layout(mask: np.ndarray) -> PageLayout:
         intercept, slope = _fit_baseline(band, top, y, x_start, x_end)
         row = Row(intercept, slope, top, bottom, x_start, x_end)
         rows.append(row)
-        _calibrate(band, row, runs, guess_px_per_mm)
+        _calibrate(mask, row, runs, guess_px_per_mm, mean_pitch)
 
     widths = np.array([r.x_end - r.x_start for r in rows], dtype=float)
     px_per_mm = float(np.median(widths)) / (DURATION_S * PAPER_SPEED_MM_S)
@@ -205,11 +232,11 @@ def find_layout(mask: np.ndarray) -> PageLayout:
     if calibrated:
         px_per_mv = float(np.median(calibrated))
     else:
-        px_per_mv = LAYOUT_GAIN_MM_PER_MV[layout] * px_per_mm
-        warnings.append(f"no calibration pulse found; assumed {LAYOUT_GAIN_MM_PER_MV[layout]:g} mm/mV")
+        px_per_mv = GAIN_MM_PER_MV * px_per_mm
+        warnings.append(f"no calibration pulse found; assumed the standard {GAIN_MM_PER_MV:g} mm/mV")
     for row in rows:
         row.px_per_mv = px_per_mv
-        if not row.calibrated:
-            warnings.append("a row without calibration pulse: its 0 mV line is estimated from the trace")
+    if calibrated and not all(row.calibrated for row in rows):
+        warnings.append("rows without a calibration pulse: their 0 mV line is estimated from the trace")
     gain = px_per_mv / px_per_mm
     return PageLayout(layout, rows, px_per_mm, gain, warnings, regularity)

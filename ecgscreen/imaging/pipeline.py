@@ -13,29 +13,31 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..contract import CANONICAL_SIZE, PAGE_MM, PAPER_SPEED_MM_S
+from ..contract import CANONICAL_SIZE, PAGE_MM, PAPER_SPEED_MM_S, SIGNAL_RATE_HZ
 from ..leads import LEADS
 from . import canonical
 from .deskew import estimate_rotation, rotate
-from .dicom_reader import read_dicom
-from .digitize import read_envelopes
+from .dicom_reader import Waveform, read_dicom
+from .digitize import read_signal
 from .errors import IntakeError
 from .images import WORKING_PX_PER_MM, decode_image
-from .ink import separate_ink
+from .ink import separate_ink, threshold_ink, without_grid_lines
 from .layout import find_layout
 from .limits import DEFAULT_LIMITS, Limits
 from .pdf_render import render_pdf
+from .signal import EcgSignal
 from .sniff import sniff
 
-__all__ = ["Preprocessed", "preprocess"]
+__all__ = ["Preprocessed", "preprocess", "read_ecg"]
 
-PDF_PX_PER_MM = 3.5  # vector pages render sharp: slightly below the scan working resolution
+PDF_PX_PER_MM = 8
 
 
 @dataclass
 class Preprocessed:
     canonical: np.ndarray  # (S, S) uint8, white background
     info: dict = field(default_factory=dict)
+    signal: EcgSignal | None = None
 
     @property
     def tensor(self) -> np.ndarray:
@@ -43,73 +45,80 @@ class Preprocessed:
         return canonical.to_model_input(self.canonical)
 
 
-def _quality(envelopes: dict[str, canonical.Envelope], calibrated: bool, regularity: float) -> float:
-    """0..1: share of the 12 canonical panels' columns that hold trace, discounted when the
-    calibration pulse was not found or the rows are unevenly spaced."""
-    found = sum(np.isfinite(env.low).sum() for env in envelopes.values())
-    columns = len(LEADS) * next(iter(envelopes.values())).low.size if envelopes else 1
-    score = found / columns
+def _quality(signal: EcgSignal, calibrated: bool, regularity: float) -> float:
+    """0..1: the leads' mean confidence (the share of each printed span where the trace was
+    followed), discounted when the calibration pulse was not found or the rows are unevenly
+    spaced."""
+    score = float(np.mean([signal.confidence.get(lead, 0.0) for lead in LEADS]))
     return float(round(score * (1.0 if calibrated else 0.9) * regularity, 3))
 
 
-def _from_printout(image: np.ndarray, info: dict, size: int) -> np.ndarray:
-    """Canonical image of a printed page (RGB or grey pixels)."""
+def _from_printout(image: np.ndarray, info: dict) -> EcgSignal:
+    """The signal of a printed page (RGB or grey pixels)."""
     scale = min(1.0, WORKING_PX_PER_MM * PAGE_MM[0] / max(image.shape[:2]))
     ink = separate_ink(image, scale)
     angle, confidence = estimate_rotation(ink.mask)
     info["grid"] = ink.grid
-    return _from_trace_mask(rotate(ink.mask, angle), angle, confidence, info, size)
+    darkness = rotate(ink.darkness, angle)
+    if ink.greyscale:  # no chroma: the straight grid lines come out once the page is level
+        px_per_mm = max(darkness.shape) / PAGE_MM[0]
+        ink = threshold_ink(without_grid_lines(darkness, px_per_mm), ink.grid)
+        return _from_trace(ink.mask, ink.darkness, angle, confidence, info)
+    return _from_trace(rotate(ink.mask, angle), darkness, angle, confidence, info)
 
 
-def _from_vector_pdf(image: np.ndarray, info: dict, size: int) -> np.ndarray:
-    """Canonical image of a PDF page rendered without its grid and text: the pixels are
-    already just the trace, straight, on white."""
-    info["grid"] = "removed (vector)"
-    return _from_trace_mask(image < 128, 0.0, 10.0, info, size)
-
-
-def _from_pdf(data: bytes, info: dict, size: int, limits: Limits) -> np.ndarray:
+def _from_pdf(data: bytes, info: dict, limits: Limits) -> EcgSignal:
     rendered = render_pdf(data, limits, PDF_PX_PER_MM)
-    if rendered.vector:
-        return _from_vector_pdf(rendered.image, info, size)
-    return _from_printout(rendered.image, info, size)
+    if not rendered.vector:
+        return _from_printout(rendered.image, info)
+    # Grid and text were dropped as vectors: the pixels are just the trace, straight, on white.
+    info["grid"] = "removed (vector)"
+    darkness = 1.0 - rendered.image.astype(np.float32) / 255.0
+    return _from_trace(rendered.image < 128, darkness, 0.0, 10.0, info)
 
 
-def _from_trace_mask(mask: np.ndarray, angle: float, confidence: float, info: dict, size: int) -> np.ndarray:
+def _from_trace(
+    mask: np.ndarray, darkness: np.ndarray, angle: float, confidence: float, info: dict
+) -> EcgSignal:
     page = find_layout(mask)
-    envelopes = read_envelopes(mask, page, size // 2)
-    missing = [lead for lead in LEADS if lead not in envelopes]
+    calibrated = any(row.calibrated for row in page.rows)
+    signal = read_signal(mask, darkness, page, SIGNAL_RATE_HZ, "pulse" if calibrated else "standard")
+    missing = [lead for lead in LEADS if signal.confidence.get(lead, 0.0) == 0.0]
     info.update(
         layout=page.layout,
         rotation_deg=round(angle, 2),
         gain_mm_per_mv=round(page.gain_mm_per_mv, 2),
+        gain_source=signal.gain_source,
         paper_speed_mm_s=PAPER_SPEED_MM_S,
-        quality=_quality(envelopes, not page.warnings, page.regularity),
+        quality=_quality(signal, calibrated, page.regularity),
     )
     info["warnings"] += page.warnings
     if missing:
         info["warnings"].append(f"leads not found: {', '.join(missing)}")
     if confidence < 1.3 and abs(angle) > 0.5:
         info["warnings"].append("rotation estimate uncertain")
-    return canonical.paint(envelopes, size)
+    return signal
 
 
-def _from_waveform(waveform, info: dict, size: int) -> np.ndarray:
-    info.update(
-        layout="waveform", rotation_deg=0.0, grid="none", quality=1.0, sample_rate_hz=waveform.sample_rate
-    )
+def _from_waveform(waveform: Waveform, info: dict) -> EcgSignal:
+    warnings = []
     if waveform.derived:
-        info["warnings"].append(f"derived from leads I and II: {', '.join(waveform.derived)}")
-    duration = waveform.signal.shape[1] / waveform.sample_rate
-    if duration < 10.0:
-        info["warnings"].append(f"recording lasts {duration:.1f} s; panels after that stay blank")
-        info["quality"] = round(duration / 10.0, 3)
-    return canonical.signal_to_canonical(waveform.signal, waveform.sample_rate, size, waveform.leads)
+        warnings.append(f"derived from leads I and II: {', '.join(waveform.derived)}")
+    signal = EcgSignal.from_leads(
+        dict(zip(waveform.leads, waveform.signal, strict=True)), waveform.sample_rate
+    )
+    info.update(layout="waveform", rotation_deg=0.0, grid="none", quality=1.0, gain_source="waveform",
+                sample_rate_hz=waveform.sample_rate)  # fmt: skip
+    if signal.duration_s < 10.0:
+        warnings.append(f"recording lasts {signal.duration_s:.1f} s; panels after that stay blank")
+        info["quality"] = round(signal.duration_s / 10.0, 3)
+    info["warnings"] += warnings
+    signal.warnings += warnings
+    return signal
 
 
-def preprocess(data: bytes, size: int = CANONICAL_SIZE, limits: Limits = DEFAULT_LIMITS) -> Preprocessed:
-    """The canonical model input of one ECG file, or an ``IntakeError`` that says why not."""
-    start = time.perf_counter()
+def read_ecg(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[EcgSignal, dict]:
+    """The 12-lead signal of one ECG file and the info record, or an ``IntakeError``."""
     if len(data) > limits.max_bytes:
         raise IntakeError(
             "too_large",
@@ -121,14 +130,23 @@ def preprocess(data: bytes, size: int = CANONICAL_SIZE, limits: Limits = DEFAULT
         content = read_dicom(data, limits)
         info["source_format"] = f"dicom-{content.kind}"
         if content.kind == "waveform":
-            image = _from_waveform(content.waveform, info, size)
+            signal = _from_waveform(content.waveform, info)
         elif content.kind == "pdf":
-            image = _from_pdf(content.pdf, info, size, limits)
+            signal = _from_pdf(content.pdf, info, limits)
         else:
-            image = _from_printout(content.image, info, size)
+            signal = _from_printout(content.image, info)
     elif fmt == "pdf":
-        image = _from_pdf(data, info, size, limits)
+        signal = _from_pdf(data, info, limits)
     else:
-        image = _from_printout(decode_image(data, fmt, limits), info, size)
+        signal = _from_printout(decode_image(data, fmt, limits), info)
+    return signal, info
+
+
+def preprocess(data: bytes, size: int = CANONICAL_SIZE, limits: Limits = DEFAULT_LIMITS) -> Preprocessed:
+    """The canonical model input of one ECG file, or an ``IntakeError`` that says why not:
+    file -> 12-lead signal (``read_ecg``) -> canonical image (``canonical.paint``)."""
+    start = time.perf_counter()
+    signal, info = read_ecg(data, limits)
+    image = canonical.paint(signal, size)
     info["elapsed_ms"] = round((time.perf_counter() - start) * 1000, 1)
-    return Preprocessed(image, info)
+    return Preprocessed(image, info, signal)

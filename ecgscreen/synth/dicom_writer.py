@@ -101,17 +101,20 @@ def encapsulated_pdf(pdf: bytes, patient: DicomPatient) -> bytes:
 
 
 def secondary_capture(image: Image.Image, patient: DicomPatient, jpeg_quality: int | None = None) -> bytes:
-    """Secondary Capture Image Storage: a digitised paper printout, 8-bit colour.
+    """Secondary Capture Image Storage: a digitised paper printout, 8-bit colour, or 8/16-bit
+    greyscale (``MONOCHROME2``) for an ``L`` / ``I;16`` image.
 
-    Uncompressed RGB by default; with ``jpeg_quality`` the pixels are JPEG Baseline
-    (YBR_FULL_422), as many scanning workstations store them.
+    Uncompressed by default; with ``jpeg_quality`` the pixels are JPEG Baseline
+    (YBR_FULL_422, or 8-bit grey), as many scanning workstations store them.
     """
-    rgb = image.convert("RGB")
     # Filed as an ECG (modality ECG), as a scanned ECG printout is when a PACS is to route it
     # to ECG readers or an AI node (ecgscreen.pacs.selection picks up SC with modality ECG).
     ds = _dataset(SOP_SECONDARY_CAPTURE, "ECG", patient)
     ds.ConversionType = "DF"  # digitised film / paper
     ds.BurnedInAnnotation = "YES"
+    if image.mode in ("L", "I;16"):
+        return _encode(_grey_pixels(ds, image, jpeg_quality))
+    rgb = image.convert("RGB")
     ds.SamplesPerPixel = 3
     ds.PlanarConfiguration = 0
     ds.Columns, ds.Rows = rgb.size
@@ -130,6 +133,28 @@ def secondary_capture(image: Image.Image, patient: DicomPatient, jpeg_quality: i
         ds.PixelData = encapsulate([buffer.getvalue()])
         ds["PixelData"].VR = "OB"
     return _encode(ds)
+
+
+def _grey_pixels(ds: Dataset, image: Image.Image, jpeg_quality: int | None) -> Dataset:
+    bits = 16 if image.mode == "I;16" else 8
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Columns, ds.Rows = image.size
+    ds.BitsAllocated = ds.BitsStored = bits
+    ds.HighBit = bits - 1
+    ds.PixelRepresentation = 0
+    if jpeg_quality is None or bits == 16:
+        ds.PixelData = (
+            np.asarray(image, dtype=np.uint16 if bits == 16 else np.uint8).astype(f"<u{bits // 8}").tobytes()
+        )
+        return ds
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=jpeg_quality)
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.LossyImageCompression = "01"
+    ds.PixelData = encapsulate([buffer.getvalue()])
+    ds["PixelData"].VR = "OB"
+    return ds
 
 
 def ecg_waveform(signal_mv: np.ndarray, sample_rate: float, patient: DicomPatient) -> bytes:

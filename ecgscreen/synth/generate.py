@@ -12,11 +12,13 @@ import io
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from ..contract import GAIN_MM_PER_MV
 from ..leads import LAYOUTS
 from . import dicom_writer
 from .cohort import Patient, draw_patient
@@ -27,6 +29,7 @@ from .scan import ScanArtefacts, apply_artefacts, draw_artefacts
 from .signals import SAMPLE_RATE, apply_markers, draw_shape, r_peak_times, synthesize
 
 __all__ = [
+    "COLOURS",
     "FORMATS",
     "EXTENSIONS",
     "LABEL_COLUMNS",
@@ -64,7 +67,11 @@ LABEL_COLUMNS = (
     "path", "scar_cad", "lvef", "female_gender", "dm", "ht", "smoke", "dlp", "age", "split",
     "format", "layout", "grid", "rotation_deg", "paper_speed", "gain", "scar_territory",
     "acquisition", "dpi", "jpeg_quality", "heart_rate", *MARKER_COLUMNS,
+    "calibration_pulse", "labels", "colour",
 )  # fmt: skip
+# How a raster file stores its pixels: colour, or greyscale as many archives and fax-like
+# scanners keep them (8 bits, or 16 bits in PNG and DICOM; JPEG has no 16-bit greyscale).
+COLOURS = ("rgb", "grey8", "grey16")
 
 _FIRST = (
     "ANNA",
@@ -111,6 +118,7 @@ class Record:
     header: Header
     dicom_patient: dicom_writer.DicomPatient
     split: str
+    colour: str = "rgb"
 
     @property
     def is_jpeg(self) -> bool:
@@ -140,6 +148,9 @@ class Record:
             "dpi": self.dpi if self.file_format in RASTER_FORMATS else "",
             "jpeg_quality": self.jpeg_quality if self.is_jpeg else "",
             "heart_rate": f"{self.heart_rate:.1f}",
+            "calibration_pulse": int(self.style.calibration) if printed else "",
+            "labels": self.style.labels if printed else "",
+            "colour": self.colour if self.file_format in RASTER_FORMATS else "",
         }
         for name in MARKER_COLUMNS:
             value = getattr(m, name)
@@ -209,9 +220,20 @@ def make_record(
             split = name
             break
         u -= share
+    # Printing variants drawn last, so the draws above (and older datasets) stay as they were:
+    # 12x1 at the standard 10 mm/mV (rows overlap), no calibration pulse, labels touching the
+    # trace, greyscale storage.
+    if style.layout == "12x1" and rng.random() < 0.5:
+        style = replace(style, gain=GAIN_MM_PER_MV)
+    style = replace(
+        style, calibration=bool(rng.random() >= 0.1), labels="touching" if rng.random() < 0.2 else "above"
+    )
+    colour = str(rng.choice(COLOURS, p=[0.8, 0.12, 0.08]))
+    if colour == "grey16" and (file_format == "jpeg" or (file_format == "dcm-sc" and index % 2 == 1)):
+        colour = "grey8"  # JPEG has no 16-bit greyscale
     return Record(
         index, patient, signal, shape.heart_rate, file_format, style, artefacts, dpi,
-        jpeg_quality, header, dicom_patient, split,
+        jpeg_quality, header, dicom_patient, split, colour,
     )  # fmt: skip
 
 
@@ -224,7 +246,9 @@ def encode_record(record: Record) -> bytes:
     if fmt in ("pdf", "dcm-pdf"):
         pdf = write_pdf(page)
         return pdf if fmt == "pdf" else dicom_writer.encapsulated_pdf(pdf, record.dicom_patient)
-    image = apply_artefacts(rasterize(page, record.dpi), record.artefacts, PAPER)
+    image = _stored_colour(
+        apply_artefacts(rasterize(page, record.dpi), record.artefacts, PAPER), record.colour
+    )
     if fmt == "dcm-sc":  # every other scanning workstation stores JPEG Baseline
         quality = record.jpeg_quality if record.is_jpeg else None
         return dicom_writer.secondary_capture(image, record.dicom_patient, quality)
@@ -234,6 +258,16 @@ def encode_record(record: Record) -> bytes:
     else:
         image.save(buffer, format="JPEG", quality=record.jpeg_quality)
     return buffer.getvalue()
+
+
+def _stored_colour(image: Image.Image, colour: str) -> Image.Image:
+    """The scanner's pixels as stored: RGB, 8-bit grey, or 16-bit grey (``I;16``)."""
+    if colour == "rgb":
+        return image
+    grey = image.convert("L")
+    if colour == "grey8":
+        return grey
+    return Image.fromarray(np.asarray(grey, dtype=np.uint16) * 257)  # mode I;16
 
 
 @dataclass(frozen=True)

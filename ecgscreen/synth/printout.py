@@ -20,6 +20,7 @@ __all__ = [
     "GRID_COLORS",
     "GRIDS",
     "GRID_BOX_MM",
+    "LABEL_PLACES",
     "TRACE_X0_MM",
     "PrintStyle",
     "Header",
@@ -46,21 +47,33 @@ GRID_COLORS: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]] | None]
 GRIDS = tuple(GRID_COLORS)
 
 
+LABEL_PLACES = ("above", "touching")
+
+
 @dataclass(frozen=True)
 class PrintStyle:
     """How a cart printed one ECG. ``gain`` defaults per layout (12x1 is printed at half gain
-    so twelve rows fit on a page)."""
+    so twelve rows fit on a page; at the standard 10 mm/mV its tall complexes cross into the
+    neighbouring rows). ``calibration``: the 1 mV pulse before each row (some carts and
+    exports leave it out). ``labels``: lead labels above the trace, or low enough to touch a
+    tall first complex (as some carts print them)."""
 
     layout: str = "3x4+1"
     grid: str = "red"
     paper_speed: float = PAPER_SPEED_MM_S
     gain: float | None = None  # mm/mV
+    calibration: bool = True
+    labels: str = "above"
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
             raise ValueError(f"unknown layout {self.layout!r}; expected one of {', '.join(LAYOUTS)}")
         if self.grid not in GRID_COLORS:
             raise ValueError(f"unknown grid {self.grid!r}; expected one of {', '.join(GRIDS)}")
+        if self.labels not in LABEL_PLACES:
+            raise ValueError(
+                f"unknown label place {self.labels!r}; expected one of {', '.join(LABEL_PLACES)}"
+            )
         if not 0 < self.paper_speed * DURATION_S <= GRID_BOX_MM[2] - TRACE_X0_MM:
             raise ValueError(f"paper speed {self.paper_speed} mm/s does not fit 10 s on the page")
 
@@ -151,7 +164,8 @@ def compose_page(signal: np.ndarray, style: PrintStyle, header: Header) -> Page:
     gain, speed = style.gain_mm_per_mv, style.paper_speed
     pitch = (GRID_BOX_MM[3] - GRID_BOX_MM[1]) / len(rows)
     for baseline, row in zip(row_baselines_mm(len(rows)), rows, strict=True):
-        page.lines.append(Polyline(_calibration_pulse(baseline, gain, speed)))
+        if style.calibration:
+            page.lines.append(Polyline(_calibration_pulse(baseline, gain, speed)))
         for k, segment in enumerate(row):
             lo, hi = (int(round(t * SAMPLE_RATE)) for t in (segment.t0, segment.t1))
             samples = np.arange(lo, min(hi + 1, signal.shape[1]))
@@ -163,7 +177,8 @@ def compose_page(signal: np.ndarray, style: PrintStyle, header: Header) -> Page:
                 page.texts.append(Text(10.5, baseline - 4.5, segment.lead))
             else:  # later leads: label above the trace, and a lead-change tick
                 x = TRACE_X0_MM + segment.t0 * speed
-                page.texts.append(Text(x + 1.0, baseline - 0.42 * pitch, segment.lead))
+                label_y = baseline - 0.42 * pitch if style.labels == "above" else baseline - 4.0
+                page.texts.append(Text(x + 1.0, label_y, segment.lead))
                 tick = np.array([[x, baseline - 0.3 * pitch], [x, baseline - 0.22 * pitch]])
                 page.lines.append(Polyline(tick, 0.3))
     return page
