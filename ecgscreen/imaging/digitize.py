@@ -16,6 +16,8 @@ common time axis.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import ndimage
 
@@ -23,7 +25,7 @@ from ..leads import DURATION_S, LEADS, layout_rows
 from .layout import PageLayout, Row
 from .signal import EcgSignal
 
-__all__ = ["assign_traces", "read_signal", "RowTrace"]
+__all__ = ["assign_traces", "read_signal", "RowInk", "RowTrace"]
 
 _MIN_MARK_MM = 4.0
 _GAP_COLUMNS = 3.0  # a stretch without ink longer than this many columns stays NaN
@@ -54,16 +56,27 @@ def _cut_lead_changes(mask: np.ndarray, page: PageLayout) -> np.ndarray:
     return cut
 
 
-def assign_traces(mask: np.ndarray, page: PageLayout) -> list[tuple[int, np.ndarray]]:
-    """Per row, the part of ``mask`` that is that row's trace: ``(top, sub_mask)`` where
-    ``sub_mask`` covers image rows ``top`` to ``top + len(sub_mask)``.
+@dataclass
+class RowInk:
+    """One row's share of the page: image rows ``top`` to ``top + len(own)``; ``own`` is the
+    ink that is this row's trace, ``traces`` all traces' ink there (``None`` unless the row's
+    trace touches a neighbour's, when it must be followed through the crossings)."""
+
+    top: int
+    own: np.ndarray
+    traces: np.ndarray | None = None
+
+
+def assign_traces(mask: np.ndarray, page: PageLayout) -> list[RowInk]:
+    """Per row, the part of ``mask`` that is that row's trace (``RowInk``).
 
     A trace keeps returning to its row's 0 mV line; lead labels, lead-change ticks and text
     float above it. So a connected shape is trace only if it touches a baseline corridor
     (+-1 mm) and spans at least 4 mm, and it belongs to the row whose corridor it touches
     most: a deep S wave reaching into the next row's band stays with its own lead. Shapes
-    touching two corridors (overlapping traces) are split at the midline between rows.
-    Shapes are grouped after closing 1-pixel gaps, so a trace broken by JPEG or blur stays
+    touching two corridors (overlapping traces) are kept inside the row's band, and the row
+    carries all traces' ink 1.5 row pitches around its baseline for ``_follow``. Shapes are
+    grouped after closing 1-pixel gaps, so a trace broken by JPEG or blur stays
     one shape with its QRS spikes.
     """
     grouped = _dilate3(_cut_lead_changes(mask, page))
@@ -84,18 +97,23 @@ def assign_traces(mask: np.ndarray, page: PageLayout) -> list[tuple[int, np.ndar
             large[index] = box[0].stop - box[0].start >= minimum or box[1].stop - box[1].start >= minimum
     total = touches.sum(axis=0)
     home = np.argmax(touches, axis=0)
-    shared = (np.sort(touches, axis=0)[-2] > 0.2 * total) if len(page.rows) > 1 else np.zeros(count + 1, bool)
+    ranked = np.sort(touches, axis=0)
+    # Touching a second corridor a fifth as much as its own: a shape of overlapping traces.
+    shared = (ranked[-2] > 0.2 * ranked[-1]) if len(page.rows) > 1 else np.zeros(count + 1, bool)
     trace = large & (total > 0)
     owned = []
     for r, row in enumerate(page.rows):
-        # The row's own shapes within half a band above and below (its tallest spikes);
-        # shapes shared with a neighbour only inside its band.
-        margin = (row.bottom - row.top) // 2
+        pitch = row.bottom - row.top
+        touching = bool((shared & trace & (touches[r] > 0)).any())
+        # The row's own shapes within half a band above and below (its tallest spikes); with
+        # overlapping neighbours, 1.5 pitches, where the trace is followed column by column.
+        margin = int(1.5 * pitch) if touching else pitch // 2
         lo, hi = max(0, row.top - margin), min(h, row.bottom + margin)
         window = labels[lo:hi]
         keep = (trace & (home == r) & ~shared)[window]
         keep[row.top - lo : row.bottom - lo] |= (trace & shared)[window[row.top - lo : row.bottom - lo]]
-        owned.append((lo, mask[lo:hi] & keep))
+        traces = mask[lo:hi] & trace[window] if touching else None
+        owned.append(RowInk(lo, mask[lo:hi] & keep, traces))
     return owned
 
 
@@ -113,15 +131,76 @@ def _pen_width(thickness: np.ndarray, px_per_mm: float) -> float:
     return float(np.median(flat)) if flat.size else 0.3 * px_per_mm
 
 
-def _trace_row(own: np.ndarray, darkness: np.ndarray, row: Row, px_per_mm: float) -> RowTrace:
-    """Follow the trace in ``own`` (the row's mask) from ``row.x_start`` to ``row.x_end``."""
+def _column_extents(own: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column: has ink, first and last inked row."""
+    has = own.any(axis=0)
+    first = np.argmax(own, axis=0).astype(np.float64)
+    last = (own.shape[0] - 1 - np.argmax(own[::-1], axis=0)).astype(np.float64)
+    return has, first, last
+
+
+def _follow(traces: np.ndarray, start_y: float, pen: float, max_away: float, patience: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Follow one trace through ``traces`` (all traces' ink, several rows of them), column by
+    column from ``start_y``: per column the run of ink that continues the previous column's
+    (touching it; nearest ``start_y`` when several do), or the nearest run within a jump of
+    ``3 * pen``. A path that stays further than ``max_away`` from ``start_y`` for ``patience``
+    columns (longer than any QRS) has strayed onto a neighbour: it returns to the run nearest
+    ``start_y`` as soon as one lies near it.
+    Returns per column: has ink, first and last row of the chosen run."""
+    h, w = traces.shape
+    step = np.diff(traces.view(np.int8), axis=0, prepend=0, append=0).T  # (w, h + 1)
+    col_s, row_s = np.nonzero(step == 1)
+    _, row_e = np.nonzero(step == -1)  # the runs' ends (exclusive), in the same order
+    bounds = np.searchsorted(col_s, np.arange(w + 1)).tolist()
+    starts, ends = row_s.tolist(), (row_e - 1).tolist()
+    has = np.zeros(w, dtype=bool)
+    first = np.zeros(w)
+    last = np.zeros(w)
+    lo = hi = start_y
+    away = 0
+    jump = 3 * pen
+    for c in range(w):
+        a, b = bounds[c], bounds[c + 1]
+        if a == b:
+            continue
+        best, best_cost = -1, jump
+        for k in range(a, b):
+            s_k, e_k = starts[k], ends[k]
+            if s_k <= hi + 1 and e_k >= lo - 1:
+                # Touching the previous run beats any jump; of several, the one nearer home:
+                # leaving a crossing, a neighbour's trace lies a row pitch away from it.
+                cost = abs((s_k + e_k) / 2 - start_y) - 1e6
+            else:
+                cost = min(abs(s_k - hi), abs(e_k - lo))
+            if cost < best_cost:
+                best, best_cost = k, cost
+        if best < 0:
+            continue
+        lo, hi = starts[best], ends[best]
+        away = away + 1 if abs((lo + hi) / 2 - start_y) > max_away else 0
+        if away > patience:  # strayed onto a neighbour: back home once a run is there
+            home = min(range(a, b), key=lambda k: abs((starts[k] + ends[k]) / 2 - start_y))
+            if abs((starts[home] + ends[home]) / 2 - start_y) < 0.4 * max_away:
+                lo, hi = starts[home], ends[home]
+                away = 0
+        has[c], first[c], last[c] = True, lo, hi
+    return has, first, last
+
+
+def _trace_row(ink: RowInk, darkness: np.ndarray, row: Row, px_per_mm: float, pitch: float) -> RowTrace:
+    """Follow the row's trace from ``row.x_start`` to ``row.x_end`` into samples."""
     x0, x1 = row.x_start, row.x_end + 1
-    band = own[:, x0:x1]
-    has = band.any(axis=0)
-    first = np.argmax(band, axis=0).astype(np.float64)
-    last = (band.shape[0] - 1 - np.argmax(band[::-1], axis=0)).astype(np.float64)
+    has, first, last = _column_extents(ink.own[:, x0:x1])
     thickness = np.where(has, last - first + 1, np.nan)
     pen = _pen_width(thickness, px_per_mm)
+    band = ink.own[:, x0:x1]
+    if ink.traces is not None:  # overlapping neighbours: follow the trace through them
+        start_y = float(row.baseline(np.array([float(x0)]))[0]) - ink.top
+        seconds = (x1 - x0) / DURATION_S
+        has, first, last = _follow(ink.traces[:, x0:x1], start_y, pen, 0.6 * pitch, int(0.05 * seconds))
+        rows_idx = np.arange(band.shape[0])[:, None]
+        band = ink.traces[:, x0:x1] & (rows_idx >= first) & (rows_idx <= last) & has
+        thickness = np.where(has, last - first + 1, np.nan)
     # Darkness-weighted centre of each column's ink: a fraction of a pixel on flat stretches.
     weight = np.where(band, darkness[:, x0:x1], 0.0)
     total = weight.sum(axis=0)
@@ -177,10 +256,10 @@ def read_signal(
     signal = EcgSignal.empty()
     signal.sample_rate, signal.gain_source = rate, gain_source
     taken: dict[str, float] = {}
-    for (top, own), row, segments in zip(
-        assign_traces(mask, page), page.rows, layout_rows(page.layout), strict=True
-    ):
-        trace = _trace_row(own, darkness[top : top + own.shape[0]], row, page.px_per_mm)
+    pitch = float(np.median([r.bottom - r.top for r in page.rows]))
+    for ink, row, segments in zip(assign_traces(mask, page), page.rows, layout_rows(page.layout), strict=True):
+        top = ink.top
+        trace = _trace_row(ink, darkness[top : top + ink.own.shape[0]], row, page.px_per_mm, pitch)
         for segment in segments:
             # A lead printed twice (the rhythm strip repeats lead II): keep the longer one.
             length = segment.t1 - segment.t0

@@ -285,7 +285,7 @@ def _write_one(job: _Job, index: int) -> dict[str, object]:
     record = make_record(job.seed, index, job.difficulty, job.formats, job.layouts, job.grids)
     (job.out / record.filename).write_bytes(encode_record(record))
     if job.save_signals:
-        np.save(job.out / "signals" / f"{index:06d}.npy", record.signal)
+        np.save(job.out / "signals" / f"{index:06d}.npy", record.signal.astype(np.float32))
     return record.label_row()
 
 
