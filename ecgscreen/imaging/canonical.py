@@ -28,7 +28,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from ..contract import CANONICAL_SIZE, IMAGENET_MEAN, IMAGENET_STD
-from ..leads import CANONICAL_COLUMNS, LEADS, canonical_window
+from ..leads import CANONICAL_COLUMNS, CANONICAL_WINDOW_S, LEADS, canonical_window
 from .signal import EcgSignal
 
 __all__ = [
@@ -75,20 +75,24 @@ def paint_envelopes(envelopes: dict[str, Envelope], size: int = CANONICAL_SIZE) 
     fractional coverage at the ends (anti-aliased). Leads missing from ``envelopes`` stay
     blank.
     """
-    image = np.full((size, size), 255, dtype=np.uint8)
     h, w = size // 6, size // 2
     half_pen = PEN_PX * size / CANONICAL_SIZE / 2
-    rows = np.arange(h, dtype=np.float32)[:, None]
+    low = np.full((len(LEADS), w), np.nan, dtype=np.float32)
+    high = np.full((len(LEADS), w), np.nan, dtype=np.float32)
     for lead, env in envelopes.items():
         if env.low.shape != (w,) or env.high.shape != (w,):
             raise ValueError(f"envelope of {lead} must have {w} columns, got {env.low.shape}")
-        to_px = lambda mv: BASELINE_FRACTION * h - mv * MV_FRACTION * h  # noqa: E731 (y down)
-        top = np.clip(to_px(env.high), 0, h) - half_pen  # high voltage = small y
-        bottom = np.clip(to_px(env.low), 0, h) + half_pen
-        ink = np.clip(np.minimum(rows + 1, bottom[None, :]) - np.maximum(rows, top[None, :]), 0, 1)
-        ink = np.nan_to_num(ink, nan=0.0)
+        i = LEADS.index(lead)
+        low[i], high[i] = env.low, env.high
+    top = np.clip(BASELINE_FRACTION * h - high * MV_FRACTION * h, 0, h) - half_pen  # y runs down
+    bottom = np.clip(BASELINE_FRACTION * h - low * MV_FRACTION * h, 0, h) + half_pen
+    rows = np.arange(h, dtype=np.float32)[None, :, None]
+    ink = np.clip(np.minimum(rows + 1, bottom[:, None, :]) - np.maximum(rows, top[:, None, :]), 0, 1)
+    panels = np.round(255 * (1 - np.nan_to_num(ink, nan=0.0))).astype(np.uint8)  # (12, h, w)
+    image = np.full((size, size), 255, dtype=np.uint8)
+    for i, lead in enumerate(LEADS):
         t, left, b, r = panel_box(lead, size)
-        image[t:b, left:r] = np.round(255 * (1 - ink)).astype(np.uint8)
+        image[t:b, left:r] = panels[i]
     return image
 
 
@@ -112,32 +116,36 @@ def envelope_from_signal(
 
 
 def band_limit(values: np.ndarray, sample_rate: float) -> np.ndarray:
-    """``values`` smoothed with a Gaussian of ``SMOOTH_S`` (NaN stretches stay NaN)."""
+    """``values`` (``(..., N)``) smoothed along the last axis with a Gaussian of ``SMOOTH_S``;
+    NaN samples are left out of their neighbours' averages and stay NaN."""
     finite = np.isfinite(values)
-    if not finite.any():
-        return values
     sigma = SMOOTH_S * sample_rate
     filled = np.where(finite, values, 0.0)
-    weight = gaussian_filter1d(finite.astype(np.float64), sigma, mode="nearest")
-    smooth = gaussian_filter1d(filled.astype(np.float64), sigma, mode="nearest")
-    out = np.full(values.shape, np.nan)
-    out[finite] = smooth[finite] / np.maximum(weight[finite], 1e-6)
-    return out
+    weight = gaussian_filter1d(finite.astype(np.float32), sigma, axis=-1, mode="nearest")
+    smooth = gaussian_filter1d(filled.astype(np.float32), sigma, axis=-1, mode="nearest")
+    return np.where(finite, smooth / np.maximum(weight, 1e-6), np.nan)
 
 
 def paint(signal: EcgSignal, size: int = CANONICAL_SIZE) -> np.ndarray:
     """The canonical ``(size, size)`` uint8 image of ``signal`` (255 white, 0 ink)."""
-    envelopes = {}
-    for lead in LEADS:
-        values = signal.lead(lead)
-        t0, t1 = canonical_window(lead)
-        lo, hi = int(t0 * signal.sample_rate), int(np.ceil(t1 * signal.sample_rate)) + 1
-        window = values[lo:hi]
-        if window.size == 0 or not np.isfinite(window).any():
-            continue
-        smooth = band_limit(values, signal.sample_rate)
-        smooth -= np.nanmedian(smooth[lo:hi])
-        envelopes[lead] = envelope_from_signal(smooth, signal.sample_rate, t0, t1, size // 2)
+    rate = signal.sample_rate
+    margin = int(np.ceil(4 * SMOOTH_S * rate))  # the band limit needs a little context
+    length = int(round(CANONICAL_WINDOW_S * rate)) + 1
+    n = signal.values.shape[1]
+    windows = np.full((len(LEADS), length + 2 * margin), np.nan, dtype=np.float32)
+    for i, lead in enumerate(LEADS):
+        start = int(round(canonical_window(lead)[0] * rate)) - margin
+        lo, hi = max(0, start), min(n, start + windows.shape[1])
+        if hi > lo:
+            windows[i, lo - start : hi - start] = signal.values[i, lo:hi]
+    smooth = band_limit(windows, rate)[:, margin : margin + length]
+    present = np.isfinite(smooth).any(axis=1)
+    smooth = smooth - np.nanmedian(np.where(present[:, None], smooth, 0.0), axis=1, keepdims=True)
+    envelopes = {
+        lead: envelope_from_signal(smooth[i], rate, 0.0, CANONICAL_WINDOW_S, size // 2)
+        for i, lead in enumerate(LEADS)
+        if present[i]
+    }
     return paint_envelopes(envelopes, size)
 
 

@@ -139,7 +139,9 @@ def _column_extents(own: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return has, first, last
 
 
-def _follow(traces: np.ndarray, start_y: float, pen: float, max_away: float, patience: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _follow(
+    traces: np.ndarray, start_y: float, pen: float, max_away: float, patience: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Follow one trace through ``traces`` (all traces' ink, several rows of them), column by
     column from ``start_y``: per column the run of ink that continues the previous column's
     (touching it; nearest ``start_y`` when several do), or the nearest run within a jump of
@@ -257,7 +259,9 @@ def read_signal(
     signal.sample_rate, signal.gain_source = rate, gain_source
     taken: dict[str, float] = {}
     pitch = float(np.median([r.bottom - r.top for r in page.rows]))
-    for ink, row, segments in zip(assign_traces(mask, page), page.rows, layout_rows(page.layout), strict=True):
+    for ink, row, segments in zip(
+        assign_traces(mask, page), page.rows, layout_rows(page.layout), strict=True
+    ):
         top = ink.top
         trace = _trace_row(ink, darkness[top : top + ink.own.shape[0]], row, page.px_per_mm, pitch)
         for segment in segments:

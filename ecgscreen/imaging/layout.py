@@ -144,7 +144,9 @@ def _pulse_shape(mask: np.ndarray, row: Row, s: int, e: int, pitch: float) -> tu
     return labels == int(np.argmax(candidates)), top
 
 
-def _calibrate(mask: np.ndarray, row: Row, runs: list[tuple[int, int]], px_per_mm: float, pitch: float) -> None:
+def _calibrate(
+    mask: np.ndarray, row: Row, runs: list[tuple[int, int]], px_per_mm: float, pitch: float
+) -> None:
     """Measure the 1 mV calibration pulse in the run just before the trace, if any.
 
     The pulse is two tall vertical strokes 0.2 s apart; the flat stroke between them is

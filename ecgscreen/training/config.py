@@ -50,6 +50,15 @@ class TrainConfig:
     augment: dict[str, float] = field(
         default_factory=lambda: {"blur": 0.3, "brightness_contrast": 0.5, "motion_blur": 0.3}
     )
+    # format invariance: with `signals/` beside labels.csv (synth --save-signals), each
+    # training image is paired with one painted from its recording, distorted as a digitiser
+    # would (probabilities per distortion, ecgscreen.training.signal_augment), and the loss
+    # adds `consistency` x the symmetric KL between the two answers
+    paired: bool = False
+    consistency: float = 0.0
+    signal_augment: dict[str, float] = field(
+        default_factory=lambda: {"gain": 0.8, "time": 0.8, "band": 0.7, "gaps": 0.3, "clip": 0.1}
+    )
     # transfer: start from another run's weights (backbone, and heads of shared tasks)
     init_from: str | None = None
     require_init: bool = False  # transfer configs: refuse to train from scratch by mistake
@@ -99,6 +108,10 @@ class TrainConfig:
             raise ValueError("epochs: 0 trains nothing; it needs init_from (a run to add a fusion head to)")
         if self.require_init and not self.init_from:
             raise ValueError(f"config {self.name!r} fine-tunes another run: give init_from (--init RUN)")
+        if self.consistency < 0:
+            raise ValueError(f"consistency must be >= 0, got {self.consistency}")
+        if self.consistency > 0 and not self.paired:
+            raise ValueError("consistency compares paired views: set paired: true as well")
         if not 0 <= self.fusion_feature_dropout < 1:
             raise ValueError(f"fusion_feature_dropout must be in [0, 1), got {self.fusion_feature_dropout}")
 

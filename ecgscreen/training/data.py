@@ -39,6 +39,7 @@ __all__ = [
     "CanonicalCache",
     "build_cache",
     "EcgDataset",
+    "Recordings",
     "RowView",
     "RunData",
     "load_data",
@@ -236,6 +237,11 @@ class EcgDataset(torch.utils.data.Dataset):
     ``tasks`` order, "clinical": (6,) float32 with NaN for missing, "index": row}``. With
     ``augment`` the image is augmented in [0, 1] grayscale before the same normalisation
     serving uses (``to_model_input``), from a generator seeded by ``(seed, epoch, row)``.
+
+    With ``recordings`` (row -> the recorded ``(12, N)`` signal, ``None`` if there is none)
+    the item also holds ``"image_b"``: the canonical input painted from the recording,
+    distorted as a digitiser would (``signal_augment`` probabilities), then augmented like
+    ``"image"`` — the pair the consistency term compares.
     """
 
     def __init__(
@@ -246,6 +252,8 @@ class EcgDataset(torch.utils.data.Dataset):
         tasks: Sequence[str] = TASKS,
         augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
         seed: int = 0,
+        recordings: Callable[[int], np.ndarray | None] | None = None,
+        signal_augment: dict[str, float] | None = None,
     ):
         indices = np.asarray(indices, dtype=np.int64)
         bad = indices[~cache.ok[indices]] if indices.size else indices
@@ -255,6 +263,7 @@ class EcgDataset(torch.utils.data.Dataset):
         self.targets = np.stack([labels.targets(t) for t in self.tasks], axis=1)
         self.clinical = labels.clinical()
         self.augment, self.seed, self.epoch = augment, seed, 0
+        self.recordings, self.signal_augment = recordings, dict(signal_augment or {})
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -262,21 +271,53 @@ class EcgDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return int(self.indices.size)
 
+    def _model_input(self, canonical: np.ndarray, rng: np.random.Generator | None) -> torch.Tensor:
+        if self.augment is not None and rng is not None:
+            image = to_model_input(self.augment(canonical.astype(np.float32) / 255.0, rng) * 255.0)
+        else:
+            image = to_model_input(canonical)
+        return torch.from_numpy(np.ascontiguousarray(image))
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         row = int(self.indices[i])
         canonical = np.asarray(self.cache.images[row])
-        if self.augment is not None:
-            rng = np.random.default_rng([self.seed, self.epoch, row])
-            gray = self.augment(canonical.astype(np.float32) / 255.0, rng)
-            image = to_model_input(gray * 255.0)
-        else:
-            image = to_model_input(canonical)
-        return {
-            "image": torch.from_numpy(np.ascontiguousarray(image)),
+        rng = np.random.default_rng([self.seed, self.epoch, row])
+        item = {
+            "image": self._model_input(canonical, rng),
             "targets": torch.from_numpy(self.targets[row]),
             "clinical": torch.from_numpy(self.clinical[row]),
             "index": row,
         }
+        if self.recordings is not None:
+            from ..imaging.canonical import paint
+            from ..imaging.signal import EcgSignal
+            from .signal_augment import distort_signal
+
+            recording = self.recordings(row)
+            if recording is None:  # no recording: the pair is the file's input twice
+                item["image_b"] = self._model_input(canonical, rng)
+            else:
+                distorted = distort_signal(recording, self.signal_augment, rng)
+                painted = paint(EcgSignal(distorted), canonical.shape[0])
+                item["image_b"] = self._model_input(painted, rng)
+        return item
+
+
+class Recordings:
+    """``row -> (12, N)`` float32 recorded signal: ``DATA/signals/<file stem>.npy`` as
+    ``ecgscreen synth --save-signals`` writes it (``SIGNAL_RATE_HZ``, ``LEADS`` order), or
+    ``None`` for a row without one. Picklable, for DataLoader workers."""
+
+    def __init__(self, labels: Labels):
+        self.folder = labels.data_dir / "signals"
+        self.stems = [Path(r["path"]).stem for r in labels.rows]
+
+    def available(self) -> bool:
+        return self.folder.is_dir() and any(self.folder.glob("*.npy"))
+
+    def __call__(self, row: int) -> np.ndarray | None:
+        path = self.folder / f"{self.stems[row]}.npy"
+        return np.load(path).astype(np.float32) if path.is_file() else None
 
 
 class RowView:

@@ -44,13 +44,14 @@ from .augment import build_augment
 from .calibration import fit_platt
 from .checkpoint import load_checkpoint, run_model_from, save_checkpoint
 from .config import TrainConfig
-from .data import EcgDataset, Loader, RunData, load_data
+from .data import EcgDataset, Loader, Recordings, RunData, load_data
 from .evaluate import evaluate_predictions
 from .predictors import TorchPredictor
 
 __all__ = [
     "Callbacks",
     "MultiTaskLoss",
+    "consistency_loss",
     "class_weights",
     "lr_factor",
     "fit_image_model",
@@ -140,14 +141,36 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _epoch(model, batches, criterion, device, cb, optimizer=None, scheduler=None) -> float:
+def consistency_loss(a: torch.Tensor, b: torch.Tensor, weights: dict[str, float]) -> torch.Tensor:
+    """Symmetric KL between two views' class probabilities, per task (``logits[:, 2t:2t+2]``),
+    weighted like the tasks' cross-entropies: zero when both views get the same answer."""
+    total = a.new_zeros(())
+    for i, weight in enumerate(weights.values()):
+        la = torch.log_softmax(a[:, 2 * i : 2 * i + 2], dim=1)
+        lb = torch.log_softmax(b[:, 2 * i : 2 * i + 2], dim=1)
+        kl = (la.exp() * (la - lb)).sum(dim=1) + (lb.exp() * (lb - la)).sum(dim=1)
+        total = total + weight * 0.5 * kl.mean()
+    return total
+
+
+def _epoch(model, batches, criterion, device, cb, optimizer=None, scheduler=None, consistency=0.0) -> float:
+    """One pass; returns the mean loss. A batch with ``image_b`` (paired views) is one forward
+    of both halves: the loss is the mean of both views' cross-entropies plus ``consistency``
+    times their ``consistency_loss``."""
     training = optimizer is not None
     model.train(training)
     total, count = 0.0, 0
     with torch.set_grad_enabled(training):
         for batch in batches:
             x, y = batch["image"].to(device), batch["targets"].to(device)
-            loss = criterion(model(x), y)
+            if "image_b" in batch:
+                logits = model(torch.cat([x, batch["image_b"].to(device)]))
+                a, b = logits[: len(x)], logits[len(x) :]
+                loss = 0.5 * (criterion(a, y) + criterion(b, y))
+                if consistency > 0:
+                    loss = loss + consistency * consistency_loss(a, b, criterion.weights)
+            else:
+                loss = criterion(model(x), y)
             if training:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -186,9 +209,17 @@ def fit_image_model(
         else None
     )
     criterion = MultiTaskLoss(cfg.loss_weights(), cw)
+    recordings = None
+    if cfg.paired:
+        recordings = Recordings(data.labels)
+        if not recordings.available():
+            raise ValueError(
+                f"paired: true needs the recordings in {recordings.folder} (ecgscreen synth --save-signals)"
+            )
     train_set = EcgDataset(
-        data.cache, data.labels, data.splits["train"], data.tasks, build_augment(cfg.augment), cfg.seed
-    )
+        data.cache, data.labels, data.splits["train"], data.tasks, build_augment(cfg.augment), cfg.seed,
+        recordings, cfg.signal_augment,
+    )  # fmt: skip
     val_set = EcgDataset(data.cache, data.labels, data.splits["val"], data.tasks)
     drop_last = len(train_set) > cfg.batch_size
     steps = len(train_set) // cfg.batch_size if drop_last else 1
@@ -228,7 +259,7 @@ def fit_image_model(
         order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_set))
         cb.start(f"epoch {epoch + 1}/{cfg.epochs}", steps)
         train_loss = _epoch(model, _loader(train_set, cfg.batch_size, order, cfg.num_workers, drop_last),
-                            criterion, dev, cb, optimizer, scheduler)  # fmt: skip
+                            criterion, dev, cb, optimizer, scheduler, cfg.consistency)  # fmt: skip
         cb.start("validating", -(-len(val_set) // cfg.eval_batch_size))
         val_loss = _epoch(
             model, _loader(val_set, cfg.eval_batch_size, None, cfg.num_workers), criterion, dev, cb
