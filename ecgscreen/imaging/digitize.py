@@ -28,7 +28,8 @@ from .signal import EcgSignal
 __all__ = ["assign_traces", "read_signal", "RowInk", "RowTrace"]
 
 _MIN_MARK_MM = 4.0
-_GAP_COLUMNS = 3.0  # a stretch without ink longer than this many columns stays NaN
+_GAP_COLUMNS = 3.0
+_LABEL_ZONE_S = 0.3  # a lead label spans about 7 mm (0.3 s at 25 mm/s) after its lead change  # a stretch without ink longer than this many columns stays NaN
 
 
 def _dilate3(mask: np.ndarray) -> np.ndarray:
@@ -165,7 +166,7 @@ def _follow(
         a, b = bounds[c], bounds[c + 1]
         if a == b:
             continue
-        best, best_cost = -1, jump
+        best, best_cost = -1, (jump if has.any() else np.inf)  # the first run: the nearest
         for k in range(a, b):
             s_k, e_k = starts[k], ends[k]
             if s_k <= hi + 1 and e_k >= lo - 1:
@@ -189,20 +190,30 @@ def _follow(
     return has, first, last
 
 
-def _trace_row(ink: RowInk, darkness: np.ndarray, row: Row, px_per_mm: float, pitch: float) -> RowTrace:
+def _trace_row(
+    ink: RowInk, darkness: np.ndarray, row: Row, px_per_mm: float, pitch: float, label_zones: list[float]
+) -> RowTrace:
     """Follow the row's trace from ``row.x_start`` to ``row.x_end`` into samples."""
     x0, x1 = row.x_start, row.x_end + 1
     has, first, last = _column_extents(ink.own[:, x0:x1])
     thickness = np.where(has, last - first + 1, np.nan)
     pen = _pen_width(thickness, px_per_mm)
     band = ink.own[:, x0:x1]
+    start_y = float(row.baseline(np.array([float(x0)]))[0]) - ink.top
+    seconds = (x1 - x0) / DURATION_S
     if ink.traces is not None:  # overlapping neighbours: follow the trace through them
-        start_y = float(row.baseline(np.array([float(x0)]))[0]) - ink.top
-        seconds = (x1 - x0) / DURATION_S
         has, first, last = _follow(ink.traces[:, x0:x1], start_y, pen, 0.6 * pitch, int(0.05 * seconds))
-        rows_idx = np.arange(band.shape[0])[:, None]
-        band = ink.traces[:, x0:x1] & (rows_idx >= first) & (rows_idx <= last) & has
-        thickness = np.where(has, last - first + 1, np.nan)
+        band = ink.traces[:, x0:x1]
+    else:
+        # Carts print each lead's label just after the lead change, where a tall first
+        # complex can reach it: there the trace is followed run by run, not read whole.
+        for t0 in label_zones:
+            zone = slice(int(t0 * seconds), min(x1 - x0, int((t0 + _LABEL_ZONE_S) * seconds)))
+            h, f, la = _follow(band[:, zone], start_y, pen, 0.6 * pitch, zone.stop)
+            has[zone], first[zone], last[zone] = h, f, la
+    rows_idx = np.arange(band.shape[0])[:, None]
+    band = band & (rows_idx >= first) & (rows_idx <= last) & has
+    thickness = np.where(has, last - first + 1, np.nan)
     # Darkness-weighted centre of each column's ink: a fraction of a pixel on flat stretches.
     weight = np.where(band, darkness[:, x0:x1], 0.0)
     total = weight.sum(axis=0)
@@ -218,12 +229,20 @@ def _trace_row(ink: RowInk, darkness: np.ndarray, row: Row, px_per_mm: float, pi
     mid = (first + last) / 2
     y = centre[columns]
     tall = (thickness[columns] > pen + 1.0) & (lower[columns] > upper[columns])
-    left = mid[columns[np.maximum(np.arange(columns.size) - 1, 0)]]
-    right = mid[columns[np.minimum(np.arange(columns.size) + 1, columns.size - 1)]]
-    here = mid[columns]
-    peak = tall & (left > here) & (right > here)  # neighbours lower on paper: an upward spike
-    trough = tall & (left < here) & (right < here)
-    y = np.where(tall, here, y)
+    k = np.arange(columns.size)
+    left, right = columns[np.maximum(k - 1, 0)], columns[np.minimum(k + 1, columns.size - 1)]
+    top, bottom = first[columns], last[columns]
+    # A tall column whose ink reaches higher (lower) than both neighbours' holds a peak
+    # (trough): the extreme itself. Otherwise it is a slope: the trace crosses the column's
+    # middle at the centre of its extent.
+    peak = tall & (top <= first[left]) & (top <= first[right])
+    trough = tall & (bottom >= last[left]) & (bottom >= last[right])
+    both = peak & trough  # a spike up and down within one column: the larger excursion
+    base = (mid[left] + mid[right]) / 2
+    up_more = (base - top) >= (bottom - base)
+    peak &= ~both | up_more
+    trough &= ~both | ~up_more
+    y = np.where(tall, mid[columns], y)
     y = np.where(peak, upper[columns], y)
     y = np.where(trough, lower[columns], y)
     x = columns.astype(np.float64)
@@ -263,7 +282,8 @@ def read_signal(
         assign_traces(mask, page), page.rows, layout_rows(page.layout), strict=True
     ):
         top = ink.top
-        trace = _trace_row(ink, darkness[top : top + ink.own.shape[0]], row, page.px_per_mm, pitch)
+        zones = [segment.t0 for segment in segments]
+        trace = _trace_row(ink, darkness[top : top + ink.own.shape[0]], row, page.px_per_mm, pitch, zones)
         for segment in segments:
             # A lead printed twice (the rhythm strip repeats lead II): keep the longer one.
             length = segment.t1 - segment.t0
