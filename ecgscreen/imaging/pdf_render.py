@@ -21,7 +21,7 @@ import pypdfium2.raw as pdfium_c
 from .errors import IntakeError
 from .limits import Limits
 
-__all__ = ["RenderedPdf", "render_pdf", "check_inflation"]
+__all__ = ["RenderedPdf", "render_pdf", "is_vector_pdf", "check_inflation"]
 
 POINTS_PER_MM = 72 / 25.4
 _STREAM = re.compile(rb"stream\r?\n")
@@ -85,26 +85,44 @@ def _is_dark(obj: pdfium.PdfObject) -> bool:
     return 0.299 * r.value + 0.587 * g.value + 0.114 * b.value < _DARK_LUMA
 
 
+def _checked_page(doc: pdfium.PdfDocument, limits: Limits) -> tuple[pdfium.PdfPage, int]:
+    pages = len(doc)
+    if pages == 0:
+        raise IntakeError("corrupt", "the PDF has no pages")
+    if pages > limits.max_pdf_pages:
+        raise IntakeError(
+            "pdf_too_many_pages",
+            f"the PDF has {pages} pages; an ECG report has at most {limits.max_pdf_pages}",
+        )
+    page = doc[0]
+    count = pdfium_c.FPDFPage_CountObjects(page.raw)
+    if count > limits.max_pdf_objects:
+        raise IntakeError(
+            "pdf_too_complex",
+            f"the PDF page has {count} drawing objects (limit {limits.max_pdf_objects})",
+        )
+    return page, pages
+
+
+def is_vector_pdf(data: bytes, limits: Limits) -> bool:
+    """Refuse encrypted, bomb or oversized PDFs (as ``render_pdf``); True when page 1 is pure
+    vector drawing (no embedded image or form), so its traces can be read as numbers."""
+    check_inflation(data, limits.max_pdf_inflated_bytes)
+    doc = _open(data)
+    try:
+        page, _ = _checked_page(doc, limits)
+        kinds = {o.type for o in page.get_objects(max_depth=1)}
+        return pdfium_c.FPDF_PAGEOBJ_IMAGE not in kinds and pdfium_c.FPDF_PAGEOBJ_FORM not in kinds
+    finally:
+        doc.close()
+
+
 def render_pdf(data: bytes, limits: Limits, px_per_mm: float) -> RenderedPdf:
     """Render page 1's ECG area at ``px_per_mm``; refuse encrypted, bomb or oversized PDFs."""
     check_inflation(data, limits.max_pdf_inflated_bytes)
     doc = _open(data)
     try:
-        pages = len(doc)
-        if pages == 0:
-            raise IntakeError("corrupt", "the PDF has no pages")
-        if pages > limits.max_pdf_pages:
-            raise IntakeError(
-                "pdf_too_many_pages",
-                f"the PDF has {pages} pages; an ECG report has at most {limits.max_pdf_pages}",
-            )
-        page = doc[0]
-        count = pdfium_c.FPDFPage_CountObjects(page.raw)
-        if count > limits.max_pdf_objects:
-            raise IntakeError(
-                "pdf_too_complex",
-                f"the PDF page has {count} drawing objects (limit {limits.max_pdf_objects})",
-            )
+        page, pages = _checked_page(doc, limits)
         objects = list(page.get_objects(max_depth=1))
         kinds = {o.type for o in objects}
         vector = pdfium_c.FPDF_PAGEOBJ_IMAGE not in kinds and pdfium_c.FPDF_PAGEOBJ_FORM not in kinds

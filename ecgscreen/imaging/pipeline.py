@@ -24,9 +24,11 @@ from .images import WORKING_PX_PER_MM, decode_image
 from .ink import separate_ink, threshold_ink, without_grid_lines
 from .layout import find_layout
 from .limits import DEFAULT_LIMITS, Limits
-from .pdf_render import render_pdf
+from .pdf_render import is_vector_pdf, render_pdf
+from .pdf_vectors import dark_polylines
 from .signal import EcgSignal
 from .sniff import sniff
+from .vector_trace import read_vector_signal
 
 __all__ = ["Preprocessed", "preprocess", "read_ecg"]
 
@@ -68,6 +70,13 @@ def _from_printout(image: np.ndarray, info: dict) -> EcgSignal:
 
 
 def _from_pdf(data: bytes, info: dict, limits: Limits) -> EcgSignal:
+    if is_vector_pdf(data, limits):
+        polylines = dark_polylines(data)
+        if polylines:
+            try:
+                return _from_vectors(polylines, info)
+            except IntakeError:
+                pass  # the drawing is not what the vector reader expects: read the pixels
     rendered = render_pdf(data, limits, PDF_PX_PER_MM)
     if not rendered.vector:
         return _from_printout(rendered.image, info)
@@ -75,6 +84,28 @@ def _from_pdf(data: bytes, info: dict, limits: Limits) -> EcgSignal:
     info["grid"] = "removed (vector)"
     darkness = 1.0 - rendered.image.astype(np.float32) / 255.0
     return _from_trace(rendered.image < 128, darkness, 0.0, 10.0, info)
+
+
+def _from_vectors(polylines: list, info: dict) -> EcgSignal:
+    """A cart's vector PDF read from the polylines it drew (exact values)."""
+    signal, page = read_vector_signal(polylines, SIGNAL_RATE_HZ)
+    missing = [lead for lead in LEADS if signal.confidence.get(lead, 0.0) == 0.0]
+    if len(missing) > 6:
+        raise IntakeError("no_layout", "the polylines hold fewer than half of the leads")
+    info.update(
+        grid="removed (vector)",
+        layout=page.layout,
+        rotation_deg=0.0,
+        gain_mm_per_mv=round(page.gain_mm_per_mv, 2),
+        gain_source=signal.gain_source,
+        paper_speed_mm_s=PAPER_SPEED_MM_S,
+        quality=_quality(signal, signal.gain_source == "pulse", page.regularity),
+        reading="vector",
+    )
+    info["warnings"] += signal.warnings
+    if missing:
+        info["warnings"].append(f"leads not found: {', '.join(missing)}")
+    return signal
 
 
 def _from_trace(

@@ -1,0 +1,109 @@
+"""Read the 12-lead signal of a vector PDF from its polylines (``pdf_vectors``).
+
+The layout is found as for any page: the polylines are drawn into a trace mask at the
+working resolution and ``layout.find_layout`` names the rows, their baselines, the trace's
+ends and the calibration pulse. The values then come from the polylines themselves, not the
+pixels: each polyline goes to the row whose baseline its median lies nearest (a trace
+spends most of its time on its isoelectric line, even where tall complexes cross into the
+neighbouring rows), its x becomes time through the row's exact ends (the extreme points of
+the row's polylines: t = 0 s and t = 10 s), and its y becomes millivolts through the pulse
+(its own polyline's height, exact) or the standard gain.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from ..contract import GAIN_MM_PER_MV, PAGE_MM
+from ..leads import DURATION_S, LEADS, layout_rows
+from .layout import PageLayout, find_layout
+from .pdf_vectors import Polyline
+from .signal import EcgSignal
+
+__all__ = ["VECTOR_PX_PER_MM", "read_vector_signal"]
+
+VECTOR_PX_PER_MM = 4.0  # the layout is found on a mask this fine, as for a scan
+_MIN_TRACE_S = 0.5  # shorter polylines are marks (pulse, ticks, glyph strokes), not traces
+
+
+def _mask(polylines: list[Polyline]) -> np.ndarray:
+    w, h = (int(round(v * VECTOR_PX_PER_MM)) for v in PAGE_MM)
+    image = Image.new("1", (w, h), 0)
+    draw = ImageDraw.Draw(image)
+    for line in polylines:
+        draw.line((line * VECTOR_PX_PER_MM).ravel().tolist(), fill=1, width=1)
+    return np.asarray(image, dtype=bool)
+
+
+def _pulse_height_mm(
+    polylines: list[Polyline], baseline_mm: float, x_start_mm: float, pitch_mm: float
+) -> float | None:
+    """Height of the calibration pulse standing on ``baseline_mm`` just left of the trace."""
+    for line in polylines:
+        x, y = line[:, 0], line[:, 1]
+        if not (x.max() <= x_start_mm + 0.5 and x_start_mm - x.min() < 15.0):
+            continue
+        foot = np.abs(y - baseline_mm) < 0.15 * pitch_mm
+        if foot.any() and (~foot).any():
+            height = float(np.median(y[foot]) - y.min())
+            if height > 2.0:  # at least 2 mm/mV
+                return height
+    return None
+
+
+def read_vector_signal(polylines: list[Polyline], rate: float) -> tuple[EcgSignal, PageLayout]:
+    """The 12-lead signal drawn by ``polylines`` (page mm), and the layout it was read with;
+    ``IntakeError('no_layout')`` as for any page without an ECG layout."""
+    page = find_layout(_mask(polylines))
+    per_mm = VECTOR_PX_PER_MM
+    baselines = np.array([row.baseline(np.array([float(row.x_start)]))[0] for row in page.rows]) / per_mm
+    pitch = float(np.median(np.diff(baselines))) if len(baselines) > 1 else 40.0
+    starts = np.array([row.x_start for row in page.rows]) / per_mm
+    traces: list[list[Polyline]] = [[] for _ in page.rows]
+    for line in polylines:
+        x = line[:, 0]
+        span = (x.max() - x.min()) / (page.px_per_mm / per_mm * 25.0)  # seconds at the page's scale
+        if span < _MIN_TRACE_S or x.max() < starts.min():
+            continue
+        traces[int(np.argmin(np.abs(baselines - np.median(line[:, 1]))))].append(line)
+    heights = [_pulse_height_mm(polylines, b, s, pitch) for b, s in zip(baselines, starts, strict=True)]
+    found = [h for h in heights if h is not None]
+    mm_per_mv = float(np.median(found)) if found else GAIN_MM_PER_MV
+    signal = EcgSignal.empty()
+    signal.sample_rate, signal.gain_source = rate, "pulse" if found else "standard"
+    if not found:
+        signal.warnings.append(f"no calibration pulse found; assumed the standard {GAIN_MM_PER_MV:g} mm/mV")
+    taken: dict[str, float] = {}
+    for lines, baseline, segments in zip(traces, baselines, layout_rows(page.layout), strict=True):
+        if not lines:
+            continue
+        points = np.concatenate(sorted(lines, key=lambda p: p[0, 0]))
+        x0, x1 = points[:, 0].min(), points[:, 0].max()
+        # A cart draws one point per sample: the row's 10 s end one sample interval after its
+        # last point. Where the spacing is regular, that interval is the points' spacing.
+        steps = np.diff(points[:, 0])
+        steps = steps[steps > 0]
+        dx = float(np.median(steps)) if steps.size and np.std(steps) < 0.1 * np.median(steps) else 0.0
+        t = (points[:, 0] - x0) * DURATION_S / (x1 - x0 + dx)
+        mv = (baseline - points[:, 1]) / mm_per_mv
+        for segment in segments:
+            length = segment.t1 - segment.t0
+            if taken.get(segment.lead, 0.0) >= length:
+                continue
+            inside = (t >= segment.t0) & (t < segment.t1 if segment.t1 < DURATION_S else t <= segment.t1)
+            if inside.sum() < 2:
+                continue
+            order = np.argsort(t[inside], kind="stable")
+            grid = np.arange(int(np.ceil(segment.t0 * rate)), int(np.ceil(segment.t1 * rate))) / rate
+            values = np.interp(grid, t[inside][order], mv[inside][order])
+            i = LEADS.index(segment.lead)
+            signal.values[i] = np.nan
+            k = np.round(grid * rate).astype(int)
+            ok = k < signal.values.shape[1]
+            signal.values[i, k[ok]] = values[ok]
+            signal.spans[segment.lead] = (segment.t0, segment.t1)
+            signal.confidence[segment.lead] = 1.0
+            taken[segment.lead] = length
+    page.gain_mm_per_mv = mm_per_mv
+    return signal, page
