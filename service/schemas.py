@@ -64,9 +64,17 @@ class PreprocessingInfo(BaseModel):
     rotation_deg: float | None = None
     grid: str | None = None
     gain_mm_per_mv: float | None = None
+    gain_source: str | None = Field(
+        None,
+        description="where the voltage scale came from: waveform, pulse (the printed 1 mV pulse), "
+        "text (the printed gain) or standard (10 mm/mV assumed; a warning says so)",
+    )
+    reading: str | None = Field(None, description="vector: a PDF read from the polylines it draws (exact)")
     paper_speed_mm_s: float | None = None
     sample_rate_hz: float | None = None
-    quality: float | None = Field(None, description="0..1: share of the canonical panels holding trace")
+    quality: float | None = Field(
+        None, description="0..1: the leads' mean share of their printed span where the trace was followed"
+    )
     warnings: list[str] = Field(default_factory=list)
     elapsed_ms: float | None = None
 
