@@ -249,12 +249,56 @@ def _trace_row(
     return RowTrace(x + x0, y, x1 - x0)
 
 
+def _homography(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The 3x3 projective map taking four ``source`` points to four ``target`` points."""
+    rows, rhs = [], []
+    for (x, y), (u, v) in zip(source, target, strict=True):
+        rows += [[x, y, 1, 0, 0, 0, -u * x, -u * y], [0, 0, 0, x, y, 1, -v * x, -v * y]]
+        rhs += [u, v]
+    return np.append(np.linalg.solve(np.array(rows), np.array(rhs)), 1.0).reshape(3, 3)
+
+
+def page_clock(page: PageLayout):
+    """``clock(row, x, y) -> t`` (s): where each point of a row lies in time.
+
+    A photographed page is seen in perspective (keystone): a row's far end is compressed,
+    so time is not linear in x along it. The four ends of the first and last rows' traces
+    (t = 0 s and 10 s on two known lines) fix the projective map back to the flat page;
+    through it, every row's points are placed between its own two ends. A flat scan's map is
+    affine and changes nothing."""
+    first, last = page.rows[0], page.rows[-1]
+    corners = np.array([
+        [first.x_start, first.baseline(np.array([float(first.x_start)]))[0]],
+        [first.x_end, first.baseline(np.array([float(first.x_end)]))[0]],
+        [last.x_start, last.baseline(np.array([float(last.x_start)]))[0]],
+        [last.x_end, last.baseline(np.array([float(last.x_end)]))[0]],
+    ])  # fmt: skip
+    flat = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    try:
+        h = _homography(corners, flat) if len(page.rows) > 1 else None
+    except np.linalg.LinAlgError:
+        h = None
+
+    def u_of(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        if h is None:
+            return x
+        w = h[2, 0] * x + h[2, 1] * y + h[2, 2]
+        return (h[0, 0] * x + h[0, 1] * y + h[0, 2]) / w
+
+    def clock(row: Row, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        ends = np.array([row.x_start, row.x_end], dtype=np.float64)
+        u0, u1 = u_of(ends, row.baseline(ends))
+        return (u_of(x, y) - u0) * DURATION_S / (u1 - u0)
+
+    return clock
+
+
 def _segment_values(
-    trace: RowTrace, row: Row, top: int, t0: float, t1: float, rate: float
+    trace: RowTrace, row: Row, top: int, t0: float, t1: float, rate: float, clock
 ) -> tuple[np.ndarray, np.ndarray]:
     """Grid times (s) in ``[t0, t1)`` and the trace's voltage there (NaN across gaps)."""
     seconds_per_px = DURATION_S / (row.x_end - row.x_start)
-    t = (trace.x - row.x_start) * seconds_per_px
+    t = clock(row, trace.x, row.baseline(trace.x))
     mv = (row.baseline(trace.x) - (trace.y + top)) / row.px_per_mv
     # Half a column at each end belongs to the lead change (the stroke joining two leads).
     edge = 0.6 * seconds_per_px
@@ -278,6 +322,7 @@ def read_signal(
     signal.sample_rate, signal.gain_source = rate, gain_source
     taken: dict[str, float] = {}
     pitch = float(np.median([r.bottom - r.top for r in page.rows]))
+    clock = page_clock(page)
     for ink, row, segments in zip(
         assign_traces(mask, page), page.rows, layout_rows(page.layout), strict=True
     ):
@@ -289,7 +334,7 @@ def read_signal(
             length = segment.t1 - segment.t0
             if taken.get(segment.lead, 0.0) >= length:
                 continue
-            grid, values = _segment_values(trace, row, top, segment.t0, segment.t1, rate)
+            grid, values = _segment_values(trace, row, top, segment.t0, segment.t1, rate, clock)
             i = LEADS.index(segment.lead)
             signal.values[i] = np.nan
             k = np.round(grid * rate).astype(int)
