@@ -16,13 +16,21 @@ __all__ = ["write_signal_dataset", "signal_loader", "tiny_config", "SPLIT_BY_REM
 SPLIT_BY_REMAINDER = {0: "train", 1: "train", 2: "train", 3: "val", 4: "test"}
 
 
-def write_signal_dataset(out: Path, n: int, seed: int = 0, difficulty: str = "easy") -> Path:
-    """``n`` records as ``.npy`` signals (mV, 500 Hz) plus ``labels.csv``; split by index % 5."""
+def write_signal_dataset(
+    out: Path, n: int, seed: int = 0, difficulty: str = "easy", recordings: bool = False
+) -> Path:
+    """``n`` records as ``.npy`` signals (mV, 500 Hz) plus ``labels.csv``; split by index % 5.
+    With ``recordings`` the signals are also where ``synth --save-signals`` puts them
+    (``signals/``), for paired training."""
     out.mkdir(parents=True, exist_ok=True)
+    if recordings:
+        (out / "signals").mkdir(exist_ok=True)
     rows = []
     for i in range(n):
         record = make_record(seed, i, difficulty)
         np.save(out / f"{i:06d}.npy", record.signal.astype(np.float32))
+        if recordings:
+            np.save(out / "signals" / f"{i:06d}.npy", record.signal.astype(np.float32))
         row = record.label_row()
         row["path"], row["split"] = f"{i:06d}.npy", SPLIT_BY_REMAINDER[i % 5]
         rows.append(row)
@@ -43,6 +51,7 @@ def tiny_config(**overrides):
     from ecgscreen.training.config import load_config
 
     values = {"image_size": 64, "epochs": 2, "batch_size": 4, "eval_batch_size": 16, "n_bootstrap": 200,
-              "fusion": True, "fusion_epochs": 15, "warmup_epochs": 0.2, "lr": 3e-3}  # fmt: skip
+              "fusion": True, "fusion_epochs": 15, "warmup_epochs": 0.2, "lr": 3e-3,
+              "paired": False, "consistency": 0.0}  # fmt: skip
     values.update(overrides)
     return load_config("demo", [f"{k}={v}" for k, v in values.items()])

@@ -1,6 +1,7 @@
 """``ecgscreen demo-model`` (``make demo-model``): the committed demo model, from scratch.
 
-1. synthesise a training set (standard difficulty, every format, layout and artefact);
+1. synthesise a training set (standard difficulty, every format, layout and artefact) with
+   its recordings (``--save-signals``: the paired views of format-invariant training);
 2. train ``configs/demo.yaml`` (multi-task image model, then the clinical fusion head);
 3. export it into the model repository (thresholds and averages from the validation split);
 4. synthesise a test set from a seed never used in training and evaluate the *exported
@@ -47,9 +48,8 @@ def build_demo(
 
     if not (train_data / "labels.csv").exists():
         step(f"synthesising {n_train} training ECGs (seed {TRAIN_SEED})")
-        generate(
-            n_train, TRAIN_SEED, train_data, "standard", progress=bar("synthesising training set", n_train)
-        )
+        generate(n_train, TRAIN_SEED, train_data, "standard", save_signals=True,
+                 progress=bar("synthesising training set", n_train))  # fmt: skip
     step("training configs/demo.yaml")
     train(load_config("demo"), train_data, run, resume=(run / "last.pt").exists(), callbacks=callbacks)
     step(f"exporting to {repository}")
