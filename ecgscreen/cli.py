@@ -31,13 +31,16 @@ def main() -> None:
     """ECG-image screening (research use only, not for diagnosis)."""
 
 
-def progress_bar() -> Progress:
+def progress_bar(redirect_stdout: bool = True) -> Progress:
+    """A progress bar on stderr. ``redirect_stdout``: print()ed lines go above the bar (on the
+    terminal); turn it off when stdout is a pipe, so those lines reach the pipe."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
         console=console,
+        redirect_stdout=redirect_stdout,
     )
 
 
@@ -120,6 +123,82 @@ def preprocess(
         target = out / f"{path.stem}.png"
         Image.fromarray(result.canonical).save(target)
         print(json.dumps({"file": str(path), "canonical": str(target), **result.info}))
+    if refused:
+        console.print(f"[red]{refused} of {len(files)} files refused[/red]")
+        raise typer.Exit(1)
+
+
+def _output_stems(files: list[Path], out: Path) -> list[Path]:
+    """One output stem per input file in ``out``: its name without the extension, or with it
+    (``a.pdf`` -> ``a-pdf``) and then a counter when two inputs would write the same file."""
+    taken: set[str] = set()
+    stems = []
+    for path in files:
+        name = path.stem
+        if name in taken:
+            name = f"{path.stem}-{path.suffix.lstrip('.')}" if path.suffix else name
+        base, k = name, 2
+        while name in taken:
+            name, k = f"{base}-{k}", k + 1
+        taken.add(name)
+        stems.append(out / name)
+    return stems
+
+
+@app.command()
+def digitize(
+    files: list[Path] = typer.Argument(
+        ..., exists=True, dir_okay=False, help="ECG files (PNG, JPEG, TIFF, PDF, DICOM)."
+    ),
+    out: Path = typer.Option(..., help="Folder for the signals."),
+    format_: str = typer.Option(
+        "dcm",
+        "--format",
+        help="dcm: DICOM 12-lead ECG waveform | csv: time_s + 12 leads in mV | npz: NumPy arrays "
+        "(csv and npz come with a JSON sidecar NAME.json).",
+    ),
+) -> None:
+    """Write each file's 12-lead signal (500 Hz, mV) and print its info as a JSON line.
+
+    A DICOM source lends its patient and study to the DICOM output; other files start a new
+    study. Refused files print their reason (as `preprocess` does) and the run goes on; the
+    exit code is 1 if any was refused. Research use only, not for diagnosis.
+    """
+    import sys
+
+    from .imaging.errors import INTERNAL, IntakeError
+    from .imaging.pipeline import read_ecg
+    from .imaging.signal_io import FORMATS, write_signal
+
+    if format_ not in FORMATS:
+        raise typer.BadParameter(f"unknown format {format_!r}; choose from {', '.join(FORMATS)}")
+    out.mkdir(parents=True, exist_ok=True)
+    refused = 0
+    with progress_bar(redirect_stdout=sys.stdout.isatty()) as bar:
+        task = bar.add_task("digitizing", total=len(files))
+        for path, stem in zip(files, _output_stems(files, out), strict=True):
+            start = time.perf_counter()
+            data = path.read_bytes()
+            try:
+                signal, info = read_ecg(data)
+                written = write_signal(signal, info, data, stem, format_)
+            except Exception as exc:  # a refusal; anything else is a bug, reported the same way
+                error = exc if isinstance(exc, IntakeError) else IntakeError(
+                    INTERNAL, f"digitising failed ({type(exc).__name__}); please report it"
+                )  # fmt: skip
+                refused += 1
+                print(json.dumps({"file": str(path), **error.to_dict()}), flush=True)
+                console.print(f"[red]{path}: refused ({error.reason}): {error.message}[/red]", soft_wrap=True)
+            else:
+                elapsed = round((time.perf_counter() - start) * 1000, 1)
+                line = {
+                    "file": str(path),
+                    "outputs": [str(p) for p in written],
+                    **info,
+                    "elapsed_ms": elapsed,
+                }
+                print(json.dumps(line), flush=True)
+            bar.advance(task)
     if refused:
         console.print(f"[red]{refused} of {len(files)} files refused[/red]")
         raise typer.Exit(1)

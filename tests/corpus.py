@@ -25,7 +25,7 @@ from ecgscreen.synth.pdf_writer import write_pdf
 from ecgscreen.synth.printout import compose_page
 from ecgscreen.synth.scan import ScanArtefacts
 
-__all__ = ["bad_inputs", "good_ecg"]
+__all__ = ["bad_inputs", "corrupt_png", "good_ecg"]
 
 
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:
@@ -151,7 +151,8 @@ def _encrypted_pdf() -> bytes:
     return write_pdf(compose_page(record.signal, record.style, record.header), encrypt="secret")
 
 
-def _corrupt_png() -> bytes:
+def corrupt_png() -> bytes:
+    """A clean PNG ECG whose deflate data is zeroed: intake refuses it as `corrupt`."""
     data = bytearray(good_ecg("png"))
     start = data.index(b"IDAT") + 4
     data[start + 200 : start + 5000] = bytes(4800)  # zeroed deflate data, length intact
@@ -169,7 +170,7 @@ def bad_inputs() -> list[tuple[str, bytes, str]]:
         ("truncated-png", png[: len(png) * 6 // 10], "truncated"),
         ("truncated-jpeg", jpeg[: len(jpeg) // 2], "truncated"),
         ("truncated-pdf", pdf[: len(pdf) // 2], "truncated"),
-        ("corrupt-png", _corrupt_png(), "corrupt"),
+        ("corrupt-png", corrupt_png(), "corrupt"),
         ("png-50000x50000-header", _huge_png_header(), "too_many_pixels"),
         ("pdf-500-pages", _pdf(pages=500), "pdf_too_many_pages"),
         ("pdf-deflate-bomb", _pdf_bomb(), "pdf_bomb"),

@@ -44,6 +44,7 @@ from pydicom.uid import generate_uid
 
 from ..card import ModelCard
 from ..contract import TASK_NAMES, TASKS
+from ..dicom_codes import PATIENT_STUDY_OPTIONAL, copy_patient_study
 from . import codes
 
 __all__ = [
@@ -64,29 +65,6 @@ SR_SERIES_DESCRIPTION = f"{CAUTION}. ecgscreen AI results"
 SC_SERIES_DESCRIPTION = f"{CAUTION}. ecgscreen heatmaps"
 SR_SERIES_NUMBER = 9901  # high numbers keep AI series after the acquired ones in viewers
 SC_SERIES_NUMBER = 9902
-
-# Patient and study attributes copied from the source; Type 2 ones (may be empty, must be
-# present) are filled with an empty value when the source lacks them, as highdicom needs.
-_PATIENT_STUDY_TYPE2 = (
-    "PatientName",
-    "PatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "StudyDate",
-    "StudyTime",
-    "ReferringPhysicianName",
-    "StudyID",
-    "AccessionNumber",
-)
-_PATIENT_STUDY_OPTIONAL = (
-    "IssuerOfPatientID",
-    "OtherPatientIDsSequence",
-    "PatientAge",
-    "PatientSize",
-    "PatientWeight",
-    "StudyDescription",
-    "SpecificCharacterSet",
-)
 
 
 @dataclass(frozen=True)
@@ -141,12 +119,7 @@ def _header(source: Dataset) -> Dataset:
         if keyword not in source:
             raise ValueError(f"the source DICOM object has no {keyword}")
         setattr(header, keyword, source[keyword].value)
-    for keyword in _PATIENT_STUDY_TYPE2:
-        setattr(header, keyword, source.get(keyword, "") or "")
-    for keyword in _PATIENT_STUDY_OPTIONAL:
-        if keyword in source:
-            setattr(header, keyword, source[keyword].value)
-    return header
+    return copy_patient_study(source, header)
 
 
 def _unambiguous_names(header: Dataset) -> dict[str, object]:
@@ -275,7 +248,7 @@ def _heatmap_image(
     sc.ImageType = ["DERIVED", "SECONDARY"]
     sc.DerivationDescription = f"Grad-CAM++ heatmap of the {TASK_NAMES[heatmap.task]} output over the ECG"
     sc.ImageComments = f"{CAUTION}. Research use only."
-    for keyword in _PATIENT_STUDY_OPTIONAL:
+    for keyword in PATIENT_STUDY_OPTIONAL:
         if keyword in header and keyword not in sc:
             setattr(sc, keyword, header[keyword].value)
     return _mark(sc, model, now)

@@ -1,8 +1,9 @@
 """DICOM objects an ECG arrives in from a PACS, written by the generator.
 
 Three IODs: Encapsulated PDF (the cart's report), Secondary Capture (a scanned printout) and
-12-lead ECG Waveform Storage (the raw signal). Their codes live in ``ecgscreen.dicom_codes``;
-reading is ``ecgscreen.imaging.dicom_reader``.
+12-lead ECG Waveform Storage (the raw signal, written by the project's one waveform writer,
+``ecgscreen.imaging.waveform_dicom``). Their codes live in ``ecgscreen.dicom_codes``; reading
+is ``ecgscreen.imaging.dicom_reader``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from pydicom.encaps import encapsulate
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit, generate_uid
 
-from ..dicom_codes import LEAD_CODES, SOP_12_LEAD_ECG, SOP_ENCAPSULATED_PDF, SOP_SECONDARY_CAPTURE
-from ..leads import LEADS
+from ..dicom_codes import SOP_12_LEAD_ECG, SOP_ENCAPSULATED_PDF, SOP_SECONDARY_CAPTURE
+from ..imaging.waveform_dicom import add_waveform, coded
 
 __all__ = [
     "DicomPatient",
@@ -26,8 +27,6 @@ __all__ = [
     "secondary_capture",
     "ecg_waveform",
 ]
-
-WAVEFORM_SENSITIVITY_UV = 2.5  # one stored unit, in microvolts
 
 
 @dataclass(frozen=True)
@@ -41,16 +40,6 @@ class DicomPatient:
     study_date: str  # YYYYMMDD
     study_time: str  # HHMMSS
     uid_seed: str  # makes the UIDs deterministic
-
-
-def _code(value: str, scheme: str, meaning: str, version: str | None = None) -> Dataset:
-    item = Dataset()
-    item.CodeValue = value
-    item.CodingSchemeDesignator = scheme
-    if version:
-        item.CodingSchemeVersion = version
-    item.CodeMeaning = meaning
-    return item
 
 
 def _dataset(sop_class: str, modality: str, patient: DicomPatient) -> Dataset:
@@ -93,7 +82,7 @@ def encapsulated_pdf(pdf: bytes, patient: DicomPatient) -> bytes:
     ds.ConversionType = "WSD"
     ds.BurnedInAnnotation = "YES"
     ds.DocumentTitle = "12-lead ECG report"
-    ds.ConceptNameCodeSequence = Sequence([_code("11524-6", "LN", "EKG study")])
+    ds.ConceptNameCodeSequence = Sequence([coded("11524-6", "LN", "EKG study")])
     ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
     ds.EncapsulatedDocument = pdf + (b"\0" if len(pdf) % 2 else b"")
     ds.EncapsulatedDocumentLength = len(pdf)
@@ -159,37 +148,6 @@ def _grey_pixels(ds: Dataset, image: Image.Image, jpeg_quality: int | None) -> D
 
 def ecg_waveform(signal_mv: np.ndarray, sample_rate: float, patient: DicomPatient) -> bytes:
     """12-lead ECG Waveform Storage: the raw signal, one multiplex group of 12 channels."""
-    if signal_mv.shape[0] != len(LEADS):
-        raise ValueError(f"expected 12 leads, got an array of shape {signal_mv.shape}")
     ds = _dataset(SOP_12_LEAD_ECG, "ECG", patient)
     ds.AcquisitionDateTime = patient.study_date + patient.study_time
-    ds.AcquisitionContextSequence = Sequence([])
-    units = _code("uV", "UCUM", "microvolt", "1.4")
-    channels = []
-    for lead in LEADS:
-        code, meaning = LEAD_CODES[lead]
-        channel = Dataset()
-        channel.ChannelSourceSequence = Sequence([_code(code, "SCPECG", meaning, "1.3")])
-        channel.ChannelSensitivity = f"{WAVEFORM_SENSITIVITY_UV:g}"
-        channel.ChannelSensitivityUnitsSequence = Sequence([units])
-        channel.ChannelSensitivityCorrectionFactor = "1"
-        channel.ChannelBaseline = "0"
-        channel.ChannelSampleSkew = "0"
-        channel.WaveformBitsStored = 16
-        channel.FilterLowFrequency = "0.05"
-        channel.FilterHighFrequency = "150"
-        channels.append(channel)
-    stored = np.clip(np.round(signal_mv * 1000.0 / WAVEFORM_SENSITIVITY_UV), -32768, 32767)
-    group = Dataset()
-    group.MultiplexGroupTimeOffset = "0"
-    group.WaveformOriginality = "ORIGINAL"
-    group.NumberOfWaveformChannels = len(LEADS)
-    group.NumberOfWaveformSamples = signal_mv.shape[1]
-    group.SamplingFrequency = f"{sample_rate:g}"
-    group.MultiplexGroupLabel = "RHYTHM"
-    group.ChannelDefinitionSequence = Sequence(channels)
-    group.WaveformBitsAllocated = 16
-    group.WaveformSampleInterpretation = "SS"
-    group.WaveformData = stored.astype("<i2").T.tobytes()  # interleaved: sample-major
-    ds.WaveformSequence = Sequence([group])
-    return _encode(ds)
+    return _encode(add_waveform(ds, signal_mv, sample_rate, "ORIGINAL"))
