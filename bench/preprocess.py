@@ -38,7 +38,10 @@ def study_baseline(data: bytes, fmt: str) -> np.ndarray:
         rgb = page.render(scale=300 / 72, rev_byteorder=True).to_numpy()[..., :3]
     else:
         if fmt == "dcm-sc":
-            image = Image.fromarray(pydicom.dcmread(io.BytesIO(data)).pixel_array)
+            pixels = pydicom.dcmread(io.BytesIO(data)).pixel_array
+            if pixels.dtype != np.uint8:  # 16-bit greyscale scans
+                pixels = (pixels >> 8).astype(np.uint8)
+            image = Image.fromarray(pixels).convert("RGB")
         else:
             image = Image.open(io.BytesIO(data)).convert("RGB")
         rgb = np.asarray(image.resize(_PAGE_300DPI, Image.Resampling.BILINEAR))

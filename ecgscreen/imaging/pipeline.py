@@ -29,6 +29,7 @@ from .pdf_vectors import dark_polylines
 from .signal import EcgSignal
 from .sniff import sniff
 from .vector_trace import read_vector_signal
+from .waveform_dicom import read_digitised
 
 __all__ = ["Preprocessed", "preprocess", "read_ecg"]
 
@@ -131,13 +132,12 @@ def _from_trace(
     return signal
 
 
-def _from_waveform(waveform: Waveform, info: dict) -> EcgSignal:
+def _from_waveform(waveform: Waveform, data: bytes, info: dict, limits: Limits) -> EcgSignal:
     warnings = []
     if waveform.derived:
         warnings.append(f"derived from leads I and II: {', '.join(waveform.derived)}")
-    signal = EcgSignal.from_leads(
-        dict(zip(waveform.leads, waveform.signal, strict=True)), waveform.sample_rate
-    )
+    # A waveform `ecgscreen digitize` wrote says which samples were printed: the rest is NaN.
+    signal = read_digitised(data, limits)
     info.update(layout="waveform", rotation_deg=0.0, grid="none", quality=1.0, gain_source="waveform",
                 sample_rate_hz=waveform.sample_rate)  # fmt: skip
     if signal.duration_s < 10.0:
@@ -161,7 +161,7 @@ def read_ecg(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[EcgSignal, d
         content = read_dicom(data, limits)
         info["source_format"] = f"dicom-{content.kind}"
         if content.kind == "waveform":
-            signal = _from_waveform(content.waveform, info)
+            signal = _from_waveform(content.waveform, data, info, limits)
         elif content.kind == "pdf":
             signal = _from_pdf(content.pdf, info, limits)
         else:
