@@ -211,14 +211,19 @@ def _trace_row(
             zone = slice(int(t0 * seconds), min(x1 - x0, int((t0 + _LABEL_ZONE_S) * seconds)))
             h, f, la = _follow(band[:, zone], start_y, pen, 0.6 * pitch, zone.stop)
             has[zone], first[zone], last[zone] = h, f, la
-    rows_idx = np.arange(band.shape[0])[:, None]
-    band = band & (rows_idx >= first) & (rows_idx <= last) & has
     thickness = np.where(has, last - first + 1, np.nan)
-    # Darkness-weighted centre of each column's ink: a fraction of a pixel on flat stretches.
-    weight = np.where(band, darkness[:, x0:x1], 0.0)
-    total = weight.sum(axis=0)
-    rows = np.arange(band.shape[0], dtype=np.float64)[:, None]
-    centre = np.where(total > 0, (weight * rows).sum(axis=0) / np.maximum(total, 1e-9), (first + last) / 2)
+    # Darkness-weighted centre of each column's chosen run (prefix sums down the columns give
+    # any run's sums at once): a fraction of a pixel on flat stretches.
+    weight = darkness[:, x0:x1] * band
+    rows = np.arange(band.shape[0], dtype=np.float32)[:, None]
+    below = np.zeros((1, weight.shape[1]), dtype=np.float32)
+    total_to = np.vstack([below, np.cumsum(weight, axis=0)])
+    moment_to = np.vstack([below, np.cumsum(weight * rows, axis=0)])
+    columns_all = np.arange(weight.shape[1])
+    lo, hi = first.astype(int), last.astype(int) + 1
+    total = total_to[hi, columns_all] - total_to[lo, columns_all]
+    moment = moment_to[hi, columns_all] - moment_to[lo, columns_all]
+    centre = np.where(has & (total > 0), moment / np.maximum(total, 1e-9), (first + last) / 2)
     # Centre-line extremes of taller strokes: half a pen inside the ink's edges. A tall
     # column is a slope (the trace enters low and leaves high, or the reverse: its centre is
     # where the line crosses the column's middle) or a peak / trough (both neighbours on one

@@ -139,7 +139,8 @@ def separate_ink(image: np.ndarray, scale: float = 1.0, px_per_mm: float | None 
     darkness = 1.0 - np.minimum(value * (1.0 / np.maximum(paper, 1.0)), 1.0)
     if greyscale and px_per_mm:
         darkness = without_grid_lines(darkness, px_per_mm)
-    ink = _threshold(darkness, _grid_colour(image), greyscale and not px_per_mm)
+    grid = _grid_colour(image)
+    ink = _threshold(darkness, grid, greyscale and grid != "none" and not px_per_mm)
     return replace(ink, greyscale=greyscale)
 
 

@@ -63,7 +63,7 @@ def _from_printout(image: np.ndarray, info: dict) -> EcgSignal:
     angle, confidence = estimate_rotation(ink.mask)
     info["grid"] = ink.grid
     darkness = rotate(ink.darkness, angle)
-    if ink.greyscale:  # no chroma: the straight grid lines come out once the page is level
+    if ink.greyscale and ink.grid != "none":  # no chroma: grid lines come out once the page is level
         px_per_mm = max(darkness.shape) / PAGE_MM[0]
         ink = threshold_ink(without_grid_lines(darkness, px_per_mm), ink.grid)
         return _from_trace(ink.mask, ink.darkness, angle, confidence, info)
