@@ -214,13 +214,16 @@ def _trace_row(
     thickness = np.where(has, last - first + 1, np.nan)
     # Darkness-weighted centre of each column's chosen run (prefix sums down the columns give
     # any run's sums at once): a fraction of a pixel on flat stretches.
-    weight = darkness[:, x0:x1] * band
-    rows = np.arange(band.shape[0], dtype=np.float32)[:, None]
+    r0 = int(first[has].min()) if has.any() else 0
+    r1 = int(last[has].max()) + 1 if has.any() else 1
+    weight = darkness[r0:r1, x0:x1] * band[r0:r1]
+    rows = np.arange(r0, r1, dtype=np.float32)[:, None]
     below = np.zeros((1, weight.shape[1]), dtype=np.float32)
     total_to = np.vstack([below, np.cumsum(weight, axis=0)])
     moment_to = np.vstack([below, np.cumsum(weight * rows, axis=0)])
     columns_all = np.arange(weight.shape[1])
-    lo, hi = first.astype(int), last.astype(int) + 1
+    lo = np.clip(first.astype(int) - r0, 0, r1 - r0)
+    hi = np.clip(last.astype(int) + 1 - r0, 0, r1 - r0)
     total = total_to[hi, columns_all] - total_to[lo, columns_all]
     moment = moment_to[hi, columns_all] - moment_to[lo, columns_all]
     centre = np.where(has & (total > 0), moment / np.maximum(total, 1e-9), (first + last) / 2)

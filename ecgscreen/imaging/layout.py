@@ -94,6 +94,14 @@ def _select_rows(ys: np.ndarray, coverage: np.ndarray) -> np.ndarray:
     return strong
 
 
+def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least-squares ``(slope, intercept)`` of ``y = intercept + slope * x`` (closed form)."""
+    mx, my = x.mean(), y.mean()
+    dx = x - mx
+    slope = float(np.dot(dx, y - my) / max(np.dot(dx, dx), 1e-12))
+    return slope, float(my - slope * mx)
+
+
 def _fit_baseline(band: np.ndarray, top: int, y0: float, x0: int, x1: int) -> tuple[float, float]:
     """Robust straight line through the flat (isoelectric) parts of a row's trace."""
     has, centre, extent = _centres(band[:, x0 : x1 + 1])
@@ -105,7 +113,7 @@ def _fit_baseline(band: np.ndarray, top: int, y0: float, x0: int, x1: int) -> tu
     for _ in range(2):
         if keep.sum() < 10:
             return float(np.median(y)), 0.0
-        slope, intercept = np.polyfit(x[keep], y[keep], 1)
+        slope, intercept = _line(x[keep], y[keep])
         residual = np.abs(y - (intercept + slope * x))
         keep = residual < max(2.0, 2.5 * np.median(residual[keep]))
     return float(intercept), float(slope)
