@@ -63,7 +63,10 @@ def _from_printout(image: np.ndarray, info: dict) -> EcgSignal:
     angle, confidence = estimate_rotation(ink.mask)
     info["grid"] = ink.grid
     darkness = rotate(ink.darkness, angle)
-    if ink.greyscale and ink.grid != "none":  # no chroma: grid lines come out once the page is level
+    if ink.grid != "none":
+        # Once the page is level, what is left of the grid is straight lines across it: in
+        # greyscale all of it (no chroma to discount), in a colour photo what a colour cast
+        # or shadow kept dark. Both come out by their shape (``without_grid_lines``).
         px_per_mm = max(darkness.shape) / PAGE_MM[0]
         ink = threshold_ink(without_grid_lines(darkness, px_per_mm), ink.grid)
         return _from_trace(ink.mask, ink.darkness, angle, confidence, info)
