@@ -33,7 +33,7 @@ def test_csv_and_npz_round_trip_with_their_sidecar(tmp_path, fmt):
     back = read_signal_file(written[0])
     np.testing.assert_array_equal(np.isnan(back.values), np.isnan(signal.values))
     assert np.isnan(signal.values).any() and back.sample_rate == 500
-    tolerance = 5e-5 if fmt == "csv" else 0.0  # CSV keeps 0.1 uV
+    tolerance = 5e-5 + 1e-6 if fmt == "csv" else 0.0  # CSV keeps 0.1 uV (and float32 its own ulp)
     finite = np.isfinite(signal.values)
     assert np.abs(back.values[finite] - signal.values[finite]).max() <= tolerance
     assert back.spans == signal.spans and back.confidence == signal.confidence
