@@ -41,6 +41,7 @@ class Row:
     x_end: int
     px_per_mv: float = 0.0
     calibrated: bool = False
+    pulse_ratio: float | None = None  # the pulse's width over 0.2 s of this row's time scale
 
     def baseline(self, x: np.ndarray) -> np.ndarray:
         return self.intercept + self.slope * x
@@ -85,13 +86,41 @@ def _find_baselines(mask: np.ndarray, px_per_mm: float) -> tuple[np.ndarray, np.
     return ys, smooth[ys]
 
 
+def _progressions(ys: np.ndarray, coverage: np.ndarray) -> np.ndarray | None:
+    """The evenly spaced run of 4, 6 or 12 of ``ys`` with the most coverage (each member
+    within 8 % of the pitch of its place), or ``None``."""
+    best, best_score = None, 0.0
+    for i in range(ys.size):
+        for j in range(i + 1, ys.size):
+            for n in LAYOUT_BY_ROWS:
+                for steps in range(1, n):
+                    pitch = (ys[j] - ys[i]) / steps
+                    places = ys[i] + pitch * np.arange(n)
+                    distance = np.abs(ys[None, :] - places[:, None])
+                    nearest = np.argmin(distance, axis=1)
+                    if (distance[np.arange(n), nearest] > 0.08 * pitch).any() or len(
+                        set(nearest.tolist())
+                    ) < n:
+                        continue
+                    score = float(coverage[nearest].sum())
+                    if score > best_score:
+                        best, best_score = ys[nearest], score
+    return best
+
+
 def _select_rows(ys: np.ndarray, coverage: np.ndarray) -> np.ndarray:
-    """Keep the strongest evenly spaced set of 4, 6 or 12 baselines."""
-    strong = ys[coverage >= 0.5 * coverage.max()] if ys.size else ys
-    for candidates in (strong, ys):
-        if candidates.size in LAYOUT_BY_ROWS:
-            return candidates
-    return strong
+    """The evenly spaced set of 4, 6 or 12 baselines: all the strong candidates when they are
+    one, else the best evenly spaced run among them (a header line or a remnant of the grid
+    adds a peak between or beside the rows), else among all candidates."""
+    strong = coverage >= 0.5 * coverage.max() if ys.size else np.zeros(0, bool)
+    if strong.sum() in LAYOUT_BY_ROWS:
+        return ys[strong]
+    for keep in (strong, np.ones(ys.size, bool)):
+        if keep.sum() > 4 and keep.sum() <= 24:
+            found = _progressions(ys[keep], coverage[keep])
+            if found is not None:
+                return found
+    return ys[strong]
 
 
 def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -173,14 +202,15 @@ def _calibrate(
     tall = np.flatnonzero(has & (extent >= 0.6 * extent.max()))
     rise, fall = tall[0], tall[-1]
     expected_width = 0.2 * (row.x_end - row.x_start) / DURATION_S  # the pulse lasts 0.2 s
-    if not 0.6 * expected_width <= fall - rise <= 1.5 * expected_width:
-        return
     flat = has & (extent <= max(3, 0.6 * px_per_mm))
     columns = np.arange(centre.size)
     plateau = flat & (columns > rise) & (columns < fall)
     foot = flat & (columns > fall)
-    if plateau.sum() < 0.4 * expected_width or not foot.any():
-        return
+    if fall - rise < 2 * px_per_mm or plateau.sum() < 0.4 * (fall - rise) or not foot.any():
+        return  # not a pulse
+    row.pulse_ratio = (fall - rise) / expected_width
+    if not 0.6 <= row.pulse_ratio <= 1.5:
+        return  # a pulse, but not 0.2 s of this row's time: the row is not 10 s (cropped?)
     height = float(np.median(centre[foot]) - np.median(centre[plateau]))
     if height > 2.0 * px_per_mm:  # at least 2 mm/mV
         row.px_per_mv = height
@@ -188,6 +218,31 @@ def _calibrate(
         # Re-anchor the baseline on the pulse's foot, keeping the slope fitted on the trace.
         foot_x = float(np.mean(columns[foot])) + s
         row.intercept = top + float(np.median(centre[foot])) - row.slope * foot_x
+
+
+def _agree_on_ends(rows: list[Row]) -> list[str]:
+    """Every row of a standard layout starts at t = 0 s and ends at t = 10 s on the same
+    vertical lines (slanted only by perspective). A row whose own ends disagree with the
+    others' (a faint stretch cut its trace short, a remnant of the grid lengthened it) takes
+    them from a line fitted through the rows that agree; with fewer than half agreeing, the
+    page is refused."""
+    widths = np.array([r.x_end - r.x_start for r in rows], dtype=float)
+    agree = np.abs(widths / np.median(widths) - 1) <= 0.03
+    if agree.all():
+        return []
+    if agree.sum() < max(2, len(rows) / 2):
+        raise IntakeError(
+            "no_layout", "trace rows differ in length: part of the tracing is missing or cropped"
+        )
+    y = np.array([r.baseline(np.array([float(r.x_start)]))[0] for r in rows])
+    fits = [
+        _line(y[agree], np.array([getattr(r, end) for r in rows], dtype=float)[agree])
+        for end in ("x_start", "x_end")
+    ]
+    for row, ok, y_row in zip(rows, agree, y, strict=True):
+        if not ok:
+            row.x_start, row.x_end = (int(round(b + a * y_row)) for a, b in fits)
+    return [f"{int((~agree).sum())} row(s) partly missing: their ends taken from the other rows"]
 
 
 def find_layout(mask: np.ndarray) -> PageLayout:
@@ -231,13 +286,16 @@ def find_layout(mask: np.ndarray) -> PageLayout:
         rows.append(row)
         _calibrate(mask, row, runs, guess_px_per_mm, mean_pitch)
 
+    ratios = [r.pulse_ratio for r in rows if r.pulse_ratio is not None]
+    if ratios and not 0.6 <= float(np.median(ratios)) <= 1.5:
+        raise IntakeError(
+            "no_layout",
+            f"the calibration pulses are {float(np.median(ratios)):.1f} times as wide as 0.2 s of the trace: "
+            "the rows do not hold 10 s each. Is part of the tracing cut off?",
+        )
+    warnings = _agree_on_ends(rows)
     widths = np.array([r.x_end - r.x_start for r in rows], dtype=float)
     px_per_mm = float(np.median(widths)) / (DURATION_S * PAPER_SPEED_MM_S)
-    if np.any(np.abs(widths / np.median(widths) - 1) > 0.12):
-        raise IntakeError(
-            "no_layout", "trace rows differ in length: part of the tracing is missing or cropped"
-        )
-    warnings = []
     calibrated = [r.px_per_mv for r in rows if r.calibrated]
     if calibrated:
         px_per_mv = float(np.median(calibrated))
