@@ -45,11 +45,14 @@ def estimate_rotation(marks: np.ndarray, max_angle: float = 6.0) -> tuple[float,
 
 
 def rotate(array: np.ndarray, angle_deg: float, fill: float = 0.0) -> np.ndarray:
-    """Rotate a 2-D float or bool map clockwise by ``angle_deg`` (undoes a CCW rotation)."""
+    """Rotate a 2-D float, uint8 or bool map clockwise by ``angle_deg`` (undoes a CCW rotation)."""
     if abs(angle_deg) < 0.02:
         return array
     if array.dtype == bool:
         image = Image.fromarray(array.view(np.uint8) * 255)
         return np.asarray(image.rotate(-angle_deg, Image.Resampling.NEAREST, fillcolor=0)) > 127
+    if array.dtype == np.uint8:  # 8-bit maps rotate several times faster than float ones
+        image = Image.fromarray(array)
+        return np.asarray(image.rotate(-angle_deg, Image.Resampling.BILINEAR, fillcolor=int(fill)))
     image = Image.fromarray(array.astype(np.float32), mode="F")
     return np.asarray(image.rotate(-angle_deg, Image.Resampling.BILINEAR, fillcolor=fill))

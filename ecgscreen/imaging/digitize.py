@@ -156,17 +156,16 @@ def _follow(
     _, row_e = np.nonzero(step == -1)  # the runs' ends (exclusive), in the same order
     bounds = np.searchsorted(col_s, np.arange(w + 1)).tolist()
     starts, ends = row_s.tolist(), (row_e - 1).tolist()
-    has = np.zeros(w, dtype=bool)
-    first = np.zeros(w)
-    last = np.zeros(w)
+    has, first, last = [False] * w, [0] * w, [0] * w
     lo = hi = start_y
     away = 0
     jump = 3 * pen
+    started = False
     for c in range(w):
         a, b = bounds[c], bounds[c + 1]
         if a == b:
             continue
-        best, best_cost = -1, (jump if has.any() else np.inf)  # the first run: the nearest
+        best, best_cost = -1, (jump if started else float("inf"))  # the first run: the nearest
         for k in range(a, b):
             s_k, e_k = starts[k], ends[k]
             if s_k <= hi + 1 and e_k >= lo - 1:
@@ -187,7 +186,8 @@ def _follow(
                 lo, hi = starts[home], ends[home]
                 away = 0
         has[c], first[c], last[c] = True, lo, hi
-    return has, first, last
+        started = True
+    return np.array(has), np.array(first, dtype=np.float64), np.array(last, dtype=np.float64)
 
 
 def _trace_row(

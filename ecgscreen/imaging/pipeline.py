@@ -62,11 +62,10 @@ def _from_printout(image: np.ndarray, info: dict) -> EcgSignal:
     ink = separate_ink(image, scale)
     angle, confidence = estimate_rotation(ink.mask)
     info["grid"] = ink.grid
-    darkness = rotate(ink.darkness, angle)
-    if ink.grid != "none":
-        # Once the page is level, what is left of the grid is straight lines across it: in
-        # greyscale all of it (no chroma to discount), in a colour photo what a colour cast
-        # or shadow kept dark. Both come out by their shape (``without_grid_lines``).
+    darkness = rotate(np.round(ink.darkness * 255).astype(np.uint8), angle).astype(np.float32) / 255
+    if ink.greyscale and ink.grid != "none":
+        # Greyscale: no chroma to discount the grid by, but once the page is level its lines
+        # are straight across the page and come out by their shape (``without_grid_lines``).
         px_per_mm = max(darkness.shape) / PAGE_MM[0]
         ink = threshold_ink(without_grid_lines(darkness, px_per_mm), ink.grid)
         return _from_trace(ink.mask, ink.darkness, angle, confidence, info)
