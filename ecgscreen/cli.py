@@ -545,13 +545,14 @@ def demo_model(
     repository: Path = typer.Option(Path("model_repository"), help="Where the model is exported."),
     n_train: int = typer.Option(5000, help="Training ECGs to synthesise."),
     n_test: int = typer.Option(1200, help="Test ECGs to synthesise (fresh seed)."),
+    threads: int = typer.Option(0, help="Torch CPU threads (0: one per core; 1 on a machine others share)."),
 ) -> None:
-    """Rebuild the committed demo model: synth -> train -> export -> evaluate (about 45 min on 2 cores)."""
+    """Rebuild the committed demo model: synth -> train -> export -> evaluate (about 1.5 h on 2 cores)."""
     from .export.demo import build_demo
 
     with _loss_bar() as bar:
         card = build_demo(work, repository, n_train, n_test, callbacks=_RichCallbacks(bar),
-                          progress=_phase_progress(bar), log=console.print)  # fmt: skip
+                          progress=_phase_progress(bar), log=console.print, threads=threads or None)  # fmt: skip
     _print_card(card, repository)
 
 

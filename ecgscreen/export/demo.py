@@ -35,6 +35,7 @@ def build_demo(
     callbacks: Callbacks | None = None,
     progress=None,
     log=print,
+    threads: int | None = None,
 ) -> ModelCard:
     """Run the whole recipe; return the model card."""
     start = time.monotonic()
@@ -51,7 +52,8 @@ def build_demo(
         generate(n_train, TRAIN_SEED, train_data, "standard", save_signals=True,
                  progress=bar("synthesising training set", n_train))  # fmt: skip
     step("training configs/demo.yaml")
-    train(load_config("demo"), train_data, run, resume=(run / "last.pt").exists(), callbacks=callbacks)
+    train(load_config("demo"), train_data, run, resume=(run / "last.pt").exists(), callbacks=callbacks,
+          threads=threads)  # fmt: skip
     step(f"exporting to {repository}")
     card = export_run(run, repository)
     if not (test_data / "labels.csv").exists():

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from ..leads import DURATION_S, LEADS, layout_rows
+from ..leads import DURATION_S, layout_rows
 from .layout import PageLayout, Row
 from .signal import EcgSignal
 
@@ -343,14 +343,6 @@ def read_signal(
             if taken.get(segment.lead, 0.0) >= length:
                 continue
             grid, values = _segment_values(trace, row, top, segment.t0, segment.t1, rate, clock)
-            i = LEADS.index(segment.lead)
-            signal.values[i] = np.nan
-            k = np.round(grid * rate).astype(int)
-            ok = k < signal.values.shape[1]
-            signal.values[i, k[ok]] = values[ok]
-            signal.spans[segment.lead] = (segment.t0, segment.t1)
-            signal.confidence[segment.lead] = round(
-                float(np.isfinite(values).mean()) if values.size else 0.0, 3
-            )
+            signal.put(segment.lead, grid, values, (segment.t0, segment.t1))
             taken[segment.lead] = length
     return signal

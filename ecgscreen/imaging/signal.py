@@ -49,6 +49,17 @@ class EcgSignal:
     def lead(self, name: str) -> np.ndarray:
         return self.values[LEADS.index(name)]
 
+    def put(self, lead: str, times: np.ndarray, values: np.ndarray, span: tuple[float, float]) -> None:
+        """Set ``lead`` to ``values`` at ``times`` (s, on this signal's sample grid) and NaN
+        elsewhere; ``span`` is what was printed; the confidence is the share of it read."""
+        i = LEADS.index(lead)
+        self.values[i] = np.nan
+        k = np.round(np.asarray(times) * self.sample_rate).astype(int)
+        ok = k < self.values.shape[1]
+        self.values[i, k[ok]] = values[ok]
+        self.spans[lead] = span
+        self.confidence[lead] = round(float(np.isfinite(values).mean()) if values.size else 0.0, 3)
+
     @classmethod
     def from_leads(
         cls,

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..contract import GAIN_MM_PER_MV, PAGE_MM
-from ..leads import DURATION_S, LEADS, layout_rows
+from ..leads import DURATION_S, layout_rows
 from .layout import PageLayout, find_layout
 from .pdf_vectors import Polyline
 from .signal import EcgSignal
@@ -97,13 +97,7 @@ def read_vector_signal(polylines: list[Polyline], rate: float) -> tuple[EcgSigna
             order = np.argsort(t[inside], kind="stable")
             grid = np.arange(int(np.ceil(segment.t0 * rate)), int(np.ceil(segment.t1 * rate))) / rate
             values = np.interp(grid, t[inside][order], mv[inside][order])
-            i = LEADS.index(segment.lead)
-            signal.values[i] = np.nan
-            k = np.round(grid * rate).astype(int)
-            ok = k < signal.values.shape[1]
-            signal.values[i, k[ok]] = values[ok]
-            signal.spans[segment.lead] = (segment.t0, segment.t1)
-            signal.confidence[segment.lead] = 1.0
+            signal.put(segment.lead, grid, values, (segment.t0, segment.t1))
             taken[segment.lead] = length
     page.gain_mm_per_mv = mm_per_mv
     return signal, page
