@@ -27,6 +27,7 @@ __all__ = [
     "PREPROCESS_NAME",
     "MODEL_CARD_FILE",
     "FUSION_FILE",
+    "CANARY_FILE",
     "ENSEMBLE_INPUT",
     "ENSEMBLE_PROBABILITY",
     "ENSEMBLE_LOGITS",
@@ -79,6 +80,7 @@ ENSEMBLE_NAME = "ecg_screening"  # what clients call: file bytes in, answers out
 PREPROCESS_NAME = "ecg_preprocess"  # intake, as a python-backend model
 MODEL_CARD_FILE = "model_card.json"
 FUSION_FILE = "fusion.onnx"
+CANARY_FILE = "canary.dcm"  # the readiness canary's ECG, next to the card (its ``canary`` field)
 
 # The ensemble's tensors (KServe v2 names clients use).
 ENSEMBLE_INPUT = "ECG_BYTES"
