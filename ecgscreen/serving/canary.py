@@ -26,15 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..card import Canary, ModelCard
-from ..contract import ENSEMBLE_INPUT, ENSEMBLE_NAME, ENSEMBLE_PROBABILITY
+from ..contract import ENSEMBLE_INPUT, ENSEMBLE_NAME, ENSEMBLE_PROBABILITY, MODEL_NAME
 
 __all__ = ["CanaryResult", "TritonCanary", "main"]
 
 
 @dataclass(frozen=True)
 class CanaryResult:
-    """One canary round: ``kind`` is ``ok``, ``wrong_answer`` (answered, but not as expected),
-    ``error`` (Triton answered with an error), ``unavailable`` (no connection) or ``timeout``."""
+    """One canary round: ``kind`` is one of ``contract.CANARY_OUTCOMES``."""
 
     kind: str
     problem: str = ""  # empty when ok; never patient data (the canary is synthetic)
@@ -132,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model-dir",
         type=Path,
-        default=Path(os.environ.get("ECGSCREEN_MODEL_DIR", "/models/ecg_multitask")),
+        default=Path(os.environ.get("ECGSCREEN_MODEL_DIR", f"/models/{MODEL_NAME}")),
         help="the model's folder: model_card.json and the canary file (env ECGSCREEN_MODEL_DIR)",
     )
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per request")

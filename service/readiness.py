@@ -1,0 +1,98 @@
+"""The gateway's readiness: "a recent canary answered correctly", not "Triton is up".
+
+The model card's canary file (``card.Canary``) goes through the gateway's own request path
+(``TritonGateway.predict`` over gRPC, the whole ensemble, no retries) and must come back
+with the card's expected probabilities within its tolerance, twice in a row (so a dead stub
+behind one of two instances cannot hide behind the other). One round runs at most every ``interval_s`` per
+worker, and probes in between get the cached verdict, so probes stay cheap; concurrent probes
+share one round. A real request that fails upstream marks the verdict stale, so the next probe
+asks again at once. A card without a canary (exported before canaries) falls back to
+Triton's model readiness, and says so at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from ecgscreen.card import Canary
+from ecgscreen.contract import TASKS
+from ecgscreen.imaging.errors import IntakeError
+
+from .triton_client import TritonGateway, Unavailable, UpstreamError, UpstreamTimeout
+
+__all__ = ["Readiness"]
+
+log = logging.getLogger("ecgscreen.gateway")
+
+
+class Readiness:
+    def __init__(
+        self,
+        triton: TritonGateway,
+        canary: Canary | None,
+        data: bytes | None,
+        interval_s: float,
+        timeout_s: float,
+        count=None,
+        repeat: int = 2,
+    ) -> None:
+        self.triton = triton
+        self.canary = canary
+        self.data = data
+        self.interval_s = interval_s
+        self.timeout_s = timeout_s
+        self.count = count  # outcome -> None (a metric), optional
+        self.repeat = repeat  # canaries per round, each without retry; all must pass
+        self.tasks = tuple(t for t in TASKS if canary and t in canary.expected)
+        self._ok = False
+        self._checked_at = -float("inf")
+        self._lock: asyncio.Lock | None = None  # created in the worker's event loop
+        if canary is None:
+            log.warning("the model card has no readiness canary: /readyz reflects Triton's model readiness "
+                        "only (ecgscreen export --refresh-canary adds one)")  # fmt: skip
+
+    def stale(self) -> None:
+        """A request just failed upstream: the next probe runs a canary instead of the cache."""
+        self._checked_at = -float("inf")
+
+    async def ready(self) -> bool:
+        if time.monotonic() - self._checked_at < self.interval_s:
+            return self._ok
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if time.monotonic() - self._checked_at >= self.interval_s:  # nobody asked meanwhile
+                outcome, problem = await self._round()
+                ok = outcome == "ok"
+                if ok != self._ok or not ok:
+                    level = logging.INFO if ok else logging.WARNING
+                    log.log(level, "readiness canary %s%s", outcome, f": {problem}" if problem else "")
+                self._ok, self._checked_at = ok, time.monotonic()
+                if self.count is not None:
+                    self.count(outcome)
+        return self._ok
+
+    async def _round(self) -> tuple[str, str]:
+        """``(outcome, problem)``, the outcome one of ``CANARY_OUTCOMES``."""
+        if self.canary is None:
+            ok = await self.triton.ready(timeout_s=self.timeout_s)
+            return ("ok", "") if ok else ("unavailable", "Triton's ensemble is not ready")
+        try:
+            for _ in range(self.repeat):  # requests go to the instances in turn: reach two of them
+                deadline = time.monotonic() + self.timeout_s
+                prediction = await self.triton.predict(self.data, deadline, tasks=self.tasks, attempts=1)
+                if problems := self.canary.problems(prediction.probability):
+                    return "wrong_answer", "; ".join(problems)
+        except Unavailable as error:
+            return "unavailable", str(error)
+        except UpstreamTimeout:
+            return "timeout", f"no answer within {self.timeout_s:g} s"
+        except IntakeError as error:  # the canary itself refused: intake changed under the card
+            return "wrong_answer", f"intake refused the canary ({error.reason}); refresh it"
+        except UpstreamError as error:
+            return "error", str(error)
+        except Exception as error:  # noqa: BLE001 - readiness must answer, whatever went wrong
+            return "error", type(error).__name__
+        return "ok", ""
