@@ -229,7 +229,9 @@ def serve(
     except ValueError as exc:
         _fail(exc)
     say = ConsoleLines() if echo is None else echo
-    supervisor = Supervisor(triton, gateway, canary, policy, say=lambda line: say(f"serve | {line}"))
+    supervisor = Supervisor(
+        triton, gateway, canary, policy, say=lambda line: say(f"serve | {time.strftime('%H:%M:%S')} {line}")
+    )
     if canary is None:
         say("serve | the model card has no readiness canary (ecgscreen export --refresh-canary adds it): "
             "Triton is watched through its own readiness only")  # fmt: skip

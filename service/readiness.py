@@ -3,11 +3,12 @@
 The model card's canary file (``card.Canary``) goes through the gateway's own request path
 (``TritonGateway.predict`` over gRPC, the whole ensemble, no retries) and must come back
 with the card's expected probabilities within its tolerance, twice in a row (so a dead stub
-behind one of two instances cannot hide behind the other). One round runs at most every ``interval_s`` per
-worker, and probes in between get the cached verdict, so probes stay cheap; concurrent probes
-share one round. A real request that fails upstream marks the verdict stale, so the next probe
-asks again at once. A card without a canary (exported before canaries) falls back to
-Triton's model readiness, and says so at start-up.
+behind one of two instances cannot hide behind the other). One round runs at most every
+``interval_s`` per worker (every second while not ready), and probes in between get the
+cached verdict, so probes stay cheap; concurrent probes share one round. A real request that
+fails upstream marks the verdict stale, so the next probe asks again at once. A card without
+a canary (exported before canaries) falls back to Triton's model readiness, and says so at
+start-up.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Readiness:
         self.repeat = repeat  # canaries per round, each without retry; all must pass
         self.tasks = tuple(t for t in TASKS if canary and t in canary.expected)
         self._ok = False
+        self._last: tuple[str, str] | None = None
         self._checked_at = -float("inf")
         self._lock: asyncio.Lock | None = None  # created in the worker's event loop
         if canary is None:
@@ -57,19 +59,25 @@ class Readiness:
         """A request just failed upstream: the next probe runs a canary instead of the cache."""
         self._checked_at = -float("inf")
 
+    def _fresh(self) -> bool:
+        # Not ready: ask again after a second, so recovery shows as soon as it happens.
+        return time.monotonic() - self._checked_at < (
+            self.interval_s if self._ok else min(1.0, self.interval_s)
+        )
+
     async def ready(self) -> bool:
-        if time.monotonic() - self._checked_at < self.interval_s:
+        if self._fresh():
             return self._ok
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
-            if time.monotonic() - self._checked_at >= self.interval_s:  # nobody asked meanwhile
+            if not self._fresh():  # nobody asked meanwhile
                 outcome, problem = await self._round()
                 ok = outcome == "ok"
-                if ok != self._ok or not ok:
+                if (outcome, problem) != self._last:  # a change, not every probe of an outage
                     level = logging.INFO if ok else logging.WARNING
                     log.log(level, "readiness canary %s%s", outcome, f": {problem}" if problem else "")
-                self._ok, self._checked_at = ok, time.monotonic()
+                self._ok, self._last, self._checked_at = ok, (outcome, problem), time.monotonic()
                 if self.count is not None:
                     self.count(outcome)
         return self._ok

@@ -32,7 +32,8 @@ from ecgscreen.imaging.errors import IntakeError, from_wire
 
 __all__ = ["TritonGateway", "Prediction", "Unavailable", "UpstreamTimeout", "UpstreamError", "triton_error"]
 
-_TRANSIENT = {"StatusCode.UNAVAILABLE", "StatusCode.UNKNOWN", "StatusCode.CANCELLED"}
+# NOT_FOUND: the ensemble is unloaded while Triton shuts down (a restart) or not loaded yet.
+_TRANSIENT = {"StatusCode.UNAVAILABLE", "StatusCode.UNKNOWN", "StatusCode.CANCELLED", "StatusCode.NOT_FOUND"}
 # Reconnect quickly after Triton restarts instead of gRPC's default backoff of up to 2 min.
 _CHANNEL_ARGS = [
     ("grpc.initial_reconnect_backoff_ms", 250),

@@ -92,11 +92,13 @@ class RestartPolicy:
     canary_every_s: float = 5.0  # between canary rounds while they pass (ECGSCREEN_CANARY_INTERVAL_S)
     canary_retry_s: float = 1.0  # after a failed round
     canary_timeout_s: float = 3.0  # per canary request
-    canary_repeat: int = 2  # requests per round: two reach both instances of a two-instance model
+    # requests per round, all must pass: under load requests do not take the instances in turn,
+    # and four make a dead stub behind one of two instances show in 15 rounds of 16
+    canary_repeat: int = 4
     failures: int = 3  # restart Triton when this many ...
     window: int = 5  # ... of the last rounds failed
     start_timeout_s: float = 180.0  # not ready by then: restart
-    kill_after_s: float = 2.0  # a failed Triton gets this long to exit before SIGKILL
+    kill_after_s: float = 1.0  # a failed Triton gets this long to exit before SIGKILL
     stop_timeout_s: float = 5.0  # on Ctrl-C, both servers get this long before SIGKILL
 
     @classmethod
@@ -202,6 +204,7 @@ class Supervisor:
         elif watched.state == "starting":
             if server.is_ready():
                 self.say(f"{server.name} is ready again; checking it with the canary")
+                server.note_regions()
                 watched.state, self.next_canary = "up", now
                 self.rounds.clear()
             elif now > watched.ready_by:

@@ -43,6 +43,7 @@ DEFAULT_REPOSITORY = PROJECT_ROOT / "model_repository"
 # The python backend moves tensors through /dev/shm: a batch of 16 canonical images is 28 MB.
 _SHM_DEFAULT_BYTES = 64 * 1024 * 1024
 _SHM_GROWTH_BYTES = 32 * 1024 * 1024
+_SHM_REGION_PREFIX = "/dev/shm/triton_python_backend_shm_region_"
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ class EmbeddedTriton(ManagedServer):
         self.ports = ports or TritonPorts.from_env()
         self.config_name = config_name
         self.host = host
+        self._regions: set[Path] = set()
 
     @property
     def grpc_url(self) -> str:
@@ -169,8 +171,30 @@ class EmbeddedTriton(ManagedServer):
     def is_ready(self) -> bool:
         return http_ok(f"{self.http_url}/v2/health/ready")
 
+    def shm_regions(self) -> set[Path]:
+        """The python backend's shared-memory regions this tritonserver has mapped (one per
+        model instance, in /dev/shm; 64 MB each by default)."""
+        try:
+            with open(f"/proc/{self.process.pid}/maps") as maps:
+                return {Path(line.split()[-1]) for line in maps if _SHM_REGION_PREFIX in line}
+        except (OSError, AttributeError):
+            return set()
+
+    def note_regions(self) -> None:
+        """Remember the current regions: a tritonserver that is killed cannot unlink them, so
+        ``stop`` does (each killed or crashed Triton would otherwise leak ~200 MB of /dev/shm)."""
+        self._regions |= self.shm_regions()
+
+    def stop(self, timeout: float = 20.0) -> None:
+        self.note_regions()
+        super().stop(timeout)
+        for region in self._regions:  # the group is gone: nobody maps them any more
+            region.unlink(missing_ok=True)
+        self._regions = set()
+
     def start(self, timeout: float = 120.0, cancel=None) -> EmbeddedTriton:
         """Start the server and block until every model is ready (or raise)."""
         super().start(timeout, cancel)
+        self.note_regions()
         log.info("Triton ready: HTTP %s, gRPC %s, metrics %s", self.http_url, self.grpc_url, self.metrics_url)
         return self
