@@ -12,19 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from ecgscreen.serving.procs import free_ports, http_ok
+from ecgscreen.serving.procs import alive, children, free_ports, http_ok
 
 __all__ = ["ServeProcess", "process_tree", "rss_bytes", "label"]
-
-
-def _stat(pid: int) -> tuple[str, int] | None:
-    """``(state, parent pid)`` of a live process, ``None`` when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return fields[0], int(fields[1])
 
 
 def _cmdline(pid: int) -> list[str]:
@@ -37,15 +27,11 @@ def _cmdline(pid: int) -> list[str]:
 
 def process_tree(root: int) -> list[int]:
     """``root`` and every live (not zombie) descendant of it."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (stat := _stat(int(entry))) and stat[0] != "Z":
-            parents[int(entry)] = stat[1]
-    tree, frontier = [root], [root]
+    tree, frontier = [], [root] if alive(root) else []
     while frontier:
-        frontier = [pid for pid, parent in parents.items() if parent in frontier]
         tree += frontier
-    return [pid for pid in tree if pid in parents]
+        frontier = [child for pid in frontier for child in children(pid)]
+    return tree
 
 
 def label(pid: int) -> str:

@@ -2,13 +2,17 @@
 
 The model card's canary file (``card.Canary``) goes through the gateway's own request path
 (``TritonGateway.predict`` over gRPC, the whole ensemble, no retries) and must come back
-with the card's expected probabilities within its tolerance, twice in a row (so a dead stub
-behind one of two instances cannot hide behind the other). One round runs at most every
-``interval_s`` per worker (every second while not ready), and probes in between get the
-cached verdict, so probes stay cheap; concurrent probes share one round. A real request that
-fails upstream marks the verdict stale, so the next probe asks again at once. A card without
-a canary (exported before canaries) falls back to Triton's model readiness, and says so at
-start-up.
+with the card's expected probabilities within its tolerance, twice in a row. One round runs
+at most every ``interval_s`` per worker (every second while not ready), in the background,
+one at a time: a probe reads the latest verdict and never waits on Triton.
+
+Two signals from real traffic sharpen it. A request that fails upstream makes the verdict
+stale (the next probe starts a round at once). A request Triton could not serve, even one a
+retry then made good, makes the gateway not ready for ``interval_s``: a dead stub behind one
+of two instances fails only the requests that reach it, and a canary may well reach the other.
+
+A card without a canary (exported before canaries) falls back to Triton's model readiness,
+and says so at start-up.
 """
 
 from __future__ import annotations
@@ -50,7 +54,8 @@ class Readiness:
         self._ok = False
         self._last: tuple[str, str] | None = None
         self._checked_at = -float("inf")
-        self._lock: asyncio.Lock | None = None  # created in the worker's event loop
+        self._failed_at = -float("inf")  # when Triton last failed a real request
+        self._task: asyncio.Task | None = None  # the round under way, if any
         if canary is None:
             log.warning("the model card has no readiness canary: /readyz reflects Triton's model readiness "
                         "only (ecgscreen export --refresh-canary adds one)")  # fmt: skip
@@ -59,6 +64,13 @@ class Readiness:
         """A request just failed upstream: the next probe runs a canary instead of the cache."""
         self._checked_at = -float("inf")
 
+    def upstream_failed(self, reason: str) -> None:
+        """Triton could not serve a real request (even if a retry then did): not ready for
+        ``interval_s``, whatever the canary says meanwhile (it may reach a healthy instance)."""
+        if time.monotonic() - self._failed_at >= self.interval_s:
+            log.warning("not ready: Triton failed a request (%s)", reason)
+        self._failed_at = time.monotonic()
+
     def _fresh(self) -> bool:
         # Not ready: ask again after a second, so recovery shows as soon as it happens.
         return time.monotonic() - self._checked_at < (
@@ -66,21 +78,26 @@ class Readiness:
         )
 
     async def ready(self) -> bool:
-        if self._fresh():
-            return self._ok
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            if not self._fresh():  # nobody asked meanwhile
-                outcome, problem = await self._round()
-                ok = outcome == "ok"
-                if (outcome, problem) != self._last:  # a change, not every probe of an outage
-                    level = logging.INFO if ok else logging.WARNING
-                    log.log(level, "readiness canary %s%s", outcome, f": {problem}" if problem else "")
-                self._ok, self._last, self._checked_at = ok, (outcome, problem), time.monotonic()
-                if self.count is not None:
-                    self.count(outcome)
+        """The verdict now, never waiting on Triton (a probe's own timeout is short): a stale
+        verdict starts a round in the background, and the next probe reads its outcome."""
+        if not self._fresh() and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._refresh())
+        if time.monotonic() - self._failed_at < self.interval_s:
+            return False
         return self._ok
+
+    async def _refresh(self) -> None:
+        try:
+            outcome, problem = await self._round()
+            ok = outcome == "ok"
+            if (outcome, problem) != self._last:  # a change, not every probe of an outage
+                level = logging.INFO if ok else logging.WARNING
+                log.log(level, "readiness canary %s%s", outcome, f": {problem}" if problem else "")
+            self._ok, self._last, self._checked_at = ok, (outcome, problem), time.monotonic()
+            if self.count is not None:
+                self.count(outcome)
+        finally:
+            self._task = None
 
     async def _round(self) -> tuple[str, str]:
         """``(outcome, problem)``, the outcome one of ``CANARY_OUTCOMES``."""

@@ -97,7 +97,11 @@ class ECGScreening:
         # An imported clinical model of the study has no image-only answer: it answers only
         # through its fusion head (missing features imputed), and its image-only fields are null.
         self.image_only_answer = self.card.image_only_answer
-        self.triton = TritonGateway(self.settings.triton_url, self.settings.triton_timeout_s)
+        self.triton = TritonGateway(
+            self.settings.triton_url,
+            self.settings.triton_timeout_s,
+            on_unavailable=lambda reason: self.readiness.upstream_failed(reason),
+        )
         self.metrics = gateway_metrics()
         for task in TASKS:  # series exist from the start: a rate of 0 is not "no data"
             self.metrics.positives.labels(task)

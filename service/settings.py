@@ -55,9 +55,9 @@ class Settings:
     request_timeout_s: float  # a whole request, retries included
     retry_after_s: int
     # Readiness: a canary through Triton at most every canary_interval_s per worker (cached
-    # between), each allowed canary_timeout_s.
+    # between), each allowed canary_timeout_s (generous: a busy Triton is not a broken one).
     canary_interval_s: float = 5.0
-    canary_timeout_s: float = 3.0
+    canary_timeout_s: float = 5.0
     # Back-pressure: requests one worker works on at once; past it, 503 + Retry-After at once.
     max_in_flight: int = 16
 
@@ -72,6 +72,6 @@ class Settings:
             request_timeout_s=_float("ECGSCREEN_REQUEST_TIMEOUT_S", 30.0),
             retry_after_s=int(_float("ECGSCREEN_RETRY_AFTER_S", 5.0)),
             canary_interval_s=_float("ECGSCREEN_CANARY_INTERVAL_S", 5.0),
-            canary_timeout_s=_float("ECGSCREEN_CANARY_TIMEOUT_S", 3.0),
+            canary_timeout_s=_float("ECGSCREEN_CANARY_TIMEOUT_S", 5.0),
             max_in_flight=_positive_int("ECGSCREEN_MAX_IN_FLIGHT", 16),
         )

@@ -82,10 +82,15 @@ class Prediction:
 
 
 class TritonGateway:
-    def __init__(self, url: str, call_timeout_s: float, attempts: int = 3) -> None:
+    """``on_unavailable(reason)``, if given, hears of every attempt Triton could not serve,
+    also one a retry then made good (readiness wants to know: a dead stub behind one of two
+    instances fails only some requests)."""
+
+    def __init__(self, url: str, call_timeout_s: float, attempts: int = 3, on_unavailable=None) -> None:
         self.url = url
         self.call_timeout_s = call_timeout_s
         self.attempts = attempts
+        self.on_unavailable = on_unavailable
         self._client: grpcclient.InferenceServerClient | None = None
 
     @property
@@ -142,6 +147,8 @@ class TritonGateway:
                 break
             except InferenceServerException as exc:
                 error = triton_error(str(exc.status()), exc.message() or "")
+                if isinstance(error, Unavailable) and self.on_unavailable is not None:
+                    self.on_unavailable(str(error))
                 if isinstance(error, Unavailable) and attempt < attempts:
                     await asyncio.sleep(min(0.2 * 2**attempt, max(0.0, deadline - time.monotonic())))
                     continue

@@ -22,12 +22,17 @@ __all__ = [
     "stop_groups",
     "free_ports",
     "http_ok",
+    "alive",
+    "children",
+    "adopt_orphans",
+    "end_orphans",
     "ConsoleLines",
     "ManagedServer",
     "Cancelled",
 ]
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -102,6 +107,56 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
         return httpx.get(url, timeout=timeout).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """``(state, parent pid)`` of a process, ``None`` when there is none."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0], int(fields[1])
+
+
+def alive(pid: int) -> bool:
+    """``pid`` runs (a zombie, dead but not reaped by its parent, does not)."""
+    stat = _stat(pid)
+    return stat is not None and stat[0] != "Z"
+
+
+def children(pid: int, zombies: bool = False) -> set[int]:
+    """The child processes of ``pid``: live ones, and with ``zombies`` the unreaped too."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (stat := _stat(int(entry))) and stat[1] == pid and (zombies or stat[0] != "Z"):
+            found.add(int(entry))
+    return found
+
+
+def adopt_orphans() -> bool:
+    """Make this process a child subreaper: a process orphaned below it becomes its child
+    instead of init's. BentoML's workers each run in a session of their own, out of reach of
+    their parent's process group: when the parent is killed, this is how they are found (and
+    ended, ``end_orphans``) instead of holding the gateway's port forever."""
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1) == 0
+    except OSError:
+        return False  # not Linux
+
+
+def end_orphans(keep: set[int]) -> list[int]:
+    """SIGKILL and reap every child of this process but ``keep`` (the servers it runs):
+    what is left are orphans it adopted (``adopt_orphans``) from a server that died."""
+    ended = []
+    for pid in children(os.getpid(), zombies=True) - keep:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        ended.append(pid)
+    return ended
 
 
 class ConsoleLines:

@@ -3,12 +3,14 @@
 Triton starts first, then the gateway (ready when its canary passes through Triton). Then the
 ``Supervisor`` watches both:
 
-* Triton is restarted when it exits, when it does not become ready, or when the canary
-  (``serving.canary``: a known ECG through the whole ensemble, the card's expected answer)
-  fails ``failures`` times among its last ``window`` rounds. The canary is what sees a dead
-  python-backend stub: Triton 2.51 never restarts one and keeps reporting ready while every
-  request that reaches it fails. Restarts wait 1 s, doubling up to 30 s while failures
-  continue, back to 1 s after a minute of health.
+* Triton is restarted when it exits, when it does not become ready, when one of its
+  python-backend stubs dies, or when the canary (``serving.canary``: a known ECG through the
+  whole ensemble, the card's expected answer) fails ``failures`` times among its last
+  ``window`` rounds. Triton 2.51 never restarts a dead stub and keeps reporting ready while
+  the requests that reach that instance fail; the supervisor sees the stub's process gone
+  at once, and the canary sees what a process list cannot (a hung or wrong pipeline).
+  Restarts wait 1 s, doubling up to 30 s while failures continue, back to 1 s after a
+  minute of health.
 * The gateway keeps running meanwhile: it answers 503 with ``Retry-After`` and reports not
   ready until Triton answers again, then recovers by itself (its gRPC channel reconnects). If
   the gateway itself exits it is restarted the same way.
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .canary import CanaryResult, TritonCanary
-from .procs import ManagedServer, http_ok, stop_groups
+from .procs import ManagedServer, adopt_orphans, alive, end_orphans, http_ok, stop_groups
 from .triton import PROJECT_ROOT, EmbeddedTriton
 
 __all__ = ["Gateway", "RestartPolicy", "Backoff", "Supervisor"]
@@ -91,7 +93,8 @@ class RestartPolicy:
     stable_after_s: float = 60.0  # healthy this long: the next restart waits first_delay_s again
     canary_every_s: float = 5.0  # between canary rounds while they pass (ECGSCREEN_CANARY_INTERVAL_S)
     canary_retry_s: float = 1.0  # after a failed round
-    canary_timeout_s: float = 3.0  # per canary request
+    # per canary request: generous, a canary queued behind a busy Triton's work is no failure
+    canary_timeout_s: float = 10.0
     # requests per round, all must pass: under load requests do not take the instances in turn,
     # and four make a dead stub behind one of two instances show in 15 rounds of 16
     canary_repeat: int = 4
@@ -161,6 +164,7 @@ class Supervisor:
         self.gateway = _Watched(gateway, self.policy)
         self.rounds: deque[bool] = deque(maxlen=self.policy.window)
         self.next_canary = 0.0
+        self.stubs: set[int] = set()  # the running Triton's python-backend stubs
 
     @property
     def restarts(self) -> int:
@@ -171,7 +175,9 @@ class Supervisor:
         """Start Triton, then the gateway; block until both are ready (``procs.Cancelled`` if
         ``cancel`` is set meanwhile, with nothing left running)."""
         timeout = self.policy.start_timeout_s
+        adopt_orphans()
         self.triton.server.start(timeout, cancel)
+        self.stubs = self.triton.server.stub_pids()
         try:
             self.gateway.server.start(timeout, cancel)
         except BaseException:
@@ -189,6 +195,13 @@ class Supervisor:
         """Stop both servers at once, within ``stop_timeout_s`` (then SIGKILL)."""
         stop_groups([self.gateway.server.process, self.triton.server.process], self.policy.stop_timeout_s)
         self.gateway.server.process = self.triton.server.process = None
+        self._end_orphans()
+
+    def _end_orphans(self) -> None:
+        """End what a dead server left behind (BentoML workers, in sessions of their own)."""
+        keep = {s.process.pid for s in (self.triton.server, self.gateway.server) if s.process is not None}
+        if ended := end_orphans(keep):
+            self.say(f"ended {len(ended)} process(es) left behind by a stopped server")
 
     # -- Triton --------------------------------------------------------------------------------
 
@@ -205,10 +218,15 @@ class Supervisor:
             if server.is_ready():
                 self.say(f"{server.name} is ready again; checking it with the canary")
                 server.note_regions()
+                self.stubs = server.stub_pids()
                 watched.state, self.next_canary = "up", now
                 self.rounds.clear()
             elif now > watched.ready_by:
                 self._restart_triton(now, f"not ready within {self.policy.start_timeout_s:.0f} s")
+        elif dead := sorted(pid for pid in self.stubs if not alive(pid)):
+            self._restart_triton(
+                now, f"its python-backend stub (pid {dead[0]}) died, and Triton never restarts one"
+            )
         elif now >= self.next_canary:
             self._canary_round(now)
 
@@ -237,6 +255,7 @@ class Supervisor:
         watched.restarts += 1
         self.say(f"{reason}; restarting {watched.server.name} in {delay:g} s")
         watched.server.stop(self.policy.kill_after_s)
+        self._end_orphans()
         watched.state, watched.restart_at = "waiting", time.monotonic() + delay
         self.rounds.clear()
 
@@ -255,7 +274,8 @@ class Supervisor:
             self.say(
                 f"{server.name} exited with code {server.process.returncode}; restarting it in {delay:g} s"
             )
-            server.stop(self.policy.kill_after_s)  # its workers, if any outlived it
+            server.stop(self.policy.kill_after_s)
+            self._end_orphans()  # its workers, which outlive it in sessions of their own
             watched.state, watched.restart_at = "waiting", now + delay
         else:
             watched.backoff.healthy(now)

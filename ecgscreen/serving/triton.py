@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..contract import ENSEMBLE_NAME
-from .procs import ManagedServer, http_ok
+from .procs import ManagedServer, children, http_ok
 
 __all__ = [
     "TritonPorts",
@@ -179,6 +179,10 @@ class EmbeddedTriton(ManagedServer):
                 return {Path(line.split()[-1]) for line in maps if _SHM_REGION_PREFIX in line}
         except (OSError, AttributeError):
             return set()
+
+    def stub_pids(self) -> set[int]:
+        """The python-backend stubs this tritonserver runs (one process per model instance)."""
+        return children(self.process.pid) if self.running else set()
 
     def note_regions(self) -> None:
         """Remember the current regions: a tritonserver that is killed cannot unlink them, so

@@ -1,6 +1,7 @@
-"""Chaos: ``ecgscreen serve`` (real processes, loopback only) under mixed load while its parts
-fail: the intake stub killed, the model stub killed, tritonserver killed, tritonserver frozen
-for 10 s. For each fault:
+"""Soak and chaos: ``ecgscreen serve`` (real processes, loopback only) under mixed load, first
+steady (a short soak: no good request fails, every bad one gets a 4xx, the memory of every
+process is reported), then while its parts fail: the intake stub killed, the model stub
+killed, tritonserver killed, tritonserver frozen for 10 s. For each fault:
 
 * only requests in the fault window fail, and each failure is a 502/503/504 in the service's
   JSON error shape: never a 500, a dropped connection or an answer later than the request
@@ -10,8 +11,8 @@ for 10 s. For each fault:
   reconnects).
 
 Each fault's numbers (requests failed, seconds until ready again, seconds until the first good
-answer) go to ``build/chaos/results.json``. The module ends with Ctrl-C on a frozen Triton:
-everything stops within 10 s.
+answer) go to ``build/chaos/results.json``. A killed gateway is started again too, and the
+module ends with Ctrl-C on a frozen Triton: everything stops within 10 s.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import pytest
 from servers import wait_until
 
 from bench.serve import ServeProcess, process_tree
+from bench.soak import soak
 from bench.traffic import Traffic, bad_requests, mix
 from bench.triton import bench_files
 
@@ -47,7 +49,7 @@ def service(tmp_path_factory):
     env = {"ECGSCREEN_REQUEST_TIMEOUT_S": str(REQUEST_TIMEOUT_S), "ECGSCREEN_TRITON_TIMEOUT_S": "10"}
     server = ServeProcess(tmp_path_factory.mktemp("chaos") / "serve.log", env=env).start()
     yield server
-    server.kill()
+    server.stop()  # Ctrl-C (SIGKILL only if that fails): a killed Triton leaks its /dev/shm regions
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +123,24 @@ def _record(fault: str, numbers: dict) -> None:
     print(f"{fault}: {numbers}")
 
 
-@pytest.mark.parametrize("fault", ["preprocess_stub", "model_stub", "tritonserver_killed", "tritonserver_frozen"])
+def test_a_short_soak_fails_no_good_request_and_refuses_every_bad_one(service):
+    report = soak(service, seconds=30, clients=8, bad_share=0.1, baseline_s=10)
+    print("\n".join(report.lines()))
+    assert len(report.good) > 50 and len(report.bad) > 5
+    assert report.failed_good == [], report.errors()
+    assert report.bad_not_4xx == [], report.errors()
+    assert {a.error for a in report.bad} >= {"empty", "file_missing"}
+    names = {name.rsplit(" (", 1)[0] for name in report.rss["end"]}
+    assert {"serve", "tritonserver", "stub ecg_preprocess_0_0", "stub ecg_multitask_0_0", "gateway",
+            "gateway worker 1", "gateway worker 2"} <= names  # fmt: skip
+    assert report.rss["start"].keys() == report.rss["end"].keys(), "a process was replaced under steady load"
+    assert all(value > 10 * 2**20 for value in report.rss["end"].values())
+    assert set(report.growth()) == set(report.rss["end"])
+
+
+@pytest.mark.parametrize(
+    "fault", ["preprocess_stub", "model_stub", "tritonserver_killed", "tritonserver_frozen"]
+)
 def test_the_service_heals_itself_and_fails_only_in_the_fault_window(service, requests, fault):
     wait_until(lambda: httpx.get(service.url + "/readyz", timeout=5).status_code == 200, 120, what="ready")
     with Readiness(service.url) as readiness:
@@ -167,10 +186,27 @@ def test_the_service_heals_itself_and_fails_only_in_the_fault_window(service, re
     })  # fmt: skip
 
 
+def test_a_killed_gateway_is_started_again(service):
+    wait_until(lambda: httpx.get(service.url + "/readyz", timeout=5).status_code == 200, 120, what="ready")
+    gateway = service.pid_of("gateway")
+    os.kill(gateway, signal.SIGKILL)
+    wait_until(lambda: service.pid_of("gateway") not in (None, gateway), 30, what="a new gateway")
+    wait_until(lambda: _ready(service.url), 120, what="ready again")
+    good = bench_files()[0]
+    assert httpx.post(service.url + "/predict", files={"file": ("ecg", good)}, timeout=60).status_code == 200
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url + "/readyz", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def test_ctrl_c_stops_everything_within_10_s_even_with_triton_frozen(service):
     wait_until(lambda: httpx.get(service.url + "/readyz", timeout=5).status_code == 200, 120, what="ready")
     processes = process_tree(service.process.pid)
-    assert len(processes) >= 6  # serve, tritonserver + 3 stubs, the gateway and its workers
+    assert len(processes) >= 8  # serve, tritonserver + 3 stubs, the gateway and its 2 workers
     os.kill(service.pid_of("tritonserver"), signal.SIGSTOP)
     time.sleep(1)
     took = service.stop(timeout=30)
