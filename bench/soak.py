@@ -2,10 +2,13 @@
 (``ecgscreen serve``, started here) under steady mixed traffic for M minutes.
 
 Prints throughput, latency percentiles of the good requests, every answer that was not the
-expected one by kind, and the resident memory of every process of the service at the start,
-after the first minute (the baseline: caches and pools are warm by then) and at the end, with
-the growth since the baseline. What it asks of a healthy service: no good request fails,
-every bad request gets a 4xx, no process grows more than 10 % after the first minute.
+expected one by kind, and the resident memory (RSS) of every process of the service: at the
+start, over the second minute (the baseline: the first is warm-up) and over the last minute,
+with the growth between the two. RSS is sampled every 10 s and a window's value is its peak:
+a process's working set swings with the files in flight (a preprocessing stub holds a 1 MB
+PNG and its images for a moment), a leak lifts the peaks. What it asks of a healthy service:
+no good request fails, every bad request gets a 4xx, no process grows more than 10 % after
+the first minute.
 """
 
 from __future__ import annotations
@@ -30,7 +33,27 @@ MAX_GROWTH = 0.10  # of each process's resident memory after the baseline
 class SoakReport:
     seconds: float
     answers: list[Answer]
-    rss: dict[str, dict[str, int]] = field(default_factory=dict)  # moment -> "label (pid)" -> bytes
+    samples: list[tuple[float, dict[str, int]]] = field(default_factory=list)  # (s, "label (pid)" -> RSS)
+    window_s: float = 60.0  # the baseline window follows the first one (warm-up); the end is the last
+
+    def peaks(self, since: float, until: float) -> dict[str, int]:
+        """Each process's peak RSS among the samples taken in ``(since, until]`` seconds."""
+        out: dict[str, int] = {}
+        for t, sample in self.samples:
+            if since < t <= until:
+                for name, value in sample.items():
+                    out[name] = max(out.get(name, 0), value)
+        return out
+
+    @property
+    def rss(self) -> dict[str, dict[str, int]]:
+        """``start`` (the first sample), ``baseline`` and ``end`` (window peaks)."""
+        w = self.window_s
+        return {
+            "start": self.samples[0][1] if self.samples else {},
+            "baseline": self.peaks(w, 2 * w),
+            "end": self.peaks(self.seconds - w, self.seconds + 1),
+        }
 
     @property
     def good(self) -> list[Answer]:
@@ -53,9 +76,10 @@ class SoakReport:
         is expected; anything here for ``good`` is a failure."""
         return Counter((a.kind, a.status, a.error or a.failure) for a in self.answers if a.status != 200)
 
-    def growth(self, since: str = "baseline", until: str = "end") -> dict[str, float]:
-        """Each process's RSS growth between two moments (processes alive at both)."""
-        first, last = self.rss.get(since, {}), self.rss.get(until, {})
+    def growth(self) -> dict[str, float]:
+        """Each process's RSS growth from the baseline window to the last (processes alive in
+        both; a process restarted meanwhile is another one, with another pid)."""
+        first, last = self.rss["baseline"], self.rss["end"]
         return {name: last[name] / first[name] - 1 for name in first if name in last and first[name]}
 
     def lines(self) -> list[str]:
@@ -70,9 +94,18 @@ class SoakReport:
             "answers other than 200 (request, status, reason): "
             + (", ".join(f"{k}: {n}" for k, n in sorted(self.errors().items(), key=str)) or "none"),
         ]
+        minutes = int(self.seconds // 60)
+        if minutes > 2:  # where a growth happened: warming up, or steadily
+            peaks = [self.peaks(60 * m, 60 * (m + 1)) for m in range(minutes)]
+            out.append("RSS peak (MiB) in minute " + " ".join(f"{m + 1:>4d}" for m in range(minutes)))
+            for name in sorted(peaks[-1]):
+                values = " ".join(f"{p[name] / 2**20:4.0f}" if name in p else "   -" for p in peaks)
+                out.append(f"  {name:34s}      {values}")
         moments = [m for m in ("start", "baseline", "end") if m in self.rss]
         growth = self.growth()
-        out.append("RSS (MiB): " + "  ".join(f"{m:>8s}" for m in moments) + "   growth since baseline")
+        out.append(
+            "RSS (MiB):" + " " * 25 + "  ".join(f"{m:>8s}" for m in moments) + "   growth since baseline"
+        )
         for name in sorted(self.rss.get("start", {}) | self.rss.get("end", {})):
             values = "  ".join(
                 f"{self.rss[m][name] / 2**20:8.1f}" if name in self.rss[m] else f"{'-':>8s}" for m in moments
@@ -91,26 +124,26 @@ def _rss(service: ServeProcess) -> dict[str, int]:
 
 
 def soak(service: ServeProcess, seconds: float, clients: int = 8, bad_share: float = 0.1,
-         baseline_s: float = 60.0, say=print) -> SoakReport:  # fmt: skip
-    """Drive ``service`` (started) for ``seconds``; RSS at the start, at ``baseline_s`` and at
-    the end."""
+         window_s: float = 60.0, sample_every_s: float = 10.0, say=print) -> SoakReport:  # fmt: skip
+    """Drive ``service`` (started) for ``seconds``, sampling every process's RSS."""
     good = bench_files()
     traffic = Traffic(service.url, mix(good, bad_requests(good[2]), bad_share), clients=clients)
-    report = SoakReport(seconds, [])
-    report.rss["start"] = _rss(service)
+    report = SoakReport(seconds, [], window_s=window_s)
     start = time.monotonic()
+    report.samples.append((0.0, _rss(service)))
     traffic.start()
-    next_note, baseline_taken = start + 30, False
+    next_note, next_sample = start + 30, start + sample_every_s
     while (now := time.monotonic()) < start + seconds:
-        if not baseline_taken and now >= start + baseline_s:
-            report.rss["baseline"], baseline_taken = _rss(service), True
+        if now >= next_sample:
+            report.samples.append((now - start, _rss(service)))
+            next_sample += sample_every_s
         if now >= next_note:
             done = traffic.snapshot()
             failed = sum(1 for a in done if a.good and a.status != 200)
-            say(f"  {now - start:5.0f} s: {len(done)} answers, {failed} good ones failed")
+            say(f"  {now - start:5.0f} s: {len(done)} answers, {failed} good ones failed", flush=True)
             next_note += 30
         time.sleep(0.5)
-    report.rss["end"] = _rss(service)
+    report.samples.append((time.monotonic() - start, _rss(service)))
     report.answers = traffic.stop()
     report.seconds = time.monotonic() - start
     return report

@@ -144,6 +144,18 @@ class _Watched:
         self.restarts = 0
 
 
+class _Round:
+    """One canary round in a thread of its own: the supervisor's loop never waits on Triton
+    (a frozen one would hold up Ctrl-C and the watch of the stubs for the canary's timeout)."""
+
+    def __init__(self, check: Callable[[], CanaryResult]) -> None:
+        self.result: CanaryResult | None = None
+        threading.Thread(target=self._run, args=(check,), name="canary", daemon=True).start()
+
+    def _run(self, check: Callable[[], CanaryResult]) -> None:
+        self.result = check()
+
+
 class Supervisor:
     """Runs ``triton`` and ``gateway`` until ``stop`` is set, healing Triton (see the module
     docstring). ``canary``: Triton's canary (``None``: Triton's own readiness stands in);
@@ -165,11 +177,7 @@ class Supervisor:
         self.rounds: deque[bool] = deque(maxlen=self.policy.window)
         self.next_canary = 0.0
         self.stubs: set[int] = set()  # the running Triton's python-backend stubs
-
-    @property
-    def restarts(self) -> int:
-        """How often Triton was restarted."""
-        return self.triton.restarts
+        self.round: _Round | None = None  # the canary round under way
 
     def start(self, cancel: threading.Event) -> None:
         """Start Triton, then the gateway; block until both are ready (``procs.Cancelled`` if
@@ -227,8 +235,12 @@ class Supervisor:
             self._restart_triton(
                 now, f"its python-backend stub (pid {dead[0]}) died, and Triton never restarts one"
             )
+        elif self.round is not None:
+            if self.round.result is not None:
+                result, self.round = self.round.result, None
+                self._judge(result, now)
         elif now >= self.next_canary:
-            self._canary_round(now)
+            self.round = _Round(self._check)
 
     def _check(self) -> CanaryResult:
         if self.canary is not None:
@@ -236,8 +248,7 @@ class Supervisor:
         ok = self.triton.server.is_ready()
         return CanaryResult("ok" if ok else "unavailable", "" if ok else "Triton reports not ready")
 
-    def _canary_round(self, now: float) -> None:
-        result = self._check()
+    def _judge(self, result: CanaryResult, now: float) -> None:
         self.rounds.append(result.ok)
         if result.ok:
             self.triton.backoff.healthy(now)
@@ -258,6 +269,7 @@ class Supervisor:
         self._end_orphans()
         watched.state, watched.restart_at = "waiting", time.monotonic() + delay
         self.rounds.clear()
+        self.round = None  # a round under way asked the old Triton: its verdict is moot
 
     # -- the gateway ---------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ module ends with Ctrl-C on a frozen Triton: everything stops within 10 s.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pydicom
 import pytest
 from servers import wait_until
 
@@ -124,7 +126,7 @@ def _record(fault: str, numbers: dict) -> None:
 
 
 def test_a_short_soak_fails_no_good_request_and_refuses_every_bad_one(service):
-    report = soak(service, seconds=30, clients=8, bad_share=0.1, baseline_s=10)
+    report = soak(service, seconds=30, clients=8, bad_share=0.1, window_s=10, sample_every_s=2)
     print("\n".join(report.lines()))
     assert len(report.good) > 50 and len(report.bad) > 5
     assert report.failed_good == [], report.errors()
@@ -215,6 +217,19 @@ def test_ctrl_c_stops_everything_within_10_s_even_with_triton_frozen(service):
     left = [pid for pid in processes if os.path.exists(f"/proc/{pid}") and _state(pid) != "Z"]
     assert not left, f"still running: {left}"
     _record("ctrl_c_with_triton_frozen", {"seconds_to_stop": round(took, 1)})
+
+
+def test_the_console_carries_both_servers_logs_marked_and_no_patient_names(service):
+    """Runs last: the console of everything above (soak, faults, restarts, Ctrl-C)."""
+    console = service.log.read_text()
+    marks = {line.split(" | ", 1)[0] for line in console.splitlines() if " | " in line}
+    assert {"triton", "gateway", "serve"} <= marks
+    assert "request_id=" in console and "restarting tritonserver" in console
+    names = {str(pydicom.dcmread(io.BytesIO(f)).PatientName) for f in bench_files() if f[128:132] == b"DICM"}
+    names.add(str(pydicom.dcmread(REPO / "model_repository" / "ecg_multitask" / "canary.dcm").PatientName))
+    family_names = {n.split("^")[0] for n in names if n}
+    assert len(family_names) >= 3, names  # the traffic carried DICOM files with patient names
+    assert not [n for n in family_names if n in console], "a patient name reached the console"
 
 
 def _state(pid: int) -> str:
