@@ -21,6 +21,7 @@ Besides the schema, this module is the one place that
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -48,6 +49,7 @@ __all__ = [
     "Metrics",
     "OnnxFile",
     "Recipe",
+    "Canary",
     "OperatingPoints",
     "ModelCard",
     "impute",
@@ -176,6 +178,53 @@ class Recipe(_Strict):
     measured: str | None = None
 
 
+class Canary(_Strict):
+    """The known answer that proves the served pipeline works: ``file`` (next to the card) sent
+    through the whole ensemble must come back with ``expected`` (each task's positive-class
+    probability) within ``tolerance``, absolute. Export computes ``expected`` through the
+    exported ONNX and the real intake (``ecgscreen.export.canary``); the gateway's readiness,
+    the ``serve`` supervisor and Kubernetes' liveness probe of Triton all ask this question."""
+
+    file: str  # relative to the card's folder
+    sha256: str
+    source: str  # where the file came from (a project sample), for people
+    expected: dict[str, float]  # task -> positive-class probability
+    # absolute; loose enough for onnxruntime CPU vs TensorRT FP16, tight enough for a wrong answer
+    tolerance: float
+    computed_with: str  # what produced ``expected``: the ONNX file and the intake, for people
+
+    @field_validator("expected")
+    @classmethod
+    def _tasks_and_probabilities(cls, expected: dict[str, float]) -> dict[str, float]:
+        if not expected or any(t not in TASKS or not 0.0 <= p <= 1.0 for t, p in expected.items()):
+            raise ValueError(f"expected {expected} must map tasks of {list(TASKS)} to probabilities")
+        return expected
+
+    def read(self, folder: Path) -> bytes:
+        """The canary file's bytes; ``ValueError`` when it is missing or not the one recorded."""
+        path = Path(folder) / self.file
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ValueError(f"canary file {path} cannot be read: {exc.strerror}") from None
+        if hashlib.sha256(data).hexdigest() != self.sha256:
+            raise ValueError(f"canary file {path} is not the one the model card records (sha256 differs)")
+        return data
+
+    def problems(self, probabilities: Mapping[str, float]) -> list[str]:
+        """How an answer differs from the expected one (empty: the canary passed)."""
+        out = []
+        for task, expected in self.expected.items():
+            got = probabilities.get(task)
+            if got is None:
+                out.append(f"no {task} probability in the answer")
+            elif not abs(float(got) - expected) <= self.tolerance:  # NaN fails too
+                out.append(
+                    f"{task} probability {float(got):.4f}, expected {expected:.4f} +- {self.tolerance}"
+                )
+        return out
+
+
 class OperatingPoints(_Strict):
     """Decision thresholds and population averages, chosen on the validation split.
 
@@ -242,6 +291,9 @@ class ModelCard(_Strict):
     fusion_onnx: OnnxFile | None
     source: dict[str, Any]
     recipe: Recipe | None = None
+    # The readiness canary (absent in cards written before it existed: then readiness falls
+    # back to Triton's own model readiness; ``ecgscreen export --refresh-canary`` adds it).
+    canary: Canary | None = None
     # False for a clinical model imported from the study: it has no image-only answer, so
     # model.onnx answers with every clinical feature at its default and the gateway answers
     # only through the fusion head (its scar/lvef are null; README, "POST /predict").

@@ -269,35 +269,69 @@ def serve(
     ),
     workers: int = typer.Option(2, help="Gateway worker processes."),
     log_dir: Path = typer.Option(
-        None, help="Write tritonserver.log and gateway.log here (default: discard)."
+        None, help="Also write tritonserver.log and gateway.log here (the console gets them anyway)."
+    ),
+    logs: bool = typer.Option(
+        True,
+        "--logs/--no-logs",
+        help="Stream both servers' logs to the console, each line marked with its source.",
     ),
 ) -> None:
-    """Run the whole service: embedded Triton (CPU) + the BentoML gateway, until Ctrl-C."""
-    from .serving.supervisor import start_service
-    from .serving.triton import PROJECT_ROOT, TritonPorts
+    """Run the whole service: embedded Triton (CPU) + the BentoML gateway, until Ctrl-C.
+
+    Triton is watched: restarted when it exits or its canary keeps failing (backoff 1 s
+    doubling to 30 s); the gateway answers 503 + Retry-After meanwhile and recovers by itself."""
+    from .contract import MODEL_NAME as model_name
+    from .serving.canary import TritonCanary
+    from .serving.procs import Cancelled, ConsoleLines
+    from .serving.supervisor import Gateway, RestartPolicy, Supervisor
+    from .serving.triton import DEFAULT_REPOSITORY, PROJECT_ROOT, EmbeddedTriton, TritonPorts
 
     if log_dir:
         log_dir.mkdir(parents=True, exist_ok=True)
     stop = _Stop()
-    with console.status("starting tritonserver and the gateway..."):
-        triton, gateway = start_service(
-            port, TritonPorts.from_env(http_port, grpc_port, metrics_port), workers=workers, log_dir=log_dir
-        )
-    sample = PROJECT_ROOT / "samples" / "ecg_3x4.pdf"
-    console.print(
-        f"[bold green]ecgscreen is ready[/bold green] at {gateway.url}  (research use only, not for diagnosis)\n"
-        f"  Screening page: [bold]{gateway.url}/ui/[/bold]\n"
-        f"  Triton: gRPC {triton.grpc_url}, HTTP {triton.http_url}, metrics {triton.metrics_url}\n"
-        f"  Try:  curl -F file=@{sample} {gateway.url}/predict\n"
-        f"        curl -F file=@{sample} -F task=scar {gateway.url}/explain -o heatmap.png\n"
-        "  Ctrl-C to stop.",
-        soft_wrap=True,
+    echo = ConsoleLines() if logs else None
+    triton = EmbeddedTriton(
+        DEFAULT_REPOSITORY,
+        TritonPorts.from_env(http_port, grpc_port, metrics_port),
+        log_file=log_dir / "tritonserver.log" if log_dir else None,
+        echo=echo,
     )
+    gateway = Gateway(
+        port, triton.grpc_url, workers, log_file=log_dir / "gateway.log" if log_dir else None, echo=echo
+    )
+    policy = RestartPolicy.from_env()
     try:
-        stop.wait(lambda: not (triton.running and gateway.running))
+        canary = TritonCanary.from_model_dir(
+            triton.http_url, DEFAULT_REPOSITORY / model_name, policy.canary_timeout_s
+        )
+    except ValueError as exc:
+        _fail(exc)
+    say = ConsoleLines() if echo is None else echo
+    supervisor = Supervisor(
+        triton, gateway, canary, policy, say=lambda line: say(f"serve | {time.strftime('%H:%M:%S')} {line}")
+    )
+    if canary is None:
+        say("serve | the model card has no readiness canary (ecgscreen export --refresh-canary adds it): "
+            "Triton is watched through its own readiness only")  # fmt: skip
+    console.print("starting tritonserver and the gateway...")
+    try:
+        supervisor.start(stop.event)
+        sample = PROJECT_ROOT / "samples" / "ecg_3x4.pdf"
+        console.print(
+            f"[bold green]ecgscreen is ready[/bold green] at {gateway.url}  (research use only, not for diagnosis)\n"
+            f"  Screening page: [bold]{gateway.url}/ui/[/bold]\n"
+            f"  Triton: gRPC {triton.grpc_url}, HTTP {triton.http_url}, metrics {triton.metrics_url}\n"
+            f"  Try:  curl -F file=@{sample} {gateway.url}/predict\n"
+            f"        curl -F file=@{sample} -F task=scar {gateway.url}/explain -o heatmap.png\n"
+            "  Ctrl-C to stop.",
+            soft_wrap=True,
+        )
+        supervisor.run(stop.event)
+    except Cancelled:
+        pass
     finally:
-        gateway.stop()
-        triton.stop()
+        supervisor.stop()
         console.print("stopped.")
 
 
@@ -461,19 +495,37 @@ def evaluate(
     console.print(f"wrote {out / 'metrics.json'}")
 
 
-@app.command(help=f"Export a run as {MODEL_NAME}/<version>/model.onnx, fusion.onnx and model_card.json.")
+@app.command(
+    help=f"Export a run as {MODEL_NAME}/<version>/model.onnx, fusion.onnx, model_card.json and the "
+    "readiness canary; or, with --refresh-canary alone, recompute the canary's expected answer."
+)
 def export(
-    run: Path = typer.Option(..., help="Training run folder (or its best.pt)."),
+    run: Path = typer.Option(None, help="Training run folder (or its best.pt)."),
     repository: Path = typer.Option(Path("model_repository"), help="Triton model repository."),
     data: Path = typer.Option(
         None, help="Also evaluate the exported ONNX on this dataset's val/test splits."
     ),
     version: int = typer.Option(1, min=1, help="Model version folder."),
+    refresh_canary: bool = typer.Option(
+        False,
+        "--refresh-canary",
+        help="Recompute the readiness canary's expected answer through the repository's model and the "
+        "current intake (after either changed), without exporting.",
+    ),
+    canary: Path = typer.Option(
+        None, exists=True, dir_okay=False, help="Another ECG file as the canary (default: the one there)."
+    ),
 ) -> None:
+    from .export.canary import refresh_canary as refresh
     from .export.onnx_export import evaluate_export, export_run
 
+    if run is None and not refresh_canary:
+        raise typer.BadParameter("give --run (to export) or --refresh-canary (to recompute the canary)")
     try:
-        card = export_run(run, repository, version=version)
+        if run is not None:
+            card = export_run(run, repository, version=version)
+        if refresh_canary or canary is not None:
+            card = refresh(repository, source=canary)
         if data is not None:
             with _loss_bar() as bar:
                 card = evaluate_export(repository, data, progress=_phase_progress(bar))
@@ -487,6 +539,9 @@ def _print_card(card: ModelCard, repository: Path) -> None:
     console.print(f"{repository / card.name}: {card.architecture.backbone} {card.input_size} px, "
                   f"ONNX {size:.1f} MB, fusion {'yes' if card.fusion_onnx else 'no'}")  # fmt: skip
     console.print(f"thresholds {card.thresholds} ({card.threshold_source})")
+    if card.canary:
+        console.print(f"readiness canary {card.canary.file}: expects {card.canary.expected} "
+                      f"+- {card.canary.tolerance}")  # fmt: skip
 
 
 @app.command("import-mtecg")

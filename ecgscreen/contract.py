@@ -27,6 +27,8 @@ __all__ = [
     "PREPROCESS_NAME",
     "MODEL_CARD_FILE",
     "FUSION_FILE",
+    "CANARY_FILE",
+    "CANARY_OUTCOMES",
     "ENSEMBLE_INPUT",
     "ENSEMBLE_PROBABILITY",
     "ENSEMBLE_LOGITS",
@@ -80,6 +82,11 @@ ENSEMBLE_NAME = "ecg_screening"  # what clients call: file bytes in, answers out
 PREPROCESS_NAME = "ecg_preprocess"  # intake, as a python-backend model
 MODEL_CARD_FILE = "model_card.json"
 FUSION_FILE = "fusion.onnx"
+CANARY_FILE = "canary.dcm"  # the readiness canary's ECG, next to the card (its ``canary`` field)
+# What one canary round can come to (the gateway's ``ecgscreen_canary_total{outcome}``, the
+# supervisor's and the probe's verdicts): answered right, answered wrong, answered with an
+# error, no connection, no answer in time.
+CANARY_OUTCOMES: tuple[str, ...] = ("ok", "wrong_answer", "error", "unavailable", "timeout")
 
 # The ensemble's tensors (KServe v2 names clients use).
 ENSEMBLE_INPUT = "ECG_BYTES"

@@ -1,7 +1,8 @@
 """``ecgscreen`` gateway: HTTP in front of Triton's ensemble (BentoML 1.4).
 
 Endpoints: ``POST /predict``, ``POST /explain`` and ``POST /report`` (multipart, field
-``file``), BentoML's ``/livez``, ``/readyz`` (ready when Triton's ensemble is), ``/metrics``,
+``file``), BentoML's ``/livez``, ``/readyz`` (ready when a recent canary came back right
+through Triton: ``readiness``), ``/metrics``,
 and the screening page at ``/ui/``. The gateway owns what Triton should not: limits and
 authentication, the clinical-feature fusion, the heatmap rendering, the DICOM results
 (``report``), metrics, and errors a client can act on. Research use only, not for diagnosis.
@@ -26,7 +27,7 @@ from pydantic import BaseModel
 from starlette.responses import JSONResponse, Response
 
 from ecgscreen.card import ModelCard
-from ecgscreen.contract import TASKS
+from ecgscreen.contract import CANARY_OUTCOMES, TASKS
 from ecgscreen.imaging.errors import IntakeError
 from ecgscreen.imaging.sniff import sniff
 from ecgscreen.pacs.results import Heatmap, ModelIdentity
@@ -43,6 +44,7 @@ from .explain import (
 )
 from .guard import GatewayGuard, error_response
 from .page import PAGE_PATH, screening_page
+from .readiness import Readiness
 from .report import check_identifiers, parse_tasks, report_body
 from .results import failure, fused_result, model_info, risk_level, task_results
 from .schemas import ExplainResponse, PredictResponse, PreprocessingInfo
@@ -53,6 +55,7 @@ from .triton_client import Prediction, TritonGateway
 log = logging.getLogger("ecgscreen.gateway")
 
 _SETTINGS = Settings.from_env()  # fail at start-up, not at the first request, on bad config
+_WORKERS = int(os.environ.get("ECGSCREEN_WORKERS", "2"))
 
 
 def _configure_logging() -> None:
@@ -73,8 +76,13 @@ def _json(body: BaseModel) -> JSONResponse:
 
 @bentoml.service(
     name="ecgscreen",
-    workers=int(os.environ.get("ECGSCREEN_WORKERS", "2")),
-    traffic={"timeout": _SETTINGS.request_timeout_s + 5, "max_concurrency": 64},
+    workers=_WORKERS,
+    # The guard's own in-flight limit (503 + Retry-After in our error shape) comes first;
+    # BentoML's (a 429 of its own, per worker: this / workers) only backs it up.
+    traffic={
+        "timeout": _SETTINGS.request_timeout_s + 5,
+        "max_concurrency": 4 * _SETTINGS.max_in_flight * _WORKERS,
+    },
     http={"port": 3000},
 )
 class ECGScreening:
@@ -89,14 +97,29 @@ class ECGScreening:
         # An imported clinical model of the study has no image-only answer: it answers only
         # through its fusion head (missing features imputed), and its image-only fields are null.
         self.image_only_answer = self.card.image_only_answer
-        self.triton = TritonGateway(self.settings.triton_url, self.settings.triton_timeout_s)
+        self.triton = TritonGateway(
+            self.settings.triton_url,
+            self.settings.triton_timeout_s,
+            on_unavailable=lambda reason: self.readiness.upstream_failed(reason),
+        )
         self.metrics = gateway_metrics()
         for task in TASKS:  # series exist from the start: a rate of 0 is not "no data"
             self.metrics.positives.labels(task)
             self.metrics.predictions.labels(task)
+        for outcome in CANARY_OUTCOMES:
+            self.metrics.canary.labels(outcome)
+        canary = self.card.canary
+        self.readiness = Readiness(
+            self.triton,
+            canary,
+            canary.read(self.settings.model_dir) if canary else None,  # a missing file fails start-up
+            self.settings.canary_interval_s,
+            self.settings.canary_timeout_s,
+            count=lambda outcome: self.metrics.canary.labels(outcome).inc(),
+        )
 
     async def __is_ready__(self) -> bool:
-        return await self.triton.ready(timeout_s=1.0)
+        return await self.readiness.ready()
 
     @bentoml.on_shutdown
     async def close(self) -> None:
@@ -130,6 +153,8 @@ class ECGScreening:
                     "request_id=%s endpoint=%s unexpected %s", request_id, endpoint, type(error).__name__
                 )
             outcome = answer.outcome
+            if answer.status in (502, 503, 504):  # Triton failed us: the next probe checks again
+                self.readiness.stale()
             retry_after = self.settings.retry_after_s if answer.retry else None
             response = error_response(answer.status, answer.error, answer.detail, request_id, retry_after)
         elapsed = time.monotonic() - start

@@ -23,6 +23,13 @@ def _float(name: str, default: float) -> float:
         raise ValueError(f"{name}={value!r} is not a number") from None
 
 
+def _positive_int(name: str, default: int) -> int:
+    value = _float(name, float(default))
+    if value < 1 or value != int(value):
+        raise ValueError(f"{name}={os.environ.get(name)!r} must be a whole number of at least 1")
+    return int(value)
+
+
 def _token() -> str | None:
     """``ECGSCREEN_API_TOKEN``, else the first line of ``ECGSCREEN_API_TOKEN_FILE`` (a mounted
     Secret), else no authentication."""
@@ -47,6 +54,12 @@ class Settings:
     triton_timeout_s: float  # one Triton call
     request_timeout_s: float  # a whole request, retries included
     retry_after_s: int
+    # Readiness: a canary through Triton at most every canary_interval_s per worker (cached
+    # between), each allowed canary_timeout_s (generous: a busy Triton is not a broken one).
+    canary_interval_s: float = 5.0
+    canary_timeout_s: float = 5.0
+    # Back-pressure: requests one worker works on at once; past it, 503 + Retry-After at once.
+    max_in_flight: int = 16
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -58,4 +71,7 @@ class Settings:
             triton_timeout_s=_float("ECGSCREEN_TRITON_TIMEOUT_S", 20.0),
             request_timeout_s=_float("ECGSCREEN_REQUEST_TIMEOUT_S", 30.0),
             retry_after_s=int(_float("ECGSCREEN_RETRY_AFTER_S", 5.0)),
+            canary_interval_s=_float("ECGSCREEN_CANARY_INTERVAL_S", 5.0),
+            canary_timeout_s=_float("ECGSCREEN_CANARY_TIMEOUT_S", 5.0),
+            max_in_flight=_positive_int("ECGSCREEN_MAX_IN_FLIGHT", 16),
         )

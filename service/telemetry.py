@@ -33,4 +33,6 @@ def gateway_metrics() -> SimpleNamespace:
                                    ["task"], namespace=ns, buckets=PROBABILITY_BUCKETS),
         positives=prom.Counter("positive_calls", "Predictions at or above the task's threshold", ["task"], namespace=ns),
         predictions=prom.Counter("predictions", "Predictions made, per task", ["task"], namespace=ns),
+        canary=prom.Counter("canary", "Readiness canary rounds through Triton, by outcome (ok, wrong_answer, "
+                            "error, unavailable, timeout)", ["outcome"], namespace=ns),
     )  # fmt: skip

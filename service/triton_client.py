@@ -32,7 +32,8 @@ from ecgscreen.imaging.errors import IntakeError, from_wire
 
 __all__ = ["TritonGateway", "Prediction", "Unavailable", "UpstreamTimeout", "UpstreamError", "triton_error"]
 
-_TRANSIENT = {"StatusCode.UNAVAILABLE", "StatusCode.UNKNOWN", "StatusCode.CANCELLED"}
+# NOT_FOUND: the ensemble is unloaded while Triton shuts down (a restart) or not loaded yet.
+_TRANSIENT = {"StatusCode.UNAVAILABLE", "StatusCode.UNKNOWN", "StatusCode.CANCELLED", "StatusCode.NOT_FOUND"}
 # Reconnect quickly after Triton restarts instead of gRPC's default backoff of up to 2 min.
 _CHANNEL_ARGS = [
     ("grpc.initial_reconnect_backoff_ms", 250),
@@ -65,6 +66,8 @@ def triton_error(status: str, message: str) -> IntakeError | Unavailable | Upstr
         return UpstreamTimeout("Triton did not answer in time")
     if status in _TRANSIENT or "not ready" in message or "unavailable" in message.lower():
         return Unavailable("Triton is unavailable")
+    if "is not healthy" in message:  # a dead python-backend stub: another instance may answer,
+        return Unavailable("a Triton backend stub is not healthy")  # and a restart heals it
     return UpstreamError(f"Triton error {status}")
 
 
@@ -79,10 +82,15 @@ class Prediction:
 
 
 class TritonGateway:
-    def __init__(self, url: str, call_timeout_s: float, attempts: int = 3) -> None:
+    """``on_unavailable(reason)``, if given, hears of every attempt Triton could not serve,
+    also one a retry then made good (readiness wants to know: a dead stub behind one of two
+    instances fails only some requests)."""
+
+    def __init__(self, url: str, call_timeout_s: float, attempts: int = 3, on_unavailable=None) -> None:
         self.url = url
         self.call_timeout_s = call_timeout_s
         self.attempts = attempts
+        self.on_unavailable = on_unavailable
         self._client: grpcclient.InferenceServerClient | None = None
 
     @property
@@ -109,9 +117,11 @@ class TritonGateway:
         embedding: bool = False,
         explain: bool = False,
         tasks: tuple[str, ...] = TASKS,
+        attempts: int | None = None,
     ) -> Prediction:
         """Run the ensemble on one file. ``deadline`` is a ``time.monotonic()`` instant;
-        ``tasks`` are the model's (a single-task model's ensemble has one probability)."""
+        ``tasks`` are the model's (a single-task model's ensemble has one probability);
+        ``attempts`` overrides the retries (the readiness canary takes no second chance)."""
         tensor = grpcclient.InferInput(ENSEMBLE_INPUT, [1, 1], "BYTES")
         tensor.set_data_from_numpy(np.array([[data]], dtype=np.object_))
         names = (
@@ -121,7 +131,8 @@ class TritonGateway:
             + [ENSEMBLE_CAM, ENSEMBLE_CANONICAL] * explain
         )
         outputs = [grpcclient.InferRequestedOutput(name) for name in names]
-        for attempt in range(1, self.attempts + 1):
+        attempts = attempts or self.attempts
+        for attempt in range(1, attempts + 1):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise UpstreamTimeout("the request deadline passed while waiting for Triton")
@@ -136,7 +147,9 @@ class TritonGateway:
                 break
             except InferenceServerException as exc:
                 error = triton_error(str(exc.status()), exc.message() or "")
-                if isinstance(error, Unavailable) and attempt < self.attempts:
+                if isinstance(error, Unavailable) and self.on_unavailable is not None:
+                    self.on_unavailable(str(error))
+                if isinstance(error, Unavailable) and attempt < attempts:
                     await asyncio.sleep(min(0.2 * 2**attempt, max(0.0, deadline - time.monotonic())))
                     continue
                 raise error from None

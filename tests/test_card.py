@@ -156,3 +156,60 @@ def test_export_refuses_a_model_the_repositorys_configs_do_not_fit(tmp_path):
     fits = MultiTaskNet("resnet18d_tiny").eval()  # the canonical size: accepted
     card = export_model(RunModel(fits, None, {}), repository)
     assert card.triton_config_problems(repository) == []
+
+
+# -- the readiness canary ---------------------------------------------------------------------
+def test_the_committed_canary_is_what_the_committed_model_and_intake_answer(tmp_path):
+    """Fails when the intake or the model changed without ``ecgscreen export --refresh-canary``."""
+    from ecgscreen.export.canary import compute_canary
+
+    committed = ModelCard.load(CARD_DIR).canary
+    folder = shutil.copytree(CARD_DIR, tmp_path / MODEL_NAME)
+    fresh = compute_canary(folder)
+    assert (fresh.file, fresh.sha256, fresh.tolerance) == (
+        committed.file,
+        committed.sha256,
+        committed.tolerance,
+    )
+    assert fresh.expected.keys() == committed.expected.keys() == set(ModelCard.load(CARD_DIR).tasks)
+    for task, expected in committed.expected.items():
+        assert fresh.expected[task] == pytest.approx(expected, abs=1e-5), (
+            "run: ecgscreen export --refresh-canary"
+        )
+
+
+def test_a_canary_judges_answers_within_its_tolerance():
+    canary = ModelCard.load(CARD_DIR).canary
+    assert 0 < canary.tolerance <= 0.05
+    assert canary.problems(canary.expected) == []
+    near = {t: p - 0.9 * canary.tolerance for t, p in canary.expected.items()}
+    assert canary.problems(near) == []
+    far = {**canary.expected, "lvef": canary.expected["lvef"] - 1.5 * canary.tolerance}
+    (problem,) = canary.problems(far)
+    assert problem.startswith("lvef probability")
+    assert canary.problems({"scar": canary.expected["scar"]}) == ["no lvef probability in the answer"]
+    assert len(canary.problems({t: float("nan") for t in canary.expected})) == 2
+
+
+def test_a_canary_file_that_is_missing_or_changed_is_refused(tmp_path):
+    canary = ModelCard.load(CARD_DIR).canary
+    assert canary.read(CARD_DIR) == (CARD_DIR / canary.file).read_bytes()
+    with pytest.raises(ValueError, match="cannot be read"):
+        canary.read(tmp_path)
+    (tmp_path / canary.file).write_bytes((CARD_DIR / canary.file).read_bytes() + b"\0")
+    with pytest.raises(ValueError, match="sha256"):
+        canary.read(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "edit,needle",
+    [
+        (lambda c: c["canary"].update(expected={"ef": 0.5}), "canary.expected"),
+        (lambda c: c["canary"].update(expected={"scar": 1.5}), "canary.expected"),
+        (lambda c: c["canary"].pop("tolerance"), "canary.tolerance"),
+    ],
+)
+def test_a_canary_that_drifted_is_refused_naming_the_field(tmp_path, edit, needle):
+    with pytest.raises(ValueError, match="not a valid model card") as caught:
+        ModelCard.load(_write(tmp_path, edit))
+    assert needle in str(caught.value)

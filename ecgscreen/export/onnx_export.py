@@ -11,6 +11,7 @@ Contract (the Triton configs and the gateway are written against these names)::
                           (age, female_gender, dm, ht, smoke, dlp; already imputed)
                                                 -> scar_probability, lvef_probability FP32 [B,1]
     MODEL/model_card.json
+    MODEL/canary.dcm      the readiness canary (its expected answer is in the card)
 
 ``T`` is the number of tasks (2 for the multi-task default; a single-task model exports only
 its own probability). ONNX opset 17, dynamic batch. Probabilities are the softmax positive
@@ -55,6 +56,7 @@ from ..contract import (
 from ..nets.cam import CamModel
 from ..nets.multitask import ClinicalFusion, MultiTaskNet
 from ..training.checkpoint import RunModel, load_run_model
+from .canary import compute_canary
 from .triton_configs import sync_triton_configs
 
 __all__ = [
@@ -318,6 +320,9 @@ def export_model(
         "Youden index on the validation split",
         "mean predicted probability on the validation split",
     )
+    card.save(folder)
+    # The readiness canary's answer comes from this very ONNX and the intake (never by hand).
+    card.canary = compute_canary(folder)
     card.save(folder)
     log.info("exported %s (%d bytes) and %s", onnx_path, onnx_info["bytes"], folder / MODEL_CARD_FILE)
     return card

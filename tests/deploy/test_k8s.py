@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -272,7 +273,7 @@ def test_every_object_validates(rendered, overlay, version):
 
 def test_validation_is_not_vacuous(rendered):
     deployment = json.loads(json.dumps(one(rendered["gpu"], "Deployment", "ecgscreen-triton")))
-    deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["port"] = [8000]
+    deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["port"] = [8000]
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, K8S_VERSIONS[0], strict=True)
     deployment = json.loads(json.dumps(one(rendered["gpu"], "Deployment", "ecgscreen-triton")))
@@ -326,11 +327,22 @@ def test_triton_probes_flags_and_volumes(rendered, overlay):
     assert triton["image"] == "ghcr.io/ecgscreen/triton:0.1.0"
     assert triton["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert triton["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
-    assert triton["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     ports = {p["name"]: p["containerPort"] for p in triton["ports"]}
     assert ports == {"http": 8000, "grpc": 8001, "metrics": 8002}
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    for probe in ("startupProbe", "readinessProbe"):
         assert triton[probe]["httpGet"]["port"] in ("http", 8000)
+    # Liveness is the canary through the ensemble (Triton's own /v2/health/live stays green
+    # with a dead python-backend stub), on the model folder inside the /models mount.
+    liveness = triton["livenessProbe"]
+    command = liveness["exec"]["command"]
+    assert command[:3] == ["python3", "-m", "ecgscreen.serving.canary"] and "httpGet" not in liveness
+    options = dict(arg.removeprefix("--").split("=", 1) for arg in command[3:])
+    assert (
+        options["url"] == f"http://127.0.0.1:{ports['http']}"
+        and options["model-dir"] == "/models/ecg_multitask"
+    )
+    assert float(options["timeout"]) * int(options["repeat"]) < liveness["timeoutSeconds"]
+    assert liveness["failureThreshold"] >= 2, "one slow round under load must not restart Triton"
     assert triton["command"] == ["tritonserver"]
     for flag in TRITON_FLAGS:
         assert flag in triton["args"], f"{overlay}: {flag} missing"
@@ -569,6 +581,37 @@ def test_object_store_example_renders_without_the_pvc(kubectl, tmp_path):
     for flag in TRITON_FLAGS[1:]:
         assert flag in triton["args"]
     assert triton["resources"]["limits"]["nvidia.com/gpu"] == 1
+    # The liveness canary reads the card and the canary file from a ConfigMap instead.
+    canary_dir = next(a for a in triton["livenessProbe"]["exec"]["command"] if a.startswith("--model-dir="))
+    mount = next(m for m in triton["volumeMounts"] if m["mountPath"] == canary_dir.split("=", 1)[1])
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert volume["configMap"]["name"] == "ecgscreen-canary" and mount["readOnly"] is True
+
+
+def test_the_triton_image_carries_what_the_liveness_probe_imports():
+    """``python3 -m ecgscreen.serving.canary`` inside the Triton image: every ecgscreen module it
+    imports is copied there, and its one third-party need, pydantic, is installed there."""
+    import modulefinder
+
+    finder = modulefinder.ModuleFinder(path=[str(REPO)])
+    finder.import_hook("ecgscreen.serving.canary")  # only the repository on its path: ours alone
+    needed = {
+        str(Path(m.__file__).relative_to(REPO))
+        for name, m in finder.modules.items()
+        if name.startswith("ecgscreen") and m.__file__
+    }
+    assert {"ecgscreen/card.py", "ecgscreen/contract.py", "ecgscreen/serving/__init__.py"} <= needed
+    dockerfile = (REPO / "model_repository" / "Dockerfile").read_text()
+    copied = {
+        word for line in dockerfile.splitlines() if line.startswith("COPY ") for word in line.split()[1:-1]
+    }
+    missing = {
+        f for f in needed if f not in copied and not any(f.startswith(d) for d in copied if d.endswith("/"))
+    }
+    assert not missing, f"the Triton image lacks {missing}"
+    pinned = re.search(r'"pydantic==([0-9.]+)"', dockerfile)
+    assert pinned and f"pydantic=={pinned.group(1)}" in (REPO / "pyproject.toml").read_text()
+    assert (REPO / "model_repository" / "ecg_multitask" / "canary.dcm").is_file()
 
 
 # -- the rendered flags against a real tritonserver -------------------------------------------
@@ -676,6 +719,24 @@ def test_cpu_overlay_flags_start_the_real_tritonserver(rendered, tmp_path):
         process.terminate()
         process.wait(timeout=60)
         log.close()
+
+
+@pytest.mark.integration
+def test_the_rendered_liveness_probe_passes_on_the_real_tritonserver(rendered, triton):
+    """The exact exec command of the manifests, against the embedded tritonserver serving this
+    repository (its address and the repository's path put in for the pod's)."""
+    (container,) = one(rendered["cpu"], "Deployment", "ecgscreen-triton")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    probe = container["livenessProbe"]
+    local = {"python3": sys.executable}
+    command = [
+        local.get(a, a.replace("http://127.0.0.1:8000", triton.http_url).replace("=/models/", f"={REPO}/model_repository/"))
+        for a in probe["exec"]["command"]
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=probe["timeoutSeconds"], cwd=REPO)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("canary ok")
 
 
 def test_model_loader_example_is_valid_and_restricted():

@@ -51,6 +51,7 @@ GATEWAY_METRICS = {
     "ecgscreen_predicted_probability",
     "ecgscreen_positive_calls_total",
     "ecgscreen_predictions_total",
+    "ecgscreen_canary_total",
 }
 BENTOML_METRICS = {
     "bentoml_service_request_total",
@@ -87,6 +88,7 @@ ROUTER_METRICS = {
 KUBE_STATE_METRICS = {
     "kube_pod_status_ready",
     "kube_pod_status_phase",
+    "kube_pod_container_status_restarts_total",
     "kube_deployment_status_replicas_available",
     "kube_horizontalpodautoscaler_status_current_replicas",
     "kube_horizontalpodautoscaler_status_desired_replicas",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 
 import numpy as np
 import onnx
@@ -127,6 +128,38 @@ def test_model_card_of_an_unevaluated_model(random_export):
     assert card.onnx.sha256 == hashlib.sha256((folder / "1" / "model.onnx").read_bytes()).hexdigest()
     assert card.fusion_onnx.sha256 == hashlib.sha256((folder / "fusion.onnx").read_bytes()).hexdigest()
     assert card.metrics is None and card.outputs["cam"].order == ["scar", "lvef"]
+
+
+def test_export_computes_the_readiness_canary_through_the_onnx_and_the_intake(random_export, tmp_path):
+    from ecgscreen.export.canary import DEFAULT_SOURCE
+    from ecgscreen.imaging.canonical import to_model_input
+    from ecgscreen.imaging.pipeline import preprocess
+
+    _, _, folder, card = random_export
+    canary = card.canary
+    assert (folder / canary.file).read_bytes() == DEFAULT_SOURCE.read_bytes() == canary.read(folder)
+    image = to_model_input(preprocess(DEFAULT_SOURCE.read_bytes(), size=SIZE).canonical)[None]
+    session = ort.InferenceSession(str(folder / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+    answers = session.run(["scar_probability", "lvef_probability"], {"image": image.astype(np.float32)})
+    assert canary.expected == pytest.approx(
+        {"scar": float(answers[0][0, 0]), "lvef": float(answers[1][0, 0])}, abs=1e-6
+    )
+    assert canary.tolerance == 0.02 and card.onnx.sha256[:12] in canary.computed_with
+
+
+def test_refresh_canary_recomputes_the_expected_answer_of_a_repository(random_export, tmp_path):
+    _, _, folder, card = random_export
+    repository = tmp_path / "repo"
+    shutil.copytree(folder, repository / "ecg_multitask")
+    stale = card.model_copy(deep=True)
+    stale.canary.expected = {t: 0.5 for t in stale.canary.expected}
+    stale.save(repository / "ecg_multitask")
+    result = CliRunner().invoke(app, ["export", "--refresh-canary", "--repository", str(repository)])
+    assert result.exit_code == 0, result.output
+    assert ModelCard.load(repository / "ecg_multitask").canary.expected == card.canary.expected
+    assert "readiness canary" in result.output
+    refused = CliRunner().invoke(app, ["export", "--repository", str(repository)])
+    assert refused.exit_code != 0 and "--refresh-canary" in refused.output
 
 
 def test_single_task_exports_only_its_outputs_and_drops_a_stale_fusion(random_export, tmp_path):

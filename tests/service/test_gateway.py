@@ -3,6 +3,7 @@
 import io
 import json
 import re
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -302,3 +303,81 @@ def test_patient_identifiers_never_reach_the_logs(service, triton):
     assert "request_id=" in gateway_log  # the log is being written
     assert CANARY not in gateway_log
     assert CANARY not in Path(triton.log_file).read_text()
+
+
+@pytest.mark.parametrize(
+    "name,content,content_type,reason",
+    [
+        ("1001 fields", b"".join(b'--b\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nv\r\n' % i
+                                 for i in range(1001)) + b"--b--\r\n", "multipart/form-data; boundary=b", "bad_multipart"),
+        ("100 kB boundary", b"--" + b"B" * 100_000 + b'\r\nContent-Disposition: form-data; name="file"; filename="a"'
+         b"\r\n\r\nx\r\n--" + b"B" * 100_000 + b"--\r\n", "multipart/form-data; boundary=" + "B" * 100_000, "bad_multipart"),
+        ("no boundary", b"--x\r\n", "multipart/form-data", "bad_multipart"),
+        ("no file field", b'--b\r\nContent-Disposition: form-data; name="clinical"\r\n\r\n{}\r\n--b--\r\n',
+         "multipart/form-data; boundary=b", "file_missing"),
+    ],
+)  # fmt: skip
+def test_a_form_the_framework_chokes_on_is_a_400_in_the_error_shape(
+    service, name, content, content_type, reason
+):
+    response = httpx.post(
+        service.url + "/predict", content=content, headers={"content-type": content_type}, timeout=30
+    )
+    assert response.status_code == 400, (name, response.text)
+    body = response.json()
+    assert body["error"] == reason and body["status"] == 400 and body["detail"], (name, body)
+    assert body["request_id"] == response.headers["x-request-id"]
+
+
+def test_routes_and_methods_the_framework_refuses_answer_in_the_error_shape(service):
+    missing = httpx.post(service.url + "/predicts", files={"file": ("a", good_ecg("png"))}, timeout=30)
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    method = httpx.get(service.url + "/predict", timeout=30)
+    assert method.status_code == 405 and method.json()["error"] == "method_not_allowed"
+
+
+def test_readiness_comes_from_the_canary_and_is_counted(service):
+    assert httpx.get(service.url + "/readyz").status_code == 200
+    counts = _samples(service.url, "ecgscreen_canary_total")
+    assert counts[(("outcome", "ok"),)] >= 1 and counts[(("outcome", "wrong_answer"),)] == 0
+
+
+def test_a_wrong_canary_answer_makes_the_gateway_not_ready_though_it_serves(triton, tmp_path):
+    """A model card whose canary expects another answer than Triton gives (a different model
+    or intake behind the gateway): never ready, and it says why."""
+    from ecgscreen.card import ModelCard
+
+    folder = shutil.copytree(
+        Path(__file__).parents[2] / "model_repository" / "ecg_multitask", tmp_path / "model"
+    )
+    card = ModelCard.load(folder)
+    card.canary.expected = {t: abs(p - 0.5) for t, p in card.canary.expected.items()}
+    card.save(folder)
+    env = {"ECGSCREEN_MODEL_DIR": str(folder), "ECGSCREEN_CANARY_INTERVAL_S": "1"}
+    gateway = Gateway(
+        free_ports(1)[0], triton.grpc_url, workers=1, log_file=tmp_path / "gateway.log", env=env
+    )
+    gateway.launch()
+    try:
+        wait_until(lambda: _up(gateway.url), 60, what="the gateway answering")
+        wait_until(lambda: _probed(gateway.url) and "wrong_answer" in gateway.log_file.read_text(), 30,
+                   what="a canary round (a probe starts one)")  # fmt: skip
+        for _ in range(3):
+            assert httpx.get(gateway.url + "/readyz").status_code == 503
+            time.sleep(0.5)
+        assert post(gateway.url, "/predict", good_ecg("png")).status_code == 200
+        assert "readiness canary wrong_answer: scar probability" in gateway.log_file.read_text()
+        assert _samples(gateway.url, "ecgscreen_canary_total")[(("outcome", "wrong_answer"),)] >= 1
+    finally:
+        gateway.stop()
+
+
+def _probed(url: str) -> bool:
+    return httpx.get(url + "/readyz", timeout=5).status_code in (200, 503)
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(url + "/livez", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -109,3 +109,125 @@ def test_one_size_limit_for_the_gateway_and_intake(monkeypatch):
     for bad in ("lots", "0", "-1"):
         with pytest.raises(ValueError, match="ECGSCREEN_MAX_BODY_MB"):
             max_bytes_from_env({"ECGSCREEN_MAX_BODY_MB": bad})
+
+
+# -- what the framework's multipart parser would fail on: a 400 in our shape ------------------
+def _multipart(parts: list[bytes], boundary: bytes = b"XyZ") -> dict:
+    body = (
+        b"".join(b"--" + boundary + b"\r\n" + part + b"\r\n" for part in parts) + b"--" + boundary + b"--\r\n"
+    )
+    return {
+        "content": body,
+        "headers": {"content-type": "multipart/form-data; boundary=" + boundary.decode()},
+    }
+
+
+FILE_PART = b'Content-Disposition: form-data; name="file"; filename="ecg.png"\r\n\r\n\x89PNG....'
+
+
+@pytest.mark.parametrize(
+    "request_kwargs,reason,needle",
+    [
+        (_multipart([b'Content-Disposition: form-data; name="f%d"\r\n\r\nv' % i for i in range(1001)] + [FILE_PART]),
+         "bad_multipart", "Too many fields"),
+        (_multipart([FILE_PART], boundary=b"B" * 100_000), "bad_multipart", "cannot be read"),
+        ({"content": b"--x\r\n", "headers": {"content-type": "multipart/form-data"}}, "bad_multipart", "boundary"),
+        (_multipart([b"Content-Disposition: form-data\r\n\r\nv", FILE_PART]), "bad_multipart", "name"),
+        (_multipart([b'Content-Disposition: form-data; name="clinical"\r\n\r\n' + b"x" * 100_000, FILE_PART]),
+         "bad_multipart", "maximum size"),
+        (_multipart([b'Content-Disposition: form-data; name="clinical"\r\n\r\n{}']), "file_missing", "'file'"),
+        (_multipart([b'Content-Disposition: form-data; name="file"; filename="%d"\r\n\r\nx' % i for i in range(5)]),
+         "bad_multipart", "Too many files"),
+    ],
+)  # fmt: skip
+def test_a_form_the_framework_would_fail_on_is_a_400_in_the_error_shape(request_kwargs, reason, needle):
+    response = call(
+        GatewayGuard(echo, settings(max_body_bytes=1_000_000)), "POST", "/predict", **request_kwargs
+    )
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["error"] == reason and needle in body["detail"], body
+    assert body["status"] == 400 and body["request_id"] == response.headers["x-request-id"]
+
+
+def test_a_good_form_reaches_the_service_whole():
+    kwargs = _multipart([b'Content-Disposition: form-data; name="clinical"\r\n\r\n{"age": 60}', FILE_PART])
+    response = call(GatewayGuard(echo, settings()), "POST", "/predict", **kwargs)
+    assert response.status_code == 200 and int(response.text) == len(kwargs["content"])
+
+
+# -- back-pressure ----------------------------------------------------------------------------
+def test_past_the_in_flight_limit_a_worker_answers_503_with_retry_after_at_once():
+    release = asyncio.Event()
+    entered = []
+
+    async def slow(scope, receive, send):  # the service, busy with ECGs until released
+        if scope["path"] == "/predict":
+            entered.append(scope["path"])
+            await release.wait()
+        await echo(scope, receive, send)
+
+    guard = GatewayGuard(slow, settings(max_in_flight=2, retry_after_s=7))
+
+    async def go():
+        transport = httpx.ASGITransport(app=guard)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            busy = [asyncio.create_task(client.post("/predict", **upload(10))) for _ in range(2)]
+            while len(entered) < 2:
+                await asyncio.sleep(0.01)
+            refused = await asyncio.wait_for(client.post("/predict", **upload(10)), timeout=2)
+            probe = await client.get("/readyz")  # probes are never refused
+            release.set()
+            answered = [await task for task in busy]
+            after = await client.post("/predict", **upload(10))
+            return refused, probe, answered, after
+
+    refused, probe, answered, after = asyncio.run(go())
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "7"
+    assert refused.json()["error"] == "overloaded" and "retry" in refused.json()["detail"]
+    assert probe.status_code == 200 and [r.status_code for r in answered] == [200, 200]
+    assert after.status_code == 200, "the slots are given back"
+    assert guard.in_flight == 0
+
+
+def test_the_in_flight_limit_comes_from_the_environment(monkeypatch):
+    assert Settings.from_env().max_in_flight == 16
+    monkeypatch.setenv("ECGSCREEN_MAX_IN_FLIGHT", "3")
+    assert Settings.from_env().max_in_flight == 3
+    for bad in ("0", "2.5", "many"):
+        monkeypatch.setenv("ECGSCREEN_MAX_IN_FLIGHT", bad)
+        with pytest.raises(ValueError, match="ECGSCREEN_MAX_IN_FLIGHT"):
+            Settings.from_env()
+
+
+# -- errors the framework answers itself -------------------------------------------------------
+def framework(status: int, body: bytes = b"Not Found", headers=()):
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": status, "headers": [*headers]})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+@pytest.mark.parametrize(
+    "status,reason,answered", [(400, "bad_request", 400), (404, "not_found", 404), (405, "method_not_allowed", 405),
+                               (429, "overloaded", 503), (500, "internal", 500), (504, "timeout", 504)]
+)  # fmt: skip
+def test_errors_the_framework_answers_itself_come_in_the_service_shape(status, reason, answered):
+    leaky = b'{"error": "1 validation error", "detail": [{"input": "PATIENT^NAME"}]}'
+    response = call(GatewayGuard(framework(status, leaky), settings()), "POST", "/predict", **upload(10))
+    assert response.status_code == answered
+    body = response.json()
+    assert body["error"] == reason and body["status"] == answered and body["detail"]
+    assert "PATIENT" not in response.text, "the framework's own words (which may echo input) are dropped"
+    assert ("retry-after" in response.headers) == (answered in (503, 504))
+
+
+def test_the_services_own_errors_and_the_pages_answers_pass_untouched():
+    ours = framework(
+        422, b'{"error": "no_layout"}', [(b"x-request-id", b"abc"), (b"content-type", b"application/json")]
+    )
+    response = call(GatewayGuard(ours, settings()), "POST", "/predict", **upload(10))
+    assert response.status_code == 422 and response.json() == {"error": "no_layout"}
+    page = call(GatewayGuard(framework(404, b"no such file"), settings()), "GET", "/ui/missing.js")
+    assert page.status_code == 404 and page.text == "no such file"

@@ -23,6 +23,14 @@ def test_an_intake_refusal_comes_back_as_the_same_intake_error():
         ("StatusCode.UNAVAILABLE", "failed to connect to all addresses", Unavailable),
         ("StatusCode.UNKNOWN", "", Unavailable),
         ("StatusCode.INTERNAL", "Request for unknown model: 'ecg_screening' is not ready", Unavailable),
+        # Triton 2.51 never restarts a dead python-backend stub: another instance may answer
+        # (the gateway retries), and the serve supervisor restarts Triton.
+        (
+            "StatusCode.INTERNAL",
+            "in ensemble 'ecg_screening', Stub process 'ecg_preprocess_0_1' is not healthy.",
+            Unavailable,
+        ),
+        ("StatusCode.NOT_FOUND", "Request for unknown model: 'ecg_screening' is not found", Unavailable),
         ("StatusCode.INTERNAL", "onnxruntime failed", UpstreamError),
         (
             "StatusCode.INVALID_ARGUMENT",

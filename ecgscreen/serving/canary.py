@@ -1,0 +1,161 @@
+"""The readiness canary, asked of Triton directly over its HTTP API (KServe v2).
+
+Triton's own ``/v2/health/ready`` stays green when a python-backend stub has died (Triton
+2.51 never restarts one), so "up" is not "answers". The canary is: the model card's canary
+file through the whole ensemble, answered with the card's expected probabilities within its
+tolerance (``card.Canary``). Three places ask it:
+
+* the ``serve`` supervisor (``serving.supervisor``), which restarts Triton when it keeps failing;
+* Kubernetes, as Triton's liveness probe: ``python3 -m ecgscreen.serving.canary`` inside the
+  Triton image, which has python3, numpy and pydantic but no tritonclient: hence the standard
+  library's HTTP client and the binary tensor extension written out here;
+* the gateway's ``/readyz``, over its own gRPC path (``service.readiness``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import struct
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..card import Canary, ModelCard
+from ..contract import ENSEMBLE_INPUT, ENSEMBLE_NAME, ENSEMBLE_PROBABILITY, MODEL_NAME
+
+__all__ = ["CanaryResult", "TritonCanary", "main"]
+
+
+@dataclass(frozen=True)
+class CanaryResult:
+    """One canary round: ``kind`` is one of ``contract.CANARY_OUTCOMES``."""
+
+    kind: str
+    problem: str = ""  # empty when ok; never patient data (the canary is synthetic)
+    elapsed_s: float = 0.0
+    probabilities: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == "ok"
+
+
+def _request_body(data: bytes, outputs: list[str]) -> tuple[bytes, int]:
+    """A KServe v2 binary-extension request: the JSON header, then the BYTES tensor as Triton
+    serialises it (a 4-byte little-endian length, then the bytes)."""
+    tensor = struct.pack("<I", len(data)) + data
+    header = json.dumps({
+        "inputs": [{"name": ENSEMBLE_INPUT, "shape": [1, 1], "datatype": "BYTES",
+                    "parameters": {"binary_data_size": len(tensor)}}],
+        "outputs": [{"name": name, "parameters": {"binary_data": False}} for name in outputs],
+    }).encode()  # fmt: skip
+    return header + tensor, len(header)
+
+
+class TritonCanary:
+    """Ask the canary of Triton at ``http_url`` (``http://host:8000``)."""
+
+    def __init__(self, http_url: str, canary: Canary, data: bytes, timeout_s: float = 3.0) -> None:
+        self.url = f"{http_url.rstrip('/')}/v2/models/{ENSEMBLE_NAME}/infer"
+        self.canary = canary
+        self.timeout_s = timeout_s
+        self.outputs = {ENSEMBLE_PROBABILITY[task]: task for task in canary.expected}
+        self.body, self.header_length = _request_body(data, list(self.outputs))
+
+    @classmethod
+    def from_model_dir(cls, http_url: str, model_dir: Path, timeout_s: float = 3.0) -> TritonCanary | None:
+        """The canary of the model card in ``model_dir``; ``None`` when the card has none (a
+        repository exported before canaries: ``ecgscreen export --refresh-canary`` adds it)."""
+        card = ModelCard.load(model_dir)
+        if card.canary is None:
+            return None
+        return cls(http_url, card.canary, card.canary.read(model_dir), timeout_s)
+
+    def _once(self) -> CanaryResult:
+        request = urllib.request.Request(
+            self.url,
+            data=self.body,
+            method="POST",
+            headers={"Content-Type": "application/octet-stream",
+                     "Inference-Header-Content-Length": str(self.header_length)},
+        )  # fmt: skip
+        start = time.monotonic()
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                answer = json.loads(response.read())
+        except urllib.error.HTTPError as error:  # Triton answered, with an error
+            try:
+                message = json.loads(error.read()).get("error", "")
+            except (ValueError, OSError):
+                message = ""
+            return CanaryResult("error", f"HTTP {error.code}: {message[:300]}", time.monotonic() - start)
+        except TimeoutError:
+            return CanaryResult("timeout", f"no answer within {self.timeout_s:g} s", time.monotonic() - start)
+        except urllib.error.URLError as error:
+            kind = "timeout" if isinstance(error.reason, TimeoutError) else "unavailable"
+            return CanaryResult(kind, f"cannot reach Triton: {error.reason}", time.monotonic() - start)
+        except (OSError, ValueError) as error:  # a dropped connection, a garbled answer
+            return CanaryResult("unavailable", f"{type(error).__name__}: {error}", time.monotonic() - start)
+        elapsed = time.monotonic() - start
+        got = {
+            self.outputs[o["name"]]: float(o["data"][0])
+            for o in answer.get("outputs", [])
+            if o.get("name") in self.outputs and o.get("data")
+        }
+        if problems := self.canary.problems(got):
+            return CanaryResult("wrong_answer", "; ".join(problems), elapsed, got)
+        return CanaryResult("ok", "", elapsed, got)
+
+    def check(self, repeat: int = 1) -> CanaryResult:
+        """``repeat`` canaries in a row (requests go to the instances in turn, so a round of
+        two or more reaches a dead stub among two instances); the first failure, else the
+        last answer."""
+        result = CanaryResult("ok")
+        for _ in range(max(1, repeat)):
+            result = self._once()
+            if not result.ok:
+                return result
+        return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ecgscreen.serving.canary``: exit 0 when Triton answers the canary as
+    expected, 1 otherwise (one line on stdout says what happened). Kubernetes' exec probe."""
+    parser = argparse.ArgumentParser(prog="python -m ecgscreen.serving.canary", description=main.__doc__)
+    parser.add_argument("--url", default="http://127.0.0.1:8000", help="Triton's HTTP root")
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=Path(os.environ.get("ECGSCREEN_MODEL_DIR", f"/models/{MODEL_NAME}")),
+        help="the model's folder: model_card.json and the canary file (env ECGSCREEN_MODEL_DIR)",
+    )
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
+    parser.add_argument("--repeat", type=int, default=4, help="canaries in a row, all must pass")
+    args = parser.parse_args(argv)
+    try:
+        canary = TritonCanary.from_model_dir(args.url, args.model_dir, args.timeout)
+    except ValueError as error:
+        print(f"canary: {error}")
+        return 1
+    if canary is None:  # nothing to compare with: fall back to Triton's own readiness
+        try:
+            with urllib.request.urlopen(f"{args.url.rstrip('/')}/v2/health/ready", timeout=args.timeout):
+                print("canary: the model card has none; Triton reports ready")
+                return 0
+        except (OSError, ValueError) as error:
+            print(f"canary: the model card has none and Triton is not ready ({error})")
+            return 1
+    result = canary.check(args.repeat)
+    print(
+        f"canary {result.kind}: {result.problem or result.probabilities} ({result.elapsed_s * 1000:.0f} ms)"
+    )
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
