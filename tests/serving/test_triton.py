@@ -20,6 +20,7 @@ from pydicom.data import get_testdata_file
 from servers import children_of, free_ports, wait_until
 from tritonclient.utils import InferenceServerException
 
+from ecgscreen.contract import MODEL_INPUT
 from ecgscreen.imaging.pipeline import preprocess
 from ecgscreen.serving.triton import DEFAULT_REPOSITORY, EmbeddedTriton, TritonPorts
 
@@ -44,9 +45,9 @@ def reference():
     )
 
     def run(data: bytes) -> dict[str, np.ndarray]:
-        tensor = preprocess(data).tensor[None]
+        canonical = preprocess(data).canonical[None]
         names = ["scar_probability", "lvef_probability", "embedding", "cam"]
-        return dict(zip(names, session.run(names, {"image": tensor}), strict=True))
+        return dict(zip(names, session.run(names, {MODEL_INPUT: canonical}), strict=True))
 
     return run
 
@@ -99,7 +100,7 @@ def test_a_corrupt_file_fails_only_its_own_request(triton, reference):
     good = [good_ecg("png"), good_ecg("pdf", index=1), good_ecg("dcm-sc", index=3), good_ecg("jpeg")]
     bad = next(data for name, data, _ in bad_inputs() if name == "truncated-png")
     files = good[:2] + [bad] + good[2:]
-    # Sent together so the dynamic batcher puts them in one ecg_preprocess batch.
+    # Sent together: in flight at once in both intake instances and the network's batches.
     with ThreadPoolExecutor(len(files)) as pool:
         futures = [pool.submit(grpc_infer, triton, data, ("SCAR_PROB",)) for data in files]
     for data, future in zip(files, futures, strict=True):
