@@ -253,7 +253,11 @@ class ModelCard(_Strict):
     @classmethod
     def _current_input(cls, data: Any) -> Any:
         """A card whose network takes the old FP32 ``image`` says so, not "extra inputs"."""
-        if isinstance(data, Mapping) and isinstance(data.get("inputs"), Mapping) and MODEL_INPUT not in data["inputs"]:
+        if (
+            isinstance(data, Mapping)
+            and isinstance(data.get("inputs"), Mapping)
+            and MODEL_INPUT not in data["inputs"]
+        ):
             raise ValueError(
                 f"the network takes {sorted(data['inputs'])}, not the canonical image "
                 f"({MODEL_INPUT}, UINT8 [batch, S, S]) this version serves: it was exported by an older "

@@ -114,11 +114,19 @@ def _repository_copy(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     "config,old,new,needle",
     [
-        ("ecg_preprocess/config.pbtxt", "TYPE_UINT8, dims: [ 384, 384 ]", "TYPE_FP32, dims: [ 384, 384 ]",
-         "output canonical is FP32"),
+        (
+            "ecg_preprocess/config.pbtxt",
+            "TYPE_UINT8, dims: [ 384, 384 ]",
+            "TYPE_FP32, dims: [ 384, 384 ]",
+            "output canonical is FP32",
+        ),
         ("ecg_preprocess/config.pbtxt", "dims: [ 384, 384 ]", "dims: [ 384, 383 ]", "output canonical"),
-        ("ecg_multitask/configs/cpu.pbtxt", "TYPE_UINT8, dims: [ 384, 384 ]", "TYPE_FP32, dims: [ 384, 384 ]",
-         "input canonical is FP32"),
+        (
+            "ecg_multitask/configs/cpu.pbtxt",
+            "TYPE_UINT8, dims: [ 384, 384 ]",
+            "TYPE_FP32, dims: [ 384, 384 ]",
+            "input canonical is FP32",
+        ),
         ("ecg_multitask/config.pbtxt", "dims: [ 512 ]", "dims: [ 256 ]", "output embedding"),
         ("ecg_multitask/configs/cpu.pbtxt", "dims: [ 2, 12, 12 ]", "dims: [ 2, 11, 11 ]", "output cam"),
         ("ecg_multitask/configs/cpu.pbtxt", "dims: [ 4 ]", "dims: [ 2 ]", "output logits"),
