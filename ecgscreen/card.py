@@ -363,7 +363,7 @@ def triton_config_problems(
 
     * ``MODEL_NAME`` (``config.pbtxt`` and every ``configs/*.pbtxt``): the same inputs and
       outputs, dtypes and dims as the card; warm-up inputs the input's dims;
-    * ``PREPROCESS_NAME``: its ``MODEL_INPUT`` output is the network's input (the canonical
+    * ``PREPROCESS_NAME`` (both configs): its ``MODEL_INPUT`` output is the network's input (the canonical
       image, UINT8 size x size), its ``ENSEMBLE_CANONICAL`` output the same picture;
     * ``ENSEMBLE_NAME``: each output the dims of the model output it is mapped from.
     """
@@ -416,8 +416,10 @@ def triton_config_problems(
                         (inputs[name].dtype, _dims(inputs[name])),
                     )
 
-    path = repository / PREPROCESS_NAME / "config.pbtxt"
-    if path.is_file():
+    preprocess_dir = repository / PREPROCESS_NAME
+    for path in [preprocess_dir / "config.pbtxt", *sorted(preprocess_dir.glob("configs/*.pbtxt"))]:
+        if not path.is_file():
+            continue
         for tensor in load(path).output:
             if (PREPROCESS_NAME, tensor.name) in produced:
                 compare(

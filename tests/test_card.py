@@ -121,6 +121,7 @@ def _repository_copy(tmp_path: Path) -> Path:
             "output canonical is FP32",
         ),
         ("ecg_preprocess/config.pbtxt", "dims: [ 384, 384 ]", "dims: [ 384, 383 ]", "output canonical"),
+        ("ecg_preprocess/configs/cpu.pbtxt", "dims: [ 384, 384 ]", "dims: [ 384, 383 ]", "output canonical"),
         (
             "ecg_multitask/configs/cpu.pbtxt",
             "TYPE_UINT8, dims: [ 384, 384 ]",
