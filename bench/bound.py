@@ -121,10 +121,14 @@ def _report(backbone: str, found: dict, cores: int) -> None:
               f"stack / min(intake, model) = {_median(ratios):.2f} (rounds: "
               f"{', '.join(f'{x:.2f}' for x in ratios)})   stack / shared-core bound {shared:.1f} = {stack / shared:.2f}")  # fmt: skip
     if refused := max(found["refused"]):
-        print(f"  (the gateway answered 429 {refused} times, each retried: its max_concurrency back-pressure)")
+        print(
+            f"  (the gateway answered 429 {refused} times, each retried: its max_concurrency back-pressure)"
+        )
     direct = _median([r["load"]["throughput"] for r in found["direct"]])
     stack8 = _median([r["load"]["throughput"] for r in found[8]])
-    print(f"  c8   Triton direct (gRPC)                   {direct:7.2f} ECG/s   gateway costs x{stack8 / direct:.2f}")
+    print(
+        f"  c8   Triton direct (gRPC)                   {direct:7.2f} ECG/s   gateway costs x{stack8 / direct:.2f}"
+    )
     for name, runs in [*((f"stack c{c}", found[c]) for c in CONCURRENCY), ("direct c8", found["direct"])]:
         spent = {role: _median([r["cpu"][role] for r in runs]) for role in ROLES}
         total = sum(spent.values())

@@ -36,6 +36,7 @@ class GatewayClient:
         self.boundary = uuid.uuid4().hex
         self._local = threading.local()
         self.refused = 0  # 429 answers (back-pressure), each followed by a retry
+        self.timings: list[str] = []  # the answers' Server-Timing headers, where they have one
 
     def prepare(self, data: bytes) -> bytes:
         fields = b"".join(
@@ -43,7 +44,7 @@ class GatewayClient:
             for k, v in self.form.items()
         )
         head = (
-            f"--{self.boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"ecg\"\r\n"
+            f'--{self.boundary}\r\nContent-Disposition: form-data; name="file"; filename="ecg"\r\n'
             "Content-Type: application/octet-stream\r\n\r\n"
         ).encode()
         return fields + head + data + f"\r\n--{self.boundary}--\r\n".encode()
@@ -71,6 +72,8 @@ class GatewayClient:
             connection.request("POST", self.path, body=body, headers=headers)
             response = connection.getresponse()
             answer = response.read()
+            if timing := response.getheader("Server-Timing"):
+                self.timings.append(timing)
         except (OSError, http.client.HTTPException):
             self._local.connection = None  # a new connection next time
             connection.close()

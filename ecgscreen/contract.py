@@ -42,6 +42,7 @@ __all__ = [
     "INTENDED_USE",
     "RISK_MEDIUM_FROM",
     "RISK_HIGH_FROM",
+    "risk_level",
 ]
 
 # -- tasks and clinical features ---------------------------------------------------------------
@@ -111,3 +112,10 @@ INTENDED_USE = "Research use only. Not for diagnosis."
 # Risk levels of the study's app: below 30 % low, 30-70 % medium, from 70 % high.
 RISK_MEDIUM_FROM = 0.3
 RISK_HIGH_FROM = 0.7
+
+
+def risk_level(probability: float) -> str:
+    """The study's app: ``"low"`` below 30 %, ``"medium"`` to 70 %, ``"high"`` from 70 %."""
+    if probability < RISK_MEDIUM_FROM:
+        return "low"
+    return "medium" if probability < RISK_HIGH_FROM else "high"
