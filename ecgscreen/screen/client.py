@@ -1,6 +1,9 @@
 """The ensemble ``ecg_screening`` over gRPC (asyncio), for archive screening.
 
-One file per request. What comes back is an ``Answer`` (the probabilities of the model's
+One file per request, over several gRPC connections (one per ``PER_CONNECTION`` files in
+flight, each with its own subchannel): a Kubernetes Service balances connections, not requests,
+so one connection would pin a whole archive to one Triton replica; several spread over them.
+What comes back is an ``Answer`` (the probabilities of the model's
 tasks, intake's info record and, when asked, the CAM and the canonical image), or an
 ``IntakeError`` (the file's refusal, final), or ``Unanswered`` after the bounded retries that
 a restarting or overloaded Triton gets (the file runs again next time).
@@ -26,13 +29,16 @@ from ..contract import (
 )
 from ..imaging.errors import from_wire
 
-__all__ = ["Answer", "Unanswered", "ScreenClient"]
+__all__ = ["Answer", "Unanswered", "ScreenClient", "PER_CONNECTION"]
+
+PER_CONNECTION = 4  # files in flight per gRPC connection
 
 _CHANNEL = [
     ("grpc.max_send_message_length", 64 << 20),
     ("grpc.max_receive_message_length", 64 << 20),
     ("grpc.initial_reconnect_backoff_ms", 250),
     ("grpc.max_reconnect_backoff_ms", 2000),
+    ("grpc.use_local_subchannel_pool", 1),  # a connection of its own, not one shared per target
 ]
 _TRANSIENT = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.RESOURCE_EXHAUSTED",
               "StatusCode.CANCELLED", "StatusCode.UNKNOWN"}  # fmt: skip
@@ -53,9 +59,12 @@ class Unanswered(Exception):
 class ScreenClient:
     """Created inside the running event loop (the aio channel belongs to it)."""
 
-    def __init__(self, url: str, tasks: tuple[str, ...], pictures: bool = False,
-                 timeout_s: float = 120.0, attempts: int = 4) -> None:  # fmt: skip
-        self.client = grpcclient.InferenceServerClient(url, channel_args=_CHANNEL)
+    def __init__(self, url: str, tasks: tuple[str, ...], pictures: bool = False, timeout_s: float = 120.0,
+                 attempts: int = 4, connections: int = 1) -> None:  # fmt: skip
+        self.clients = [
+            grpcclient.InferenceServerClient(url, channel_args=_CHANNEL) for _ in range(max(1, connections))
+        ]
+        self.client = self.clients[0]
         self.tasks, self.pictures, self.timeout_s, self.attempts = tasks, pictures, timeout_s, attempts
         names = [ENSEMBLE_PROBABILITY[t] for t in tasks] + [ENSEMBLE_INFO]
         names += [ENSEMBLE_CAM, ENSEMBLE_CANONICAL] if pictures else []
@@ -73,14 +82,16 @@ class ScreenClient:
         except (InferenceServerException, OSError, TimeoutError):
             return False
 
-    async def screen(self, data: bytes) -> Answer:
-        """Raises ``IntakeError`` for a refused file, ``Unanswered`` when Triton does not answer."""
+    async def screen(self, data: bytes, lane: int = 0) -> Answer:
+        """Raises ``IntakeError`` for a refused file, ``Unanswered`` when Triton does not answer.
+        ``lane`` picks the connection (a worker keeps its own)."""
+        client = self.clients[lane % len(self.clients)]
         tensor = grpcclient.InferInput(ENSEMBLE_INPUT, [1, 1], "BYTES")
         tensor.set_data_from_numpy(np.array([[data]], dtype=np.object_))
         problem = ""
         for attempt in range(self.attempts):
             try:
-                result = await self.client.infer(
+                result = await client.infer(
                     ENSEMBLE_NAME, [tensor], outputs=self.outputs, client_timeout=self.timeout_s
                 )
                 break
@@ -101,4 +112,5 @@ class ScreenClient:
         )
 
     async def close(self) -> None:
-        await self.client.close()
+        for client in self.clients:
+            await client.close()

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..card import ModelCard
 from ..imaging.errors import IntakeError
 from ..imaging.limits import DEFAULT_LIMITS
-from .client import ScreenClient, Unanswered
+from .client import PER_CONNECTION, ScreenClient, Unanswered
 from .ledger import Ledger
 from .outputs import refusal_fields, row_fields, write_dicom, write_heatmaps
 from .sources import Source
@@ -70,7 +70,8 @@ def _read(path: Path) -> tuple[bytes | None, OSError | None]:
 async def _screen(todo: list[Source], ledger: Ledger, card: ModelCard, url: str, concurrency: int,
                   explain_dir: Path | None, dicom_dir: Path | None, summary: Summary, advance) -> None:  # fmt: skip
     tasks = tuple(card.tasks)
-    client = ScreenClient(url, tasks, pictures=bool(explain_dir or dicom_dir))
+    connections = -(-concurrency // PER_CONNECTION)
+    client = ScreenClient(url, tasks, pictures=bool(explain_dir or dicom_dir), connections=connections)
     try:
         if not await client.ready():
             raise RuntimeError(f"Triton at {url} is not reachable or its ensemble is not ready")
@@ -79,13 +80,13 @@ async def _screen(todo: list[Source], ledger: Ledger, card: ModelCard, url: str,
                                f"answers {list(answered)}: give the card of the served model (--model-dir)")  # fmt: skip
         queue = iter(todo)
 
-        async def worker() -> None:
+        async def worker(lane: int) -> None:
             for key, path in queue:  # one shared iterator: each file goes to one worker
                 data, problem = await asyncio.to_thread(_read, path)
                 refused = _refused_here(data, problem)
                 if refused is None:
                     try:
-                        answer = await client.screen(data)
+                        answer = await client.screen(data, lane)
                     except IntakeError as error:
                         refused = refusal_fields(error)
                     except Unanswered:
@@ -107,7 +108,7 @@ async def _screen(todo: list[Source], ledger: Ledger, card: ModelCard, url: str,
                 summary.outcomes[row["outcome"]] += 1
                 advance(row["outcome"])
 
-        await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+        await asyncio.gather(*(worker(lane) for lane in range(max(1, concurrency))))
     finally:
         await client.close()
 

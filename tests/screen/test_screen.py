@@ -229,3 +229,30 @@ def test_the_command_says_what_is_wrong(triton, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "ok this run" in result.output and rows(tmp_path / "r.csv")[0]["outcome"] == "ok"
+
+
+@pytest.mark.integration
+def test_files_in_flight_spread_over_several_connections(triton):
+    """A Kubernetes Service balances connections: 8 files in flight use 2 of them, not 1."""
+    import asyncio
+
+    import psutil
+
+    from ecgscreen.screen.client import PER_CONNECTION, ScreenClient
+
+    port = int(triton.grpc_url.rsplit(":", 1)[1])
+    data = good_ecg("dcm-waveform")
+
+    async def run() -> tuple[int, set[float]]:
+        client = ScreenClient(triton.grpc_url, tuple(CARD.tasks), connections=8 // PER_CONNECTION)
+        try:
+            answers = await asyncio.gather(*(client.screen(data, lane) for lane in range(8)))
+            mine = [c for c in psutil.Process().net_connections("tcp") if c.raddr and c.raddr.port == port]
+            return len([c for c in mine if c.status == psutil.CONN_ESTABLISHED]), {
+                a.probability["scar"] for a in answers
+            }
+        finally:
+            await client.close()
+
+    connections, answers = asyncio.run(run())
+    assert connections == 2 and len(answers) == 1
