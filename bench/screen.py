@@ -1,7 +1,8 @@
 """``python -m bench screen``: ``ecgscreen screen`` over a generated archive, killed midway and
 resumed, its rate next to Triton direct on the same files in the same run.
 
-1000 ECGs (``BENCH_SCREEN_N``) from the generator, every format; the embedded Triton.
+1000 ECGs (``BENCH_SCREEN_N``) from the generator, every format (kept under
+``build/bench/`` for the next run); the embedded Triton.
 Triton direct: the benchmarks' minimal gRPC client (``bench.clients.TritonClient``, each file
 read when it is sent), concurrency 8, over the first 300 files, before and after the screen
 runs. ``ecgscreen screen --concurrency 8`` runs as a command until 300 rows are written, is
@@ -20,8 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from tritonclient.utils import InferenceServerException
+
 from ecgscreen.card import ModelCard
 from ecgscreen.contract import MODEL_NAME
+from ecgscreen.imaging.errors import from_wire
 from ecgscreen.screen.runner import screen
 from ecgscreen.screen.sources import find_sources
 from ecgscreen.serving.procs import free_ports
@@ -39,9 +43,28 @@ CONCURRENCY = 8
 
 
 def _direct(url: str, paths: list[Path], concurrency: int = CONCURRENCY) -> dict:
-    """Each file read and sent as it comes: a client with nothing else to do."""
+    """Each file read and sent as it comes: a client with nothing else to do (a refusal is an
+    answer too)."""
     client = TritonClient(url)
-    return run_load(lambda path: client(client.prepare(path.read_bytes())), paths, concurrency, rounds=1)
+
+    def send(path: Path) -> None:
+        try:
+            client(client.prepare(path.read_bytes()))
+        except InferenceServerException as error:
+            if from_wire(error.message() or "") is None:
+                raise
+
+    return run_load(send, paths, concurrency, rounds=1)
+
+
+def _archive(n: int) -> Path:
+    """``n`` generated ECGs, kept under build/ for the next run (generating takes minutes)."""
+    folder = Path(__file__).resolve().parents[1] / "build" / "bench" / f"screen-archive-{n}"
+    if not (folder / "labels.csv").is_file():
+        start = time.perf_counter()
+        generate(n, 16, folder, workers=os.cpu_count())
+        print(f"{n} ECGs generated in {time.perf_counter() - start:.0f} s into {folder}", flush=True)
+    return folder
 
 
 def _rows(path: Path) -> list[dict]:
@@ -51,13 +74,8 @@ def _rows(path: Path) -> list[dict]:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        archive, out = Path(tmp) / "archive", Path(tmp) / "results.csv"
-        start = time.perf_counter()
-        generate(N, 16, archive, workers=os.cpu_count())
-        print(
-            f"{N} ECGs generated in {time.perf_counter() - start:.0f} s; load {os.getloadavg()[0]:.1f}",
-            flush=True,
-        )
+        archive, out = _archive(N), Path(tmp) / "results.csv"
+        print(f"{N} ECGs in {archive}; load {os.getloadavg()[0]:.1f}", flush=True)
         sources = find_sources(archive)
         with EmbeddedTriton(ports=TritonPorts(*free_ports(3)), log_file=Path(tmp) / "triton.log") as triton:
             sample = [path for _, path in sources[:KILL_AFTER]]
