@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime as ort
 import tritonclient.grpc as grpcclient
 
-from ecgscreen.contract import ENSEMBLE_INPUT, ENSEMBLE_NAME, ENSEMBLE_PROBABILITY, MODEL_NAME
+from ecgscreen.contract import ENSEMBLE_INPUT, ENSEMBLE_NAME, ENSEMBLE_PROBABILITY, MODEL_INPUT, MODEL_NAME
 from ecgscreen.imaging.pipeline import preprocess
 from ecgscreen.serving.procs import free_ports
 from ecgscreen.serving.triton import DEFAULT_REPOSITORY, EmbeddedTriton, TritonPorts
@@ -46,7 +46,7 @@ def main() -> None:
     )
 
     def in_process(data: bytes):
-        return session.run(["scar_probability"], {"image": preprocess(data).tensor[None]})
+        return session.run(["scar_probability"], {MODEL_INPUT: preprocess(data).canonical[None]})
 
     with tempfile.TemporaryDirectory() as tmp:
         with EmbeddedTriton(ports=TritonPorts(*free_ports(3)), log_file=Path(tmp) / "triton.log") as triton:

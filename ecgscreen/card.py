@@ -33,8 +33,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from .contract import (
     CLINICAL_FEATURES,
+    ENSEMBLE_CANONICAL,
     ENSEMBLE_NAME,
     MODEL_CARD_FILE,
+    MODEL_INPUT,
     MODEL_NAME,
     PREPROCESS_NAME,
     TASKS,
@@ -76,7 +78,6 @@ class Architecture(_Strict):
     heads: dict[str, str]
     parameters: int
     cam: str
-    normalisation_adapter_in_graph: bool
 
 
 class Calibration(_Strict):
@@ -273,6 +274,7 @@ class ModelCard(_Strict):
     intended_use: str
     architecture: Architecture
     input_size: int
+    # The normalisation inside model.onnx: (canonical / 255 - mean) / std per channel.
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     inputs: dict[str, TensorSpec]
@@ -298,6 +300,22 @@ class ModelCard(_Strict):
     # model.onnx answers with every clinical feature at its default and the gateway answers
     # only through the fusion head (its scar/lvef are null; README, "POST /predict").
     image_only_answer: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _current_input(cls, data: Any) -> Any:
+        """A card whose network takes the old FP32 ``image`` says so, not "extra inputs"."""
+        if (
+            isinstance(data, Mapping)
+            and isinstance(data.get("inputs"), Mapping)
+            and MODEL_INPUT not in data["inputs"]
+        ):
+            raise ValueError(
+                f"the network takes {sorted(data['inputs'])}, not the canonical image "
+                f"({MODEL_INPUT}, UINT8 [batch, S, S]) this version serves: it was exported by an older "
+                "version; export it again (ecgscreen export / ecgscreen import-mtecg)"
+            )
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelCard:
@@ -397,18 +415,17 @@ def triton_config_problems(
 
     * ``MODEL_NAME`` (``config.pbtxt`` and every ``configs/*.pbtxt``): the same inputs and
       outputs, dtypes and dims as the card; warm-up inputs the input's dims;
-    * ``PREPROCESS_NAME``: its ``image`` output is the network's input, ``canonical`` the
-      canonical image (size x size);
+    * ``PREPROCESS_NAME`` (both configs): its ``MODEL_INPUT`` output is the network's input (the canonical
+      image, UINT8 size x size), its ``ENSEMBLE_CANONICAL`` output the same picture;
     * ``ENSEMBLE_NAME``: each output the dims of the model output it is mapped from.
     """
     from google.protobuf import text_format
     from tritonclient.grpc import model_config_pb2 as mc
 
-    size = inputs["image"].shape[-1]
     produced = {  # (model, output) -> (dtype, dims) as the card says they are
         **{(MODEL_NAME, name): (spec.dtype, _dims(spec)) for name, spec in outputs.items()},
-        (PREPROCESS_NAME, "image"): (inputs["image"].dtype, _dims(inputs["image"])),
-        (PREPROCESS_NAME, "canonical"): ("UINT8", [size, size]),
+        (PREPROCESS_NAME, MODEL_INPUT): (inputs[MODEL_INPUT].dtype, _dims(inputs[MODEL_INPUT])),
+        (PREPROCESS_NAME, ENSEMBLE_CANONICAL): (inputs[MODEL_INPUT].dtype, _dims(inputs[MODEL_INPUT])),
     }
     problems: list[str] = []
 
@@ -451,8 +468,10 @@ def triton_config_problems(
                         (inputs[name].dtype, _dims(inputs[name])),
                     )
 
-    path = repository / PREPROCESS_NAME / "config.pbtxt"
-    if path.is_file():
+    preprocess_dir = repository / PREPROCESS_NAME
+    for path in [preprocess_dir / "config.pbtxt", *sorted(preprocess_dir.glob("configs/*.pbtxt"))]:
+        if not path.is_file():
+            continue
         for tensor in load(path).output:
             if (PREPROCESS_NAME, tensor.name) in produced:
                 compare(

@@ -372,6 +372,49 @@ def predict(
             console.print(f"heatmap written to {explain}")
 
 
+@app.command()
+def screen(
+    source: Path = typer.Argument(
+        ..., help="A folder (searched recursively), a list file (one path per line) or a labels.csv."
+    ),
+    out: Path = typer.Option(..., "--out", help="Results CSV; if it exists, the files in it are skipped."),
+    url: str = typer.Option(
+        "127.0.0.1:8001",
+        envvar="ECGSCREEN_TRITON_URL",
+        help="Triton's gRPC address (a Kubernetes Service too).",
+    ),
+    concurrency: int = typer.Option(8, min=1, help="Files in flight (about 4 per intake instance served)."),
+    explain_dir: Path = typer.Option(None, help="Write each answered file's heatmaps here."),
+    dicom_dir: Path = typer.Option(
+        None, help="Write each answered file's DICOM results (SR + heatmaps) here."
+    ),
+    model_dir: Path = typer.Option(
+        None, envvar="ECGSCREEN_MODEL_DIR", help="The served model's folder (its model_card.json)."
+    ),
+) -> None:
+    """Screen an archive through Triton: one CSV row per file (probabilities, calls at the
+    model card's thresholds, risk levels, intake's quality and warnings, or why it was
+    refused). Resumable: a killed run loses only the files in flight."""
+    from .card import ModelCard
+    from .screen.display import ScreenProgress, print_summary
+    from .screen.runner import screen as run_screen
+    from .screen.sources import find_sources
+    from .serving.triton import DEFAULT_REPOSITORY
+
+    try:
+        card = ModelCard.load(model_dir or DEFAULT_REPOSITORY / MODEL_NAME)
+        skip = tuple(p for p in (out, explain_dir, dicom_dir) if p is not None)
+        sources = find_sources(source, skip=skip)
+        with ScreenProgress(console) as progress:
+            summary = run_screen(sources, out, card, url, concurrency, explain_dir, dicom_dir,
+                                 advance=progress.advance, on_start=progress.on_start)  # fmt: skip
+    except (ValueError, RuntimeError) as exc:
+        _fail(exc)
+    print_summary(console, summary, out)
+    if summary.unanswered:
+        raise typer.Exit(3)
+
+
 class _RichCallbacks:
     """Training progress as rich progress bars, one per phase; epochs as table lines."""
 

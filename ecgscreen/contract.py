@@ -25,6 +25,7 @@ __all__ = [
     "MODEL_NAME",
     "ENSEMBLE_NAME",
     "PREPROCESS_NAME",
+    "MODEL_INPUT",
     "MODEL_CARD_FILE",
     "FUSION_FILE",
     "CANARY_FILE",
@@ -44,6 +45,7 @@ __all__ = [
     "INTENDED_USE",
     "RISK_MEDIUM_FROM",
     "RISK_HIGH_FROM",
+    "risk_level",
 ]
 
 # -- tasks and clinical features ---------------------------------------------------------------
@@ -88,6 +90,11 @@ CANARY_FILE = "canary.dcm"  # the readiness canary's ECG, next to the card (its 
 # error, no connection, no answer in time.
 CANARY_OUTCOMES: tuple[str, ...] = ("ok", "wrong_answer", "error", "unavailable", "timeout")
 
+# The canonical image, uint8 (S, S), white paper and black trace: intake's output and the
+# network's input under one name. The network normalises it inside its graph, so Triton moves
+# S * S bytes per ECG between intake and the network, not 3 * S * S floats (12x less).
+MODEL_INPUT = "canonical"
+
 # The ensemble's tensors (KServe v2 names clients use).
 ENSEMBLE_INPUT = "ECG_BYTES"
 ENSEMBLE_PROBABILITY: dict[str, str] = {"scar": "SCAR_PROB", "lvef": "LVEF_PROB"}
@@ -118,3 +125,10 @@ INTENDED_USE = "Research use only. Not for diagnosis."
 # Risk levels of the study's app: below 30 % low, 30-70 % medium, from 70 % high.
 RISK_MEDIUM_FROM = 0.3
 RISK_HIGH_FROM = 0.7
+
+
+def risk_level(probability: float) -> str:
+    """The study's app: ``"low"`` below 30 %, ``"medium"`` to 70 %, ``"high"`` from 70 %."""
+    if probability < RISK_MEDIUM_FROM:
+        return "low"
+    return "medium" if probability < RISK_HIGH_FROM else "high"

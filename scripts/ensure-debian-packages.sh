@@ -3,6 +3,7 @@
 #   scripts/ensure-debian-packages.sh prometheus kubernetes-client
 #   scripts/ensure-debian-packages.sh orthanc orthanc-dicomweb dicom3tools
 #   scripts/ensure-debian-packages.sh chromium fonts-thai-tlwg   (the browser tests)
+#   scripts/ensure-debian-packages.sh poppler-utils   (python -m bench study: the study's PDF rasteriser)
 # Idempotent: a package whose commands already resolve (`command -v`) is skipped, so a
 # newer kubectl already on PATH is kept. `apt-get update` runs only when apt does not know a
 # package yet, or an install from the current lists fails. Needs root or passwordless sudo;
@@ -26,6 +27,7 @@ commands_for() {
         orthanc) echo "Orthanc" ;;
         dicom3tools) echo "dciodvfy" ;;
         chromium) echo "chromium" ;;
+        poppler-utils) echo "pdftoppm" ;;
         *) echo "" ;;
     esac
 }

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ecgscreen import contract
 from ecgscreen.card import ModelCard
-from ecgscreen.contract import RISK_HIGH_FROM, RISK_MEDIUM_FROM, TASKS
+from ecgscreen.contract import TASKS
 from ecgscreen.imaging.errors import IntakeError
 
 from .schemas import FusedResult, ModelInfo, Probability, RiskLevel, TaskResult
@@ -16,10 +17,8 @@ __all__ = ["risk_level", "task_result", "task_results", "fused_result", "model_i
 
 
 def risk_level(probability: float) -> RiskLevel:
-    """The study's app: < 30 % low, 30-70 % medium, >= 70 % high."""
-    if probability < RISK_MEDIUM_FROM:
-        return "low"
-    return "medium" if probability < RISK_HIGH_FROM else "high"
+    """The study's app: < 30 % low, 30-70 % medium, >= 70 % high (``contract.risk_level``)."""
+    return contract.risk_level(probability)  # type: ignore[return-value]
 
 
 def task_result(probability: float, threshold: float, average: float | None) -> TaskResult:

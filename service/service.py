@@ -28,12 +28,7 @@ from starlette.responses import JSONResponse, Response
 
 from ecgscreen.card import ModelCard
 from ecgscreen.contract import CANARY_OUTCOMES, TASKS
-from ecgscreen.imaging.errors import IntakeError
-from ecgscreen.imaging.sniff import sniff
-from ecgscreen.pacs.results import Heatmap, ModelIdentity
-
-from .clinical import ClinicalFeatures, FusionHead, parse_clinical
-from .explain import (
+from ecgscreen.explain import (
     explain_picture,
     lead_attribution,
     overlay_png,
@@ -42,6 +37,11 @@ from .explain import (
     top_leads,
     upsample,
 )
+from ecgscreen.imaging.errors import IntakeError
+from ecgscreen.imaging.sniff import sniff
+from ecgscreen.pacs.results import Heatmap, ModelIdentity
+
+from .clinical import ClinicalFeatures, FusionHead, parse_clinical
 from .guard import GatewayGuard, error_response
 from .page import PAGE_PATH, screening_page
 from .readiness import Readiness

@@ -32,12 +32,17 @@ def is_clinical(variant: str) -> bool:
     return "numerical" in " ".join(oracle_record(variant)["oracle"]["inputs"])
 
 
-def rgb_images() -> np.ndarray:
-    """``(4, S, S, 3)`` in [0, 1]: the committed canonical image (what ``ecg_preprocess``
-    draws, replicated to RGB) and three random pictures."""
-    canonical = np.asarray(Image.open(FIXTURES / "canonical.png").convert("RGB"), np.float32) / 255.0
-    noise = np.random.default_rng(0).random((3, *canonical.shape), dtype=np.float32)
+def canonical_images() -> np.ndarray:
+    """``(4, S, S)`` uint8, what ``ecg_preprocess`` hands the network: the committed canonical
+    image and three random grey pictures."""
+    canonical = np.asarray(Image.open(FIXTURES / "canonical.png").convert("L"))
+    noise = np.random.default_rng(0).integers(0, 256, (3, *canonical.shape), dtype=np.uint8)
     return np.concatenate([canonical[None], noise])
+
+
+def as_rgb(canonical: np.ndarray) -> np.ndarray:
+    """``(B, S, S)`` uint8 -> ``(B, S, S, 3)`` in [0, 1]: the study's RGB input of the same pictures."""
+    return np.repeat(canonical[..., None].astype(np.float32) / 255.0, 3, axis=3)
 
 
 def normalised(rgb: np.ndarray, mean, std) -> np.ndarray:

@@ -57,6 +57,16 @@ def test_a_card_that_drifted_from_the_code_is_refused_naming_the_field(tmp_path,
     assert needle in str(caught.value)
 
 
+def test_a_card_of_a_model_taking_the_old_fp32_input_says_export_again(tmp_path):
+    def old(card):
+        card["inputs"] = {"image": {"dtype": "FP32", "shape": [-1, 3, 384, 384]}}
+        card["architecture"]["normalisation_adapter_in_graph"] = False
+
+    with pytest.raises(ValueError, match=r"takes \['image'\], not the canonical image") as caught:
+        ModelCard.load(_write(tmp_path, old))
+    assert "export it again" in str(caught.value)
+
+
 def test_a_missing_card_says_where_it_looked(tmp_path):
     with pytest.raises(ValueError, match=str(tmp_path)):
         ModelCard.load(tmp_path)
@@ -104,8 +114,20 @@ def _repository_copy(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     "config,old,new,needle",
     [
-        ("ecg_preprocess/config.pbtxt", "dims: [ 3, 384, 384 ]", "dims: [ 3, 256, 256 ]", "output image"),
+        (
+            "ecg_preprocess/config.pbtxt",
+            "TYPE_UINT8, dims: [ 384, 384 ]",
+            "TYPE_FP32, dims: [ 384, 384 ]",
+            "output canonical is FP32",
+        ),
         ("ecg_preprocess/config.pbtxt", "dims: [ 384, 384 ]", "dims: [ 384, 383 ]", "output canonical"),
+        ("ecg_preprocess/configs/cpu.pbtxt", "dims: [ 384, 384 ]", "dims: [ 384, 383 ]", "output canonical"),
+        (
+            "ecg_multitask/configs/cpu.pbtxt",
+            "TYPE_UINT8, dims: [ 384, 384 ]",
+            "TYPE_FP32, dims: [ 384, 384 ]",
+            "input canonical is FP32",
+        ),
         ("ecg_multitask/config.pbtxt", "dims: [ 512 ]", "dims: [ 256 ]", "output embedding"),
         ("ecg_multitask/configs/cpu.pbtxt", "dims: [ 2, 12, 12 ]", "dims: [ 2, 11, 11 ]", "output cam"),
         ("ecg_multitask/configs/cpu.pbtxt", "dims: [ 4 ]", "dims: [ 2 ]", "output logits"),
@@ -134,14 +156,14 @@ def test_a_warmup_input_of_another_size_and_a_missing_output_are_reported(tmp_pa
     gpu = repository / "ecg_multitask/config.pbtxt"
     text = gpu.read_text()
     warmup = text.index("model_warmup")
-    gpu.write_text(text[:warmup] + text[warmup:].replace("dims: [ 3, 384, 384 ]", "dims: [ 3, 320, 320 ]", 1))
+    gpu.write_text(text[:warmup] + text[warmup:].replace("dims: [ 384, 384 ]", "dims: [ 320, 320 ]", 1))
     cpu = repository / "ecg_multitask/configs/cpu.pbtxt"
     cpu.write_text(
         cpu.read_text().replace('  { name: "lvef_probability", data_type: TYPE_FP32, dims: [ 1 ] },\n', "")
     )
     card = ModelCard.load(CARD_DIR)
     problems = triton_config_problems(repository, card.inputs, card.outputs)
-    assert any("warm-up batch8 input image" in p for p in problems), problems
+    assert any("warm-up batch8 input canonical" in p for p in problems), problems
     assert any("configs/cpu.pbtxt: outputs" in p and "lvef_probability" in p for p in problems), problems
 
 
@@ -150,7 +172,7 @@ def test_export_refuses_a_model_the_repositorys_configs_do_not_fit(tmp_path):
     model = MultiTaskNet("resnet18d_tiny", image_size=256).eval()  # 256 px: the configs say 384
     with pytest.raises(ValueError, match="do not fit this model") as caught:
         export_model(RunModel(model, None, {}), repository)
-    assert "ecg_preprocess/config.pbtxt: output image" in str(caught.value)
+    assert "ecg_preprocess/config.pbtxt: output canonical" in str(caught.value)
     assert not (repository / MODEL_NAME / "1" / "model.onnx").exists()  # nothing written
     torch.manual_seed(0)
     fits = MultiTaskNet("resnet18d_tiny").eval()  # the canonical size: accepted

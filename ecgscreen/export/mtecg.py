@@ -489,12 +489,5 @@ def import_mtecg(
     run, info = load_mtecg(folder, trust_pickle, task, clinical_defaults)
     if name == MODEL_NAME:  # a new repository gets intake, ensemble and configs to be served
         complete_repository(repository)
-    return export_model(
-        run,
-        repository,
-        name,
-        version,
-        input_mean=list(IMAGENET_MEAN),
-        input_std=list(IMAGENET_STD),
-        source=info,
-    )
+    # model.onnx normalises the canonical image with transform.json's mean/std in its graph
+    return export_model(run, repository, name, version, source=info)

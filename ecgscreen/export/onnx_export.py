@@ -2,17 +2,22 @@
 
 Contract (the Triton configs and the gateway are written against these names)::
 
-    MODEL/1/model.onnx    image FP32 [B,3,S,S]  ->  scar_probability FP32 [B,1]
-                                                    lvef_probability FP32 [B,1]
-                                                    logits           FP32 [B,2T] (per task: neg, pos)
-                                                    embedding        FP32 [B,512]
-                                                    cam              FP32 [B,T,S/32,S/32]
+    MODEL/1/model.onnx    canonical UINT8 [B,S,S]  ->  scar_probability FP32 [B,1]
+                                                       lvef_probability FP32 [B,1]
+                                                       logits           FP32 [B,2T] (per task: neg, pos)
+                                                       embedding        FP32 [B,512]
+                                                       cam              FP32 [B,T,S/32,S/32]
     MODEL/fusion.onnx     embedding FP32 [B,512], clinical FP32 [B,6]
                           (age, female_gender, dm, ht, smoke, dlp; already imputed)
                                                 -> scar_probability, lvef_probability FP32 [B,1]
     MODEL/model_card.json
     MODEL/canary.dcm      the readiness canary (its expected answer is in the card)
 
+The input is the canonical image exactly as intake draws it (``imaging.canonical``: 0 ink,
+255 paper). The graph replicates it to three channels and normalises it with the model's own
+mean and std (``(x / 255 - mean) / std``, the same float operations as
+``imaging.canonical.to_model_input`` for ImageNet's), so every consumer hands the network the
+same bytes whatever normalisation it was trained with, and on a GPU the conversion runs there.
 ``T`` is the number of tasks (2 for the multi-task default; a single-task model exports only
 its own probability). ONNX opset 17, dynamic batch. Probabilities are the softmax positive
 class; ``cam`` is closed-form Grad-CAM++ (``ecgscreen.nets.cam``), index 0 scar, 1 lvef.
@@ -49,6 +54,7 @@ from ..contract import (
     FUSION_FILE,
     INTENDED_USE,
     MODEL_CARD_FILE,
+    MODEL_INPUT,
     MODEL_NAME,
     TASK_DESCRIPTIONS,
     probability_output,
@@ -93,32 +99,25 @@ def _probabilities(logits: torch.Tensor, platt: torch.Tensor) -> list[torch.Tens
 
 
 class ImageGraph(nn.Module):
-    """``image`` -> ``(*<task>_probability, logits, embedding, cam)`` for export.
+    """``canonical`` (uint8 ``(B, S, S)``) -> ``(*<task>_probability, logits, embedding, cam)``
+    for export: the model's normalisation (``model.config["mean"]``/``["std"]``) is the first
+    step of the graph."""
 
-    ``input_mean``/``input_std`` describe how the served input is normalised (ImageNet, by
-    ``to_model_input``); when the model was trained with another normalisation the graph
-    converts, so the served input never changes.
-    """
-
-    def __init__(self, model: MultiTaskNet, input_mean=None, input_std=None, calibration=None):
+    def __init__(self, model: MultiTaskNet, calibration=None):
         super().__init__()
         self.cam_model = CamModel(model.eval())
         self.tasks = model.tasks
         self.register_buffer("platt", _platt_buffer(self.tasks, calibration))
-        model_mean = torch.tensor(model.config["mean"], dtype=torch.float32)
-        model_std = torch.tensor(model.config["std"], dtype=torch.float32)
-        in_mean = model_mean if input_mean is None else torch.tensor(input_mean, dtype=torch.float32)
-        in_std = model_std if input_std is None else torch.tensor(input_std, dtype=torch.float32)
-        self.adapt = not (torch.equal(in_mean, model_mean) and torch.equal(in_std, model_std))
-        self.register_buffer("scale", (in_std / model_std).view(1, 3, 1, 1))
-        self.register_buffer("shift", ((in_mean - model_mean) / model_std).view(1, 3, 1, 1))
+        self.register_buffer("mean", torch.tensor(model.config["mean"], dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(model.config["std"], dtype=torch.float32).view(1, 3, 1, 1))
 
     @property
     def output_names(self) -> list[str]:
         return [f"{t}_probability" for t in self.tasks] + ["logits", "embedding", "cam"]
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        x = image * self.scale + self.shift if self.adapt else image
+    def forward(self, canonical: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        # grey (B, 1, S, S) broadcast against the per-channel statistics: (B, 3, S, S)
+        x = (canonical.unsqueeze(1).to(torch.float32) / 255.0 - self.mean) / self.std
         logits, embedding, cam = self.cam_model(x)
         return (*_probabilities(logits, self.platt), logits, embedding, cam)
 
@@ -180,19 +179,19 @@ def _verified(path: Path, expected, got, tolerance: float) -> dict[str, Any]:
     }
 
 
-def export_image_onnx(
-    model: MultiTaskNet, path: Path, input_mean=None, input_std=None, calibration=None
-) -> dict[str, Any]:
-    """Write the image model's ONNX; check it against torch on random inputs."""
+def export_image_onnx(model: MultiTaskNet, path: Path, calibration=None) -> dict[str, Any]:
+    """Write the image model's ONNX; check it against torch on random canonical images."""
     import onnxruntime as ort
 
-    graph = ImageGraph(model.cpu(), input_mean, input_std, calibration).eval()
+    graph = ImageGraph(model.cpu(), calibration).eval()
     size = int(model.config["image_size"])
-    _export(graph, (torch.randn(2, 3, size, size),), path, ["image"], graph.output_names)
-    x = torch.randn(3, 3, size, size, generator=torch.Generator().manual_seed(0))
+    example = torch.randint(0, 256, (2, size, size), dtype=torch.uint8)
+    _export(graph, (example,), path, [MODEL_INPUT], graph.output_names)
+    x = torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = [t.numpy() for t in graph(x)]
-    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"image": x.numpy()})
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {MODEL_INPUT: x.numpy()})
     return _verified(path, expected, got, tolerance=1e-3)
 
 
@@ -217,7 +216,7 @@ def tensor_specs(model: MultiTaskNet) -> tuple[dict[str, TensorSpec], dict[str, 
     """The exported graph's inputs and outputs, as the model card records them."""
     size, tasks, embed_dim = int(model.config["image_size"]), model.tasks, model.config["embed_dim"]
     h = size // FEATURE_STRIDE
-    inputs = {"image": TensorSpec(dtype="FP32", shape=[-1, 3, size, size])}
+    inputs = {MODEL_INPUT: TensorSpec(dtype="UINT8", shape=[-1, size, size])}
     outputs = {
         **{probability_output(t): TensorSpec(dtype="FP32", shape=[-1, 1]) for t in tasks},
         "logits": TensorSpec(dtype="FP32", shape=[-1, 2 * len(tasks)],
@@ -233,8 +232,6 @@ def export_model(
     repository: Path,
     name: str = MODEL_NAME,
     version: int = 1,
-    input_mean=None,
-    input_std=None,
     source: dict[str, Any] | None = None,
     test_metrics: dict[str, Any] | None = None,
 ) -> ModelCard:
@@ -258,7 +255,7 @@ def export_model(
         )
     onnx_path = folder / str(version) / "model.onnx"
     calibration = meta.get("calibration") or {}
-    onnx_info = export_image_onnx(model, onnx_path, input_mean, input_std, calibration.get("image"))
+    onnx_info = export_image_onnx(model, onnx_path, calibration.get("image"))
     fusion_path = folder / FUSION_FILE
     fusion_info = None
     if fusion is not None:
@@ -266,8 +263,6 @@ def export_model(
     elif fusion_path.exists():
         log.warning("removing %s: the exported model has no fusion head", fusion_path)
         fusion_path.unlink()
-    mean = list(input_mean) if input_mean is not None else model.config["mean"]
-    std = list(input_std) if input_std is not None else model.config["std"]
     clinical = None
     if fusion is not None:
         means = fusion.clinical_mean.tolist()
@@ -292,11 +287,10 @@ def export_model(
             heads={t: f"Linear({model.config['embed_dim']}, 2)" for t in model.tasks},
             parameters=sum(p.numel() for p in model.parameters()),
             cam="Grad-CAM++ in closed form on the last conv block (exp(score) formulation, positive class)",
-            normalisation_adapter_in_graph=ImageGraph(model, input_mean, input_std).adapt,
         ),
         input_size=int(model.config["image_size"]),
-        mean=[float(v) for v in mean],
-        std=[float(v) for v in std],
+        mean=[float(v) for v in model.config["mean"]],
+        std=[float(v) for v in model.config["std"]],
         inputs=inputs,
         outputs=outputs,
         tasks=list(model.tasks),

@@ -1,8 +1,10 @@
 """Batch prediction from a canonical-image array, with a training checkpoint or the ONNX export.
 
 Both predictors take what the cache holds (``(N, S, S)`` uint8 canonical images) and the
-clinical matrix (``(N, 6)``, NaN where missing), normalise with ``to_model_input`` (the
-serving code path) and return positive-class probabilities per task, image-only and fused.
+clinical matrix (``(N, 6)``, NaN where missing) and return positive-class probabilities per
+task, image-only and fused. The checkpoint's predictor normalises with ``to_model_input`` (as
+training does); the exported ONNX takes the canonical images as they are (as Triton hands
+them) and normalises inside its graph.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 import torch
 
 from ..card import ModelCard, impute
-from ..contract import FUSION_FILE, MODEL_CARD_FILE, MODEL_NAME, TASKS, probability_output
+from ..contract import FUSION_FILE, MODEL_CARD_FILE, MODEL_INPUT, MODEL_NAME, TASKS, probability_output
 from ..imaging.canonical import to_model_input
 from .calibration import platt_probability
 from .checkpoint import RunModel, load_run_model
@@ -154,7 +156,7 @@ class OnnxPredictor:
         fused: dict[str, list[np.ndarray]] = {t: [] for t in self.tasks}
         clinical = np.asarray(clinical, dtype=np.float32)
         for s in _batches(len(images), self.batch_size):
-            out = self.session.run(names, {"image": _model_input(images[s]).astype(np.float32)})
+            out = self.session.run(names, {MODEL_INPUT: np.ascontiguousarray(images[s], dtype=np.uint8)})
             for t, p in zip(self.tasks, out[:-1], strict=True):
                 probs[t].append(p[:, 0])
             if self.fusion is not None:

@@ -18,18 +18,17 @@ from mtecg_oracles import (
     FIXTURES,
     TOLERANCE,
     VARIANTS,
+    as_rgb,
+    canonical_images,
     is_clinical,
-    normalised,
     onnx_session,
     oracle_record,
-    rgb_images,
     study_forward,
 )
 from typer.testing import CliRunner
 
 from ecgscreen.card import ModelCard
 from ecgscreen.cli import app
-from ecgscreen.contract import IMAGENET_MEAN, IMAGENET_STD
 from ecgscreen.export.mtecg import import_mtecg, load_mtecg, read_transform
 from ecgscreen.export.triton_configs import sync_triton_configs
 from ecgscreen.serving.triton import DEFAULT_REPOSITORY
@@ -86,12 +85,12 @@ def test_imported_onnx_answers_as_the_study(variant, imported):
     }
     assert card["source"]["ignored_keys"] == ignored[record["model_class"]]
     transform = read_transform(FIXTURES / variant / "transform.json")
-    rgb = rgb_images()
+    served = canonical_images()  # what ecg_preprocess hands the network
+    rgb = as_rgb(served)
     session = onnx_session(folder / "1" / "model.onnx")
     outputs = [f"{t}_probability" for t in tasks]
     assert [o.name for o in session.get_outputs()] == [*outputs, "logits", "embedding", "cam"]
-    served = normalised(rgb, IMAGENET_MEAN, IMAGENET_STD)  # what ecg_preprocess hands Triton
-    *probabilities, embedding = session.run([*outputs, "embedding"], {"image": served})
+    *probabilities, embedding = session.run([*outputs, "embedding"], {"canonical": served})
     image_only = np.concatenate(probabilities, axis=1)
 
     if not is_clinical(variant):
@@ -158,7 +157,7 @@ def copy_variant(tmp_path: Path, variant: str = "multi-task") -> Path:
     return shutil.copytree(FIXTURES / variant, tmp_path / variant)
 
 
-def test_another_normalisation_is_converted_in_the_graph(tmp_path):
+def test_another_normalisation_is_done_in_the_graph(tmp_path):
     folder = copy_variant(tmp_path)
     spec = json.loads((folder / "transform.json").read_text())
     normalize = spec["transform"]["transforms"][1]
@@ -166,13 +165,12 @@ def test_another_normalisation_is_converted_in_the_graph(tmp_path):
     (folder / "transform.json").write_text(json.dumps(spec))
     assert read_transform(folder / "transform.json") == {"mean": [0.5] * 3, "std": [0.5] * 3, "size": 384}
     card = import_mtecg(folder, tmp_path / "repo")
-    assert card.architecture.normalisation_adapter_in_graph is True
-    assert card.mean == pytest.approx(IMAGENET_MEAN)  # the served input stays ImageNet's
-    rgb = rgb_images()
+    assert card.mean == pytest.approx([0.5] * 3) and card.std == pytest.approx([0.5] * 3)  # in the graph
+    assert card.inputs["canonical"].dtype == "UINT8"  # the served input is the canonical image still
+    canonical = canonical_images()
     session = onnx_session(tmp_path / "repo/ecg_multitask/1/model.onnx")
-    got = np.concatenate(
-        session.run(None, {"image": normalised(rgb, IMAGENET_MEAN, IMAGENET_STD)})[:2], axis=1
-    )
+    got = np.concatenate(session.run(None, {"canonical": canonical})[:2], axis=1)
+    rgb = as_rgb(canonical)
     expected = study_forward("multi-task", rgb, None, {"mean": [0.5] * 3, "std": [0.5] * 3})
     assert np.abs(got - expected).max() <= TOLERANCE
 

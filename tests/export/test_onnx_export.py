@@ -18,6 +18,7 @@ from ecgscreen.card import ModelCard
 from ecgscreen.cli import app
 from ecgscreen.contract import INTENDED_USE
 from ecgscreen.export.onnx_export import export_model, export_run
+from ecgscreen.imaging.canonical import to_model_input
 from ecgscreen.nets.multitask import ClinicalFusion, MultiTaskNet
 from ecgscreen.training.checkpoint import RunModel
 
@@ -48,7 +49,8 @@ def test_image_onnx_contract(random_export):
     proto = onnx.load(str(folder / "1" / "model.onnx"))
     onnx.checker.check_model(proto, full_check=True)
     assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 17
-    assert [(i.name, dims(i)) for i in proto.graph.input] == [("image", ["batch", 3, SIZE, SIZE])]
+    assert [(i.name, dims(i)) for i in proto.graph.input] == [("canonical", ["batch", SIZE, SIZE])]
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
     h = SIZE // 32
     assert [(o.name, dims(o)) for o in proto.graph.output] == [
         ("scar_probability", ["batch", 1]),
@@ -57,18 +59,18 @@ def test_image_onnx_contract(random_export):
         ("embedding", ["batch", 512]),
         ("cam", ["batch", 2, h, h]),
     ]
-    assert all(
-        v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-        for v in [*proto.graph.input, *proto.graph.output]
-    )
+    assert all(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for v in proto.graph.output)
 
 
 @pytest.mark.parametrize("batch", [1, 5])
 def test_onnx_matches_torch_on_fresh_inputs(random_export, batch):
     model, _, folder, _ = random_export
     session = ort.InferenceSession(str(folder / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
-    x = torch.randn(batch, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(100 + batch))
-    scar, lvef, logits, embedding, cam = session.run(None, {"image": x.numpy()})
+    canonical = torch.randint(0, 256, (batch, SIZE, SIZE), dtype=torch.uint8,
+                              generator=torch.Generator().manual_seed(100 + batch))  # fmt: skip
+    scar, lvef, logits, embedding, cam = session.run(None, {"canonical": canonical.numpy()})
+    # the graph's own normalisation is the one training uses
+    x = torch.from_numpy(np.stack([to_model_input(c) for c in canonical.numpy()]))
     with torch.no_grad():
         ref_logits = model(x)
         ref_embedding = model.forward_head(model.forward_features(x), pre_logits=True)
@@ -203,6 +205,6 @@ def test_the_demo_variant_at_384_fits_the_size_budget(tmp_path):
     session = ort.InferenceSession(
         str(tmp_path / "ecg_multitask" / "1" / "model.onnx"), providers=["CPUExecutionProvider"]
     )
-    assert session.run(["cam"], {"image": np.zeros((1, 3, 384, 384), np.float32)})[0].shape == (1, 2, 12, 12)
+    assert session.run(["cam"], {"canonical": np.zeros((1, 384, 384), np.uint8)})[0].shape == (1, 2, 12, 12)
     with pytest.raises(ValueError, match="nowhere"):
         export_run(tmp_path / "nowhere", tmp_path)

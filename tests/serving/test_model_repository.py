@@ -88,3 +88,16 @@ def test_onnx_model_matches_its_config():
         for name, (_, dims) in tensors(config, kind).items():
             assert name in found, name
             assert found[name][0] == -1 and found[name][1:] == dims, (name, found[name])  # dynamic batch
+
+
+def test_cpu_instances_share_the_cores_without_waste():
+    """Intake takes one file per instance (no dynamic batching: a batch would run file after file
+    in one instance while another idles); the CPU network's sessions run one thread that
+    sleeps when idle, one instance per intake instance."""
+    for path in (REPOSITORY / "ecg_preprocess/config.pbtxt", REPOSITORY / "ecg_preprocess/configs/cpu.pbtxt"):
+        assert not load(path).HasField("dynamic_batching"), path
+    cpu = load(REPOSITORY / "ecg_multitask/configs/cpu.pbtxt")
+    assert cpu.parameters["intra_op_threads"].string_value == "1"
+    assert cpu.parameters["allow_spinning"].string_value == "0"
+    intake = load(REPOSITORY / "ecg_preprocess/configs/cpu.pbtxt")
+    assert cpu.instance_group[0].count == intake.instance_group[0].count

@@ -20,6 +20,7 @@ from pydicom.data import get_testdata_file
 from servers import children_of, free_ports, wait_until
 from tritonclient.utils import InferenceServerException
 
+from ecgscreen.contract import MODEL_INPUT
 from ecgscreen.imaging.pipeline import preprocess
 from ecgscreen.serving.triton import DEFAULT_REPOSITORY, EmbeddedTriton, TritonPorts
 
@@ -44,9 +45,9 @@ def reference():
     )
 
     def run(data: bytes) -> dict[str, np.ndarray]:
-        tensor = preprocess(data).tensor[None]
+        canonical = preprocess(data).canonical[None]
         names = ["scar_probability", "lvef_probability", "embedding", "cam"]
-        return dict(zip(names, session.run(names, {"image": tensor}), strict=True))
+        return dict(zip(names, session.run(names, {MODEL_INPUT: canonical}), strict=True))
 
     return run
 
@@ -99,7 +100,7 @@ def test_a_corrupt_file_fails_only_its_own_request(triton, reference):
     good = [good_ecg("png"), good_ecg("pdf", index=1), good_ecg("dcm-sc", index=3), good_ecg("jpeg")]
     bad = next(data for name, data, _ in bad_inputs() if name == "truncated-png")
     files = good[:2] + [bad] + good[2:]
-    # Sent together so the dynamic batcher puts them in one ecg_preprocess batch.
+    # Sent together: in flight at once in both intake instances and the network's batches.
     with ThreadPoolExecutor(len(files)) as pool:
         futures = [pool.submit(grpc_infer, triton, data, ("SCAR_PROB",)) for data in files]
     for data, future in zip(files, futures, strict=True):
@@ -127,14 +128,31 @@ def _counts(triton, model: str) -> tuple[float, float]:
 
 
 def test_concurrent_requests_are_batched(triton):
+    """The network's dynamic batcher joins requests that wait together. Sent to the network
+    itself: through the ensemble, intake (one file per instance) spaces them out, and on two
+    cores they rarely meet at the network."""
+    client = grpcclient.InferenceServerClient(triton.grpc_url)
+
+    def infer(canonical: np.ndarray):
+        tensor = grpcclient.InferInput(MODEL_INPUT, [1, *canonical.shape], "UINT8")
+        tensor.set_data_from_numpy(canonical[None])
+        return client.infer(
+            "ecg_multitask", [tensor], outputs=[grpcclient.InferRequestedOutput("scar_probability")]
+        )
+
+    images = [preprocess(good_ecg("pdf", index=i % 3)).canonical for i in range(16)]
     before = _counts(triton, "ecg_multitask")
-    files = [good_ecg("pdf", index=i % 3) for i in range(16)]
     with ThreadPoolExecutor(16) as pool:
-        list(pool.map(lambda d: grpc_infer(triton, d, ("SCAR_PROB",)), files))
+        answers = list(pool.map(infer, images))
     after = _counts(triton, "ecg_multitask")
     inferences, executions = after[0] - before[0], after[1] - before[1]
     assert inferences == 16
     assert executions < inferences, f"{executions} executions for {inferences} inferences: no batching"
+    # batched or not, each request gets its own image's answer
+    for i in range(3, 16):
+        assert answers[i].as_numpy("scar_probability")[0, 0] == pytest.approx(
+            answers[i % 3].as_numpy("scar_probability")[0, 0], abs=1e-5
+        )
 
 
 def test_metrics_endpoint_is_scrapeable(triton):

@@ -1,9 +1,11 @@
-"""Triton python backend: encoded ECG file -> canonical model input + info record.
+"""Triton python backend: encoded ECG file -> the canonical image + info record.
 
 Imports the project's own intake (``ecgscreen.imaging``): one preprocessing code path for
 training, evaluation and serving. Each request is handled on its own, so a corrupt file
 fails only its own request (INVALID_ARG, the refusal encoded by ``imaging.errors.to_wire``)
-while the other requests of the same batch get their answers.
+while the other requests of the same call get their answers. The canonical image leaves as
+it is drawn (uint8): the network normalises it inside its graph; the client's copy
+(``CANONICAL``) only when the client asked for it.
 """
 
 import json
@@ -11,7 +13,7 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from ecgscreen.contract import ENSEMBLE_INFO, ENSEMBLE_INPUT
+from ecgscreen.contract import ENSEMBLE_CANONICAL, ENSEMBLE_INFO, ENSEMBLE_INPUT, MODEL_INPUT
 from ecgscreen.imaging.errors import INTERNAL, IntakeError, to_wire
 from ecgscreen.imaging.pipeline import preprocess
 
@@ -19,8 +21,8 @@ from ecgscreen.imaging.pipeline import preprocess
 class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
-        image = pb_utils.get_output_config_by_name(config, "image")
-        self.size = int(image["dims"][-1])
+        canonical = pb_utils.get_output_config_by_name(config, MODEL_INPUT)
+        self.size = int(canonical["dims"][-1])
         self.logger = pb_utils.Logger
 
     def execute(self, requests):
@@ -37,14 +39,11 @@ class TritonPythonModel:
                 failure = IntakeError(INTERNAL, "preprocessing failed unexpectedly")
                 responses.append(_refuse(failure, pb_utils.TritonError.INTERNAL))
                 continue
-            image = np.stack([result.tensor for result in results]).astype(np.float32)
             canonical = np.stack([result.canonical for result in results])
             info = np.array([[json.dumps(result.info).encode()] for result in results], dtype=np.object_)
-            tensors = [
-                pb_utils.Tensor("image", image),
-                pb_utils.Tensor("canonical", canonical),
-                pb_utils.Tensor(ENSEMBLE_INFO, info),
-            ]
+            tensors = [pb_utils.Tensor(MODEL_INPUT, canonical), pb_utils.Tensor(ENSEMBLE_INFO, info)]
+            if ENSEMBLE_CANONICAL in request.requested_output_names():  # the client's own copy
+                tensors.append(pb_utils.Tensor(ENSEMBLE_CANONICAL, canonical))
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
         return responses
 

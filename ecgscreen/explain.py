@@ -4,6 +4,9 @@ The CAM comes from Triton at the last conv block's resolution (1/32 of the canon
 it is upsampled to the canonical image, where each of the 12 lead panels has a known box
 (``ecgscreen.imaging.canonical.panel_box``). A lead's attribution is its panel's share of
 the total heat, so the shares sum to 1 and read as "the scar call rests on V1-V4".
+
+Torch-free (numpy and Pillow): the gateway's ``/explain`` and ``/report`` and
+``ecgscreen screen --explain-dir`` draw the same picture from Triton's outputs.
 """
 
 from __future__ import annotations
@@ -14,11 +17,9 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ecgscreen.contract import TASK_NAMES, TASKS
-from ecgscreen.imaging.canonical import panel_box
-from ecgscreen.leads import LEADS, TERRITORIES
-
-from .results import risk_level
+from .contract import TASK_NAMES, TASKS, risk_level
+from .imaging.canonical import panel_box
+from .leads import LEADS, TERRITORIES
 
 __all__ = [
     "upsample",
