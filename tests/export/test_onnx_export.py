@@ -134,15 +134,16 @@ def test_model_card_of_an_unevaluated_model(random_export):
 
 def test_export_computes_the_readiness_canary_through_the_onnx_and_the_intake(random_export, tmp_path):
     from ecgscreen.export.canary import DEFAULT_SOURCE
-    from ecgscreen.imaging.canonical import to_model_input
     from ecgscreen.imaging.pipeline import preprocess
 
     _, _, folder, card = random_export
     canary = card.canary
     assert (folder / canary.file).read_bytes() == DEFAULT_SOURCE.read_bytes() == canary.read(folder)
-    image = to_model_input(preprocess(DEFAULT_SOURCE.read_bytes(), size=SIZE).canonical)[None]
+    canonical = preprocess(DEFAULT_SOURCE.read_bytes(), size=SIZE).canonical[
+        None
+    ]  # the network's UINT8 input
     session = ort.InferenceSession(str(folder / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
-    answers = session.run(["scar_probability", "lvef_probability"], {"image": image.astype(np.float32)})
+    answers = session.run(["scar_probability", "lvef_probability"], {"canonical": canonical})
     assert canary.expected == pytest.approx(
         {"scar": float(answers[0][0, 0]), "lvef": float(answers[1][0, 0])}, abs=1e-6
     )

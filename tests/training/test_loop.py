@@ -174,7 +174,15 @@ def test_cli_train(tmp_path, signal_dataset, monkeypatch):
     monkeypatch.setattr(PipelineLoader, "version", property(lambda self: "test-signals"))
     args = ["train", "--config", "demo", "--data", str(signal_dataset), "--out", str(tmp_path / "cli"),
             "--threads", "1", "--workers", "1"]  # fmt: skip
-    sets = ["image_size=64", "epochs=1", "batch_size=4", "n_bootstrap=50", "fusion=false"]
+    sets = [
+        "image_size=64",
+        "epochs=1",
+        "batch_size=4",
+        "n_bootstrap=50",
+        "fusion=false",
+        "paired=false",
+        "consistency=0",
+    ]
     result = CliRunner().invoke(app, args + [a for s in sets for a in ("--set", s)])
     assert result.exit_code == 0, result.output
     assert "epoch 1:" in result.output and (tmp_path / "cli" / "best.pt").is_file()
