@@ -224,7 +224,9 @@ def test_every_ecg_gets_an_sr_and_heatmaps_in_its_own_study_within_30_s(pacs, ga
 
 
 def test_a_restart_mid_run_neither_repeats_nor_skips(pacs, gateway, router):
-    batch = [good_ecg(kind, index=i) for i, kind in enumerate(["dcm-waveform", "dcm-pdf"] * 4, start=40)]
+    # Enough ECGs that a stop after the first result always falls mid-run (at most 2 x concurrency
+    # are in flight, and a loaded machine finishes a few more before the signal lands).
+    batch = [good_ecg(kind, index=i) for i, kind in enumerate(["dcm-waveform", "dcm-pdf"] * 8, start=40)]
     sources = [_dataset(data) for data in batch]
     reports_before = _report_requests(gateway)
     done_before = router.metric("ecgscreen_pacs_processed_total")
