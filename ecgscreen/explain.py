@@ -18,8 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .contract import TASK_NAMES, TASKS, risk_level
-from .imaging.canonical import panel_box
-from .leads import LEADS, TERRITORIES
+from .leads import LEADS, TERRITORIES, panel_box
 
 __all__ = [
     "upsample",

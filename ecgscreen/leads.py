@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .contract import GAIN_MM_PER_MV
+from .contract import CANONICAL_SIZE, GAIN_MM_PER_MV
 
 __all__ = [
     "LEADS",
@@ -25,6 +25,7 @@ __all__ = [
     "CANONICAL_WINDOW_S",
     "canonical_window",
     "DURATION_S",
+    "panel_box",
 ]
 
 LEADS: tuple[str, ...] = (
@@ -103,3 +104,13 @@ def canonical_window(lead: str) -> tuple[float, float]:
         return _CANONICAL_WINDOWS[lead]
     except KeyError:
         raise ValueError(f"unknown lead {lead!r}; expected one of {', '.join(LEADS)}") from None
+
+
+def panel_box(lead: str, size: int = CANONICAL_SIZE) -> tuple[int, int, int, int]:
+    """Pixel box ``(top, left, bottom, right)`` of ``lead``'s panel in the canonical image."""
+    for column, leads in enumerate(CANONICAL_COLUMNS):
+        if lead in leads:
+            row = leads.index(lead)
+            h, w = size // 6, size // 2
+            return row * h, column * w, (row + 1) * h, (column + 1) * w
+    raise ValueError(f"unknown lead {lead!r}; expected one of {', '.join(LEADS)}")

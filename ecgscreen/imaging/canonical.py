@@ -28,12 +28,11 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from ..contract import CANONICAL_SIZE, IMAGENET_MEAN, IMAGENET_STD
-from ..leads import CANONICAL_COLUMNS, CANONICAL_WINDOW_S, LEADS, canonical_window
+from ..leads import CANONICAL_WINDOW_S, LEADS, canonical_window, panel_box
 from .signal import EcgSignal
 
 __all__ = [
     "Envelope",
-    "panel_box",
     "paint",
     "paint_envelopes",
     "band_limit",
@@ -56,16 +55,6 @@ class Envelope:
 
     low: np.ndarray
     high: np.ndarray
-
-
-def panel_box(lead: str, size: int = CANONICAL_SIZE) -> tuple[int, int, int, int]:
-    """Pixel box ``(top, left, bottom, right)`` of ``lead``'s panel in the canonical image."""
-    for column, leads in enumerate(CANONICAL_COLUMNS):
-        if lead in leads:
-            row = leads.index(lead)
-            h, w = size // 6, size // 2
-            return row * h, column * w, (row + 1) * h, (column + 1) * w
-    raise ValueError(f"unknown lead {lead!r}; expected one of {', '.join(LEADS)}")
 
 
 def paint_envelopes(envelopes: dict[str, Envelope], size: int = CANONICAL_SIZE) -> np.ndarray:

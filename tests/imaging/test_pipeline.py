@@ -7,10 +7,10 @@ import pytest
 from pydicom.data import get_testdata_file
 from scipy.ndimage import gaussian_filter
 
-from ecgscreen.imaging.canonical import panel_box, signal_to_canonical
+from ecgscreen.imaging.canonical import signal_to_canonical
 from ecgscreen.imaging.errors import IntakeError
 from ecgscreen.imaging.pipeline import preprocess
-from ecgscreen.leads import LAYOUTS, LEADS
+from ecgscreen.leads import LAYOUTS, LEADS, panel_box
 from ecgscreen.synth.generate import FORMATS, RASTER_FORMATS, encode_record, make_record
 from ecgscreen.synth.printout import GRIDS
 from ecgscreen.synth.scan import ScanArtefacts
