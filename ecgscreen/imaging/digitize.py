@@ -165,21 +165,28 @@ def _follow(
         a, b = bounds[c], bounds[c + 1]
         if a == b:
             continue
-        best, best_cost = -1, (jump if started else float("inf"))  # the first run: the nearest
-        for k in range(a, b):
-            s_k, e_k = starts[k], ends[k]
-            if s_k <= hi + 1 and e_k >= lo - 1:
-                # Touching the previous run beats any jump; of several, the one nearer home:
-                # leaving a crossing, a neighbour's trace lies a row pitch away from it.
-                cost = abs((s_k + e_k) / 2 - start_y) - 1e6
-            else:
-                cost = min(abs(s_k - hi), abs(e_k - lo))
-            if cost < best_cost:
-                best, best_cost = k, cost
-        if best < 0:
-            continue
+        if b - a == 1 and started:  # the common case, kept cheap: one run in the column
+            s_k, e_k = starts[a], ends[a]
+            if not (s_k <= hi + 1 and e_k >= lo - 1) and (s_k - hi if s_k > hi else lo - e_k) >= jump:
+                continue
+            best = a
+        else:
+            best, best_cost = -1, (jump if started else float("inf"))  # the first run: the nearest
+            for k in range(a, b):
+                s_k, e_k = starts[k], ends[k]
+                if s_k <= hi + 1 and e_k >= lo - 1:
+                    # Touching the previous run beats any jump; of several, the one nearer
+                    # home: leaving a crossing, a neighbour's trace lies a row pitch away.
+                    cost = abs((s_k + e_k) / 2 - start_y) - 1e6
+                else:
+                    cost = s_k - hi if s_k > hi else lo - e_k
+                if cost < best_cost:
+                    best, best_cost = k, cost
+            if best < 0:
+                continue
         lo, hi = starts[best], ends[best]
-        away = away + 1 if abs((lo + hi) / 2 - start_y) > max_away else 0
+        offset = (lo + hi) / 2 - start_y
+        away = away + 1 if (offset > max_away or offset < -max_away) else 0
         if away > patience:  # strayed onto a neighbour: back home once a run is there
             home = min(range(a, b), key=lambda k: abs((starts[k] + ends[k]) / 2 - start_y))
             if abs((starts[home] + ends[home]) / 2 - start_y) < 0.4 * max_away:
