@@ -42,6 +42,11 @@ _CHANNEL_ARGS = [
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
 ]
+# How long a request keeps retrying while Triton is unavailable: longer than the channel's
+# reconnect backoff (2 s plus gRPC's 20 % jitter), so a worker whose channel is still backing
+# off when Triton comes back reconnects within one request instead of answering 503 while
+# its sibling worker already reports ready.
+RETRY_WINDOW_S = 3.0
 
 
 class Unavailable(Exception):
@@ -84,12 +89,15 @@ class Prediction:
 class TritonGateway:
     """``on_unavailable(reason)``, if given, hears of every attempt Triton could not serve,
     also one a retry then made good (readiness wants to know: a dead stub behind one of two
-    instances fails only some requests)."""
+    instances fails only some requests). An unavailable Triton is retried with backoff for up
+    to ``retry_window_s`` (within the request's deadline)."""
 
-    def __init__(self, url: str, call_timeout_s: float, attempts: int = 3, on_unavailable=None) -> None:
+    def __init__(
+        self, url: str, call_timeout_s: float, retry_window_s: float = RETRY_WINDOW_S, on_unavailable=None
+    ) -> None:
         self.url = url
         self.call_timeout_s = call_timeout_s
-        self.attempts = attempts
+        self.retry_window_s = retry_window_s
         self.on_unavailable = on_unavailable
         self._client: grpcclient.InferenceServerClient | None = None
 
@@ -121,7 +129,7 @@ class TritonGateway:
     ) -> Prediction:
         """Run the ensemble on one file. ``deadline`` is a ``time.monotonic()`` instant;
         ``tasks`` are the model's (a single-task model's ensemble has one probability);
-        ``attempts`` overrides the retries (the readiness canary takes no second chance)."""
+        ``attempts``, if given, caps the tries (the readiness canary takes no second chance)."""
         tensor = grpcclient.InferInput(ENSEMBLE_INPUT, [1, 1], "BYTES")
         tensor.set_data_from_numpy(np.array([[data]], dtype=np.object_))
         names = (
@@ -131,8 +139,10 @@ class TritonGateway:
             + [ENSEMBLE_CAM, ENSEMBLE_CANONICAL] * explain
         )
         outputs = [grpcclient.InferRequestedOutput(name) for name in names]
-        attempts = attempts or self.attempts
-        for attempt in range(1, attempts + 1):
+        give_up_at = time.monotonic() + self.retry_window_s
+        attempt = 0
+        while True:
+            attempt += 1
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise UpstreamTimeout("the request deadline passed while waiting for Triton")
@@ -147,12 +157,14 @@ class TritonGateway:
                 break
             except InferenceServerException as exc:
                 error = triton_error(str(exc.status()), exc.message() or "")
-                if isinstance(error, Unavailable) and self.on_unavailable is not None:
+                if not isinstance(error, Unavailable):
+                    raise error from None
+                if self.on_unavailable is not None:
                     self.on_unavailable(str(error))
-                if isinstance(error, Unavailable) and attempt < attempts:
-                    await asyncio.sleep(min(0.2 * 2**attempt, max(0.0, deadline - time.monotonic())))
-                    continue
-                raise error from None
+                pause = min(0.25 * 2 ** (attempt - 1), 1.0, give_up_at - time.monotonic(), deadline - time.monotonic())
+                if (attempts is not None and attempt >= attempts) or pause <= 0:
+                    raise error from None
+                await asyncio.sleep(pause)
         return Prediction(
             probability={t: float(result.as_numpy(ENSEMBLE_PROBABILITY[t]).ravel()[0]) for t in tasks},
             info=json.loads(result.as_numpy(ENSEMBLE_INFO).ravel()[0]),
