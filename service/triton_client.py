@@ -161,7 +161,9 @@ class TritonGateway:
                     raise error from None
                 if self.on_unavailable is not None:
                     self.on_unavailable(str(error))
-                pause = min(0.25 * 2 ** (attempt - 1), 1.0, give_up_at - time.monotonic(), deadline - time.monotonic())
+                pause = min(
+                    0.25 * 2 ** (attempt - 1), 1.0, give_up_at - time.monotonic(), deadline - time.monotonic()
+                )
                 if (attempts is not None and attempt >= attempts) or pause <= 0:
                     raise error from None
                 await asyncio.sleep(pause)
