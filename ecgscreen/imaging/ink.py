@@ -73,12 +73,8 @@ def value_and_chroma(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if image.ndim == 2:
         return image, np.zeros_like(image)
     paper = np.percentile(image[::_SAMPLE, ::_SAMPLE].reshape(-1, 3), 95, axis=0)
-    r, g, b = (
-        Image.fromarray(np.ascontiguousarray(image[..., c])).point(
-            [min(255, round(v * 255 / max(paper[c], 1))) for v in range(256)]
-        )
-        for c in range(3)
-    )
+    balance = [min(255, round(v * 255 / max(paper[c], 1))) for c in range(3) for v in range(256)]
+    r, g, b = Image.fromarray(image).point(balance).split()  # one lookup table per band
     value = ImageChops.lighter(ImageChops.lighter(r, g), b)
     chroma = ImageChops.subtract(value, ImageChops.darker(ImageChops.darker(r, g), b))
     return np.asarray(value), np.asarray(chroma)
