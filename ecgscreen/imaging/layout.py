@@ -168,7 +168,10 @@ def _pulse_shape(mask: np.ndarray, row: Row, s: int, e: int, pitch: float) -> tu
     top = max(0, int(y0 - 1.6 * pitch))
     bottom = min(mask.shape[0], int(y0 + 0.4 * pitch) + 1)
     window = mask[top:bottom, s : e + 1]
-    labels, count = ndimage.label(window, structure=np.ones((3, 3), dtype=int))
+    # Shapes are joined across one-pixel gaps: a thin stroke drawn between two pixel columns
+    # comes out faint and may lose a pixel at a corner, splitting the pulse in two.
+    joined = ndimage.binary_dilation(window, structure=np.ones((3, 3), dtype=bool))
+    labels, count = ndimage.label(joined, structure=np.ones((3, 3), dtype=int))
     if count == 0:
         return np.zeros_like(window), top
     # The shape that reaches the baseline in the window's rightmost columns (the pulse's foot).
@@ -178,7 +181,7 @@ def _pulse_shape(mask: np.ndarray, row: Row, s: int, e: int, pitch: float) -> tu
     candidates[0] = 0
     if candidates.max() == 0:
         return np.zeros_like(window), top
-    return labels == int(np.argmax(candidates)), top
+    return (labels == int(np.argmax(candidates))) & window, top
 
 
 def _calibrate(
