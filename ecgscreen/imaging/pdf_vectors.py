@@ -6,7 +6,8 @@ polyline's coordinates loses nothing. This module interprets page 1's content st
 far enough for that: the graphics state (``q``/``Q``, ``cm``), the stroke colour and the
 path operators, and returns every dark stroked polyline in page millimetres (origin top
 left, y down, as ``synth.printout`` draws). Which row and lead each belongs to is the
-layout's business (``imaging.vector_trace``).
+layout's business (``imaging.vector_trace``). ``printed_gain`` reads the gain a page prints
+as text ("10 mm/mV"), for a page without a calibration pulse.
 
 Anything it does not follow (form XObjects, filters other than Flate / ASCII85 /
 ASCIIHex, an unparseable stream) returns ``None``: the caller reads the rendered page
@@ -17,11 +18,12 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import zlib
 
 import numpy as np
 
-__all__ = ["Polyline", "dark_polylines"]
+__all__ = ["Polyline", "dark_polylines", "printed_gain"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,11 @@ _STROKE_OPS = {b"S", b"s", b"B", b"B*", b"b", b"b*"}
 _END_OPS = {b"f", b"F", b"f*", b"n"}
 
 Polyline = np.ndarray  # (N, 2) float64 mm: x right, y down
+
+_LITERAL = re.compile(rb"\(((?:[^()\\]|\\.)*)\)")  # a PDF literal string: (...)
+# "10 mm/mV", "5mm/mV", "2,5 mm/mV"; kerned text may split the unit into several strings.
+_GAIN_TEXT = re.compile(rb"(\d+(?:[.,]\d+)?)\s*m\s*m\s*/\s*m\s*V", re.IGNORECASE)
+_PLAUSIBLE_GAIN = (2.0, 40.0)  # mm/mV
 
 
 def _ascii85(data: bytes) -> bytes:
@@ -190,3 +197,19 @@ def dark_polylines(data: bytes) -> list[Polyline] | None:
     except Exception as error:  # noqa: BLE001 - any surprise means: read the pixels instead
         log.debug("vector reading skipped: %s", type(error).__name__)
         return None
+
+
+def printed_gain(data: bytes) -> float | None:
+    """The gain (mm/mV) page 1 prints as text, when its text is plain literal strings and
+    names one plausible gain; ``None`` otherwise (text drawn as glyph ids or outlines, or
+    several gains on one page)."""
+    try:
+        found = _page_content(data)
+    except Exception:  # noqa: BLE001 - unreadable: no printed gain
+        return None
+    if found is None:
+        return None
+    text = b" ".join(_LITERAL.findall(found[0]))
+    gains = {float(m.group(1).replace(b",", b".")) for m in _GAIN_TEXT.finditer(text)}
+    gains = {g for g in gains if _PLAUSIBLE_GAIN[0] <= g <= _PLAUSIBLE_GAIN[1]}
+    return gains.pop() if len(gains) == 1 else None

@@ -25,7 +25,7 @@ from .ink import separate_ink, threshold_ink, without_grid_lines
 from .layout import find_layout
 from .limits import DEFAULT_LIMITS, Limits
 from .pdf_render import is_vector_pdf, render_pdf
-from .pdf_vectors import dark_polylines
+from .pdf_vectors import dark_polylines, printed_gain
 from .signal import EcgSignal
 from .sniff import sniff
 from .vector_trace import read_vector_signal
@@ -77,7 +77,7 @@ def _from_pdf(data: bytes, info: dict, limits: Limits) -> EcgSignal:
         polylines = dark_polylines(data)
         if polylines:
             try:
-                return _from_vectors(polylines, info)
+                return _from_vectors(polylines, lambda: printed_gain(data), info)
             except IntakeError:
                 pass  # the drawing is not what the vector reader expects: read the pixels
     rendered = render_pdf(data, limits, PDF_PX_PER_MM)
@@ -89,9 +89,10 @@ def _from_pdf(data: bytes, info: dict, limits: Limits) -> EcgSignal:
     return _from_trace(rendered.image < 128, darkness, 0.0, 10.0, info)
 
 
-def _from_vectors(polylines: list, info: dict) -> EcgSignal:
-    """A cart's vector PDF read from the polylines it drew (exact values)."""
-    signal, page = read_vector_signal(polylines, SIGNAL_RATE_HZ)
+def _from_vectors(polylines: list, gain_text, info: dict) -> EcgSignal:
+    """A cart's vector PDF read from the polylines it drew (exact values); ``gain_text()``
+    is the gain the page prints, asked for only when it has no calibration pulse."""
+    signal, page = read_vector_signal(polylines, SIGNAL_RATE_HZ, gain_text)
     missing = [lead for lead in LEADS if signal.confidence.get(lead, 0.0) == 0.0]
     if len(missing) > 6:
         raise IntakeError("no_layout", "the polylines hold fewer than half of the leads")
@@ -102,7 +103,7 @@ def _from_vectors(polylines: list, info: dict) -> EcgSignal:
         gain_mm_per_mv=round(page.gain_mm_per_mv, 2),
         gain_source=signal.gain_source,
         paper_speed_mm_s=PAPER_SPEED_MM_S,
-        quality=_quality(signal, signal.gain_source == "pulse", page.regularity),
+        quality=_quality(signal, signal.gain_source in ("pulse", "text"), page.regularity),
         reading="vector",
     )
     info["warnings"] += signal.warnings

@@ -7,10 +7,13 @@ pixels: each polyline goes to the row whose baseline its median lies nearest (a 
 spends most of its time on its isoelectric line, even where tall complexes cross into the
 neighbouring rows), its x becomes time through the row's exact ends (the extreme points of
 the row's polylines: t = 0 s and t = 10 s), and its y becomes millivolts through the pulse
-(its own polyline's height, exact) or the standard gain.
+(its own polyline's height, exact), else the gain the page prints as text, else the
+standard gain.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -52,9 +55,12 @@ def _pulse_height_mm(
     return None
 
 
-def read_vector_signal(polylines: list[Polyline], rate: float) -> tuple[EcgSignal, PageLayout]:
+def read_vector_signal(
+    polylines: list[Polyline], rate: float, printed_gain: Callable[[], float | None] = lambda: None
+) -> tuple[EcgSignal, PageLayout]:
     """The 12-lead signal drawn by ``polylines`` (page mm), and the layout it was read with;
-    ``IntakeError('no_layout')`` as for any page without an ECG layout."""
+    ``IntakeError('no_layout')`` as for any page without an ECG layout. ``printed_gain`` is
+    asked only when no row has a calibration pulse."""
     page = find_layout(_mask(polylines))
     per_mm = VECTOR_PX_PER_MM
     baselines = np.array([row.baseline(np.array([float(row.x_start)]))[0] for row in page.rows]) / per_mm
@@ -69,10 +75,15 @@ def read_vector_signal(polylines: list[Polyline], rate: float) -> tuple[EcgSigna
         traces[int(np.argmin(np.abs(baselines - np.median(line[:, 1]))))].append(line)
     heights = [_pulse_height_mm(polylines, b, s, pitch) for b, s in zip(baselines, starts, strict=True)]
     found = [h for h in heights if h is not None]
-    mm_per_mv = float(np.median(found)) if found else GAIN_MM_PER_MV
     signal = EcgSignal.empty()
-    signal.sample_rate, signal.gain_source = rate, "pulse" if found else "standard"
-    if not found:
+    signal.sample_rate = rate
+    if found:
+        mm_per_mv, signal.gain_source = float(np.median(found)), "pulse"
+    elif (text := printed_gain()) is not None:
+        mm_per_mv, signal.gain_source = text, "text"
+        signal.warnings.append(f"no calibration pulse found; the page prints {text:g} mm/mV")
+    else:
+        mm_per_mv, signal.gain_source = GAIN_MM_PER_MV, "standard"
         signal.warnings.append(f"no calibration pulse found; assumed the standard {GAIN_MM_PER_MV:g} mm/mV")
     taken: dict[str, float] = {}
     for lines, baseline, segments in zip(traces, baselines, layout_rows(page.layout), strict=True):

@@ -84,6 +84,17 @@ def test_no_calibration_pulse_assumes_the_standard_gain_and_says_so():
     assert snr > 8.0
 
 
+@pytest.mark.parametrize("gain", [5.0, 10.0])
+def test_a_vector_pdf_without_a_pulse_reads_the_gain_it_prints(gain):
+    base = make_record(5, 3)
+    record = replace(base, file_format="pdf",
+                     style=replace(base.style, layout="12x1", calibration=False, gain=gain))  # fmt: skip
+    signal, info, snr = _read(record)
+    assert info["gain_source"] == "text" and info["gain_mm_per_mv"] == pytest.approx(gain)
+    assert any(f"prints {gain:g} mm/mV" in w for w in info["warnings"])
+    assert snr > 40.0
+
+
 def test_a_lead_label_touching_the_trace_is_not_read_as_trace():
     base = make_record(5, 0)
     above = replace(
