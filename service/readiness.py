@@ -60,6 +60,12 @@ class Readiness:
             log.warning("the model card has no readiness canary: /readyz reflects Triton's model readiness "
                         "only (ecgscreen export --refresh-canary adds one)")  # fmt: skip
 
+    def start(self) -> None:
+        """Begin the first round now (a worker's start-up), so the first probe to reach this
+        worker finds a verdict instead of starting one and answering not ready meanwhile."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._refresh())
+
     def stale(self) -> None:
         """A request just failed upstream: the next probe runs a canary instead of the cache."""
         self._checked_at = -float("inf")
@@ -80,8 +86,8 @@ class Readiness:
     async def ready(self) -> bool:
         """The verdict now, never waiting on Triton (a probe's own timeout is short): a stale
         verdict starts a round in the background, and the next probe reads its outcome."""
-        if not self._fresh() and self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._refresh())
+        if not self._fresh():
+            self.start()
         if time.monotonic() - self._failed_at < self.interval_s:
             return False
         return self._ok

@@ -118,6 +118,12 @@ class ECGScreening:
             count=lambda outcome: self.metrics.canary.labels(outcome).inc(),
         )
 
+    @bentoml.on_startup
+    async def ask_the_canary(self) -> None:
+        """Every worker asks its canary at start-up (in the background): a load balancer
+        spreads probes over the workers, and a worker first asked then would answer 503."""
+        self.readiness.start()
+
     async def __is_ready__(self) -> bool:
         return await self.readiness.ready()
 

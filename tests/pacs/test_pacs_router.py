@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -253,6 +254,14 @@ def test_a_restart_mid_run_neither_repeats_nor_skips(pacs, gateway, router):
     assert corrupt.status == "refused" and corrupt.attempts == 1  # not retried after the restart
 
 
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def test_a_c_store_to_the_router_gets_results_into_the_pacs(pacs, router, router_ports):
     ecg = _dataset(good_ecg("dcm-waveform", index=60))
     ct = _dataset(ct_image())
@@ -260,6 +269,8 @@ def test_a_c_store_to_the_router_gets_results_into_the_pacs(pacs, router, router
     ae = AE(ae_title="CART")
     for ds in (ecg, ct):
         ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+    # The router opens its SCP after it starts: wait for the port (a test run on its own).
+    wait_until(lambda: _accepts(router_ports[0]), 30, 0.2, "the router's SCP port")
     assoc = ae.associate("127.0.0.1", router_ports[0], ae_title=ROUTER_AET)
     assert assoc.is_established
     statuses = [assoc.send_c_store(ds).Status for ds in (ecg, ct)]
@@ -270,8 +281,11 @@ def test_a_c_store_to_the_router_gets_results_into_the_pacs(pacs, router, router
     assert not _client(pacs).search_for_instances(
         ecg.StudyInstanceUID, search_filters={"SOPInstanceUID": ecg.SOPInstanceUID}
     )  # the PACS got the results (C-STORE from the router), not the pushed ECG
-    record = router.state().get(ecg.SOPInstanceUID)
-    assert record.origin == "scp" and record.status == "done"
+    # The router marks an ECG done after the PACS has its results: give it a moment.
+    wait_until(
+        lambda: router.state().get(ecg.SOPInstanceUID).status == "done", 10, 0.1, "the ECG marked done"
+    )
+    assert router.state().get(ecg.SOPInstanceUID).origin == "scp"
     assert router.state().get(ct.SOPInstanceUID).status == "refused"
 
 
