@@ -53,7 +53,9 @@ def served(repository: Path, logs: Path, workers: int = 2):
         # a throughput measurement: at concurrency 32 on 2 shared cores resnet34d's requests
         # queue longer than the gateway's production timeouts (30 s / 20 s)
         env = {"ECGSCREEN_MODEL_DIR": str(Path(repository) / MODEL_NAME),
-               "ECGSCREEN_REQUEST_TIMEOUT_S": "600", "ECGSCREEN_TRITON_TIMEOUT_S": "590"}  # fmt: skip
+               "ECGSCREEN_REQUEST_TIMEOUT_S": "600", "ECGSCREEN_TRITON_TIMEOUT_S": "590",
+               # concurrency 32 over two workers may put 17 on one: back-pressure off too
+               "ECGSCREEN_MAX_IN_FLIGHT": "256"}  # fmt: skip
         gateway = Gateway(port, triton.grpc_url, workers, log_file=logs / "gateway.log", env=env).start()
         try:
             yield triton, gateway
