@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .contract import CANONICAL_SIZE, ENSEMBLE_INPUT, ENSEMBLE_NAME, MODEL_NAME
@@ -188,7 +189,9 @@ def digitize(
                 )  # fmt: skip
                 refused += 1
                 print(json.dumps({"file": str(path), **error.to_dict()}), flush=True)
-                console.print(f"[red]{path}: refused ({error.reason}): {error.message}[/red]", soft_wrap=True)
+                console.print(
+                    escape(f"{path}: refused ({error.reason}): {error.message}"), style="red", soft_wrap=True
+                )
             else:
                 elapsed = round((time.perf_counter() - start) * 1000, 1)
                 line = {
@@ -359,7 +362,7 @@ def predict(
         try:
             response = client.post("/predict", files={"file": (file.name, file.read_bytes())}, data=form)
         except httpx.HTTPError as error:
-            console.print(f"[red]cannot reach {url}: {error}[/red]")
+            _error(f"cannot reach {url}: {error}")
             raise typer.Exit(2) from None
         print(json.dumps(response.json(), indent=2))
         if response.status_code != 200:
@@ -459,8 +462,14 @@ def _phase_progress(bar: Progress):
     return start
 
 
+def _error(message: str) -> None:
+    """An error on stderr as one unwrapped line: a path or URL in it stays whole, whatever the
+    terminal's width (a person copies them out), and is never read as rich markup."""
+    console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
+
+
 def _fail(exc: Exception) -> None:
-    console.print(f"[red]error:[/] {exc}")
+    _error(str(exc))
     raise typer.Exit(2)
 
 
@@ -719,7 +728,7 @@ def pacs_run(
         configure_logging()
         router = Router(config)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        _fail(exc)
     router.run(stop.event)
 
 
@@ -742,7 +751,7 @@ def pacs_status(
     from .pacs.state import State
 
     if not state.exists():
-        raise typer.BadParameter(f"{state} does not exist: the router has not run with this state yet")
+        _fail(ValueError(f"{state} does not exist: the router has not run with this state yet"))
     db = State(state)
     try:
         summary = {"counts": db.counts(), "cursors": {}, "refused": [], "failed": []}

@@ -218,7 +218,7 @@ def test_a_killed_run_resumes_losing_only_the_files_in_flight(triton, tmp_path):
 @pytest.mark.integration
 def test_the_command_says_what_is_wrong(triton, tmp_path):
     result = CliRunner().invoke(app, ["screen", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r.csv")])
-    assert result.exit_code == 2 and "does not exist" in result.output
+    assert result.exit_code == 2 and f"{tmp_path / 'nowhere'} does not exist" in result.output
     (tmp_path / "a.png").write_bytes(good_ecg("png"))
     result = CliRunner().invoke(
         app, ["screen", str(tmp_path), "--out", str(tmp_path / "r.csv"), "--url", "127.0.0.1:1"]
