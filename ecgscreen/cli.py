@@ -95,7 +95,10 @@ def synth(
 @app.command()
 def preprocess(
     files: list[Path] = typer.Argument(
-        ..., exists=True, dir_okay=False, help="ECG files (PNG, JPEG, TIFF, PDF, DICOM)."
+        ...,
+        exists=True,
+        dir_okay=False,
+        help="ECG files (PNG, JPEG, TIFF, BMP, GIF, WebP, HEIC, PDF, DICOM).",
     ),
     out: Path = typer.Option(..., help="Folder for the canonical model inputs (PNG)."),
     size: int = typer.Option(CANONICAL_SIZE, help="Canonical image size in pixels."),
@@ -149,7 +152,10 @@ def _output_stems(files: list[Path], out: Path) -> list[Path]:
 @app.command()
 def digitize(
     files: list[Path] = typer.Argument(
-        ..., exists=True, dir_okay=False, help="ECG files (PNG, JPEG, TIFF, PDF, DICOM)."
+        ...,
+        exists=True,
+        dir_okay=False,
+        help="ECG files (PNG, JPEG, TIFF, BMP, GIF, WebP, HEIC, PDF, DICOM).",
     ),
     out: Path = typer.Option(..., help="Folder for the signals."),
     format_: str = typer.Option(
@@ -341,7 +347,7 @@ def serve(
 @app.command()
 def predict(
     file: Path = typer.Argument(
-        ..., exists=True, dir_okay=False, help="ECG file (PNG, JPEG, TIFF, PDF, DICOM)."
+        ..., exists=True, dir_okay=False, help="ECG file (PNG, JPEG, TIFF, BMP, GIF, WebP, HEIC, PDF, DICOM)."
     ),
     clinical: str = typer.Option(None, help='Clinical features as JSON, e.g. \'{"age": 64, "dm": 1}\'.'),
     url: str = typer.Option("http://127.0.0.1:3000", envvar="ECGSCREEN_URL", help="Gateway URL."),

@@ -166,7 +166,7 @@ def bad_inputs() -> list[tuple[str, bytes, str]]:
         ("zero-bytes", b"", "empty"),
         ("random-bytes", np.random.default_rng(0).bytes(4096), "unsupported_format"),
         ("text-file", b"this is not an ECG\n" * 20, "unsupported_format"),
-        ("gif-image", _image_bytes(np.zeros((50, 50), np.uint8), "GIF"), "unsupported_format"),
+        ("zip-archive", b"PK\x03\x04" + np.random.default_rng(1).bytes(2048), "unsupported_format"),
         ("truncated-png", png[: len(png) * 6 // 10], "truncated"),
         ("truncated-jpeg", jpeg[: len(jpeg) // 2], "truncated"),
         ("truncated-pdf", pdf[: len(pdf) // 2], "truncated"),

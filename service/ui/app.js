@@ -53,7 +53,7 @@ function chooseFile(file) {
   $("#file-name").textContent = file.name;
   $("#file-size").textContent = humanSize(file.size);
   const preview = $("#preview");
-  const showable = /^image\/(png|jpeg)$/.test(file.type);
+  const showable = /^image\/(png|jpeg|gif|webp|bmp)$/.test(file.type);
   preview.hidden = !showable;
   if (showable) {
     state.previewUrl = URL.createObjectURL(file);
