@@ -64,7 +64,7 @@ def synth(
     formats: str = typer.Option(
         None, help="Comma-separated subset of: png,jpeg,pdf,dcm-pdf,dcm-sc,dcm-waveform"
     ),
-    layouts: str = typer.Option(None, help="Comma-separated subset of: 3x4+1,6x2,12x1"),
+    layouts: str = typer.Option(None, help="Comma-separated subset of: 3x4,3x4+1,3x4+2,3x4+3,6x2,6x2+1,12x1"),
     grids: str = typer.Option(None, help="Comma-separated subset of: red,pink,green,none"),
     workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
     save_signals: bool = typer.Option(False, help="Also write each raw signal as signals/NNNNNN.npy (mV)."),

@@ -19,6 +19,7 @@ __all__ = [
     "TERRITORIES",
     "LAYOUTS",
     "LAYOUT_GAIN_MM_PER_MV",
+    "RHYTHM_LEADS",
     "Segment",
     "layout_rows",
     "CANONICAL_COLUMNS",
@@ -49,12 +50,23 @@ TERRITORIES: dict[str, tuple[str, ...]] = {
 }
 
 DURATION_S = 10.0
-LAYOUTS: tuple[str, ...] = ("3x4+1", "6x2", "12x1")
+# Layouts as carts print them: rows of four 2.5 s segments (3x4) or of two 5 s segments
+# (6x2), each with 0-3 full-width 10 s rhythm strips below, or twelve 10 s rows (12x1).
+LAYOUTS: tuple[str, ...] = ("3x4", "3x4+1", "3x4+2", "3x4+3", "6x2", "6x2+1", "12x1")
+# The rhythm strips' leads each layout prints unless the cart is set otherwise (GE's 3x4+3
+# default is V1, II, V5; a single strip is II on almost every cart).
+RHYTHM_LEADS: dict[str, tuple[str, ...]] = {
+    "3x4": (),
+    "3x4+1": ("II",),
+    "3x4+2": ("V1", "II"),
+    "3x4+3": ("V1", "II", "V5"),
+    "6x2": (),
+    "6x2+1": ("II",),
+    "12x1": (),
+}
 # The gain each layout is usually printed at: twelve rows fit an A4 page only at half gain.
 LAYOUT_GAIN_MM_PER_MV: dict[str, float] = {
-    "3x4+1": GAIN_MM_PER_MV,
-    "6x2": GAIN_MM_PER_MV,
-    "12x1": GAIN_MM_PER_MV / 2,
+    layout: GAIN_MM_PER_MV / 2 if layout == "12x1" else GAIN_MM_PER_MV for layout in LAYOUTS
 }
 
 
@@ -67,22 +79,29 @@ class Segment:
     t1: float
 
 
-def layout_rows(layout: str) -> list[list[Segment]]:
+def layout_rows(layout: str, rhythm_leads: tuple[str, ...] | None = None) -> list[list[Segment]]:
     """Rows of a printed page, top to bottom, each a list of segments left to right.
 
-    ``3x4+1``: three rows of four 2.5 s segments (I aVR V1 V4 / II aVL V2 V5 / III aVF V3 V6)
-    and a 10 s lead II rhythm strip. ``6x2``: six rows of two 5 s segments (limb leads left,
-    precordial right). ``12x1``: twelve 10 s rows.
+    ``3x4``: three rows of four 2.5 s segments (I aVR V1 V4 / II aVL V2 V5 / III aVF V3 V6);
+    ``3x4+k`` adds k 10 s rhythm strips below them. ``6x2``: six rows of two 5 s segments
+    (limb leads left, precordial right); ``6x2+1`` adds a strip. ``12x1``: twelve 10 s rows.
+    The strips' leads are ``rhythm_leads``, by default the layout's ``RHYTHM_LEADS``.
     """
-    if layout == "3x4+1":
+    if layout not in RHYTHM_LEADS:
+        raise ValueError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
+    strips = RHYTHM_LEADS[layout] if rhythm_leads is None else tuple(rhythm_leads)
+    if len(strips) != len(RHYTHM_LEADS[layout]) or not set(strips) <= set(LEADS):
+        raise ValueError(
+            f"layout {layout} prints {len(RHYTHM_LEADS[layout])} rhythm strip(s); got leads {strips!r}"
+        )
+    if layout.startswith("3x4"):
         columns = (("I", "II", "III"), ("aVR", "aVL", "aVF"), ("V1", "V2", "V3"), ("V4", "V5", "V6"))
         rows = [[Segment(columns[c][r], 2.5 * c, 2.5 * (c + 1)) for c in range(4)] for r in range(3)]
-        return rows + [[Segment("II", 0.0, DURATION_S)]]
-    if layout == "6x2":
-        return [[Segment(LIMB_LEADS[r], 0.0, 5.0), Segment(PRECORDIAL_LEADS[r], 5.0, 10.0)] for r in range(6)]
-    if layout == "12x1":
-        return [[Segment(lead, 0.0, DURATION_S)] for lead in LEADS]
-    raise ValueError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
+    elif layout.startswith("6x2"):
+        rows = [[Segment(LIMB_LEADS[r], 0.0, 5.0), Segment(PRECORDIAL_LEADS[r], 5.0, 10.0)] for r in range(6)]
+    else:
+        rows = [[Segment(lead, 0.0, DURATION_S)] for lead in LEADS]
+    return rows + [[Segment(lead, 0.0, DURATION_S)] for lead in strips]
 
 
 # The canonical model input: 12 panels stacked as 6 rows x 2 columns (the study's stacking),

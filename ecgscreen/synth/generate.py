@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ..contract import GAIN_MM_PER_MV
-from ..leads import LAYOUTS
+from ..leads import LAYOUTS, RHYTHM_LEADS
 from . import dicom_writer
 from .cohort import Patient, draw_patient
 from .pdf_writer import write_pdf
@@ -32,6 +32,7 @@ __all__ = [
     "COLOURS",
     "FORMATS",
     "EXTENSIONS",
+    "LAYOUT_MIX",
     "LABEL_COLUMNS",
     "Record",
     "make_record",
@@ -67,11 +68,28 @@ LABEL_COLUMNS = (
     "path", "scar_cad", "lvef", "female_gender", "dm", "ht", "smoke", "dlp", "age", "split",
     "format", "layout", "grid", "rotation_deg", "paper_speed", "gain", "scar_territory",
     "acquisition", "dpi", "jpeg_quality", "heart_rate", *MARKER_COLUMNS,
-    "calibration_pulse", "labels", "colour",
+    "calibration_pulse", "labels", "colour", "rhythm_leads",
 )  # fmt: skip
 # How a raster file stores its pixels: colour, or greyscale as many archives and fax-like
 # scanners keep them (8 bits, or 16 bits in PNG and DICOM; JPEG has no 16-bit greyscale).
 COLOURS = ("rgb", "grey8", "grey16")
+# The printed layouts in the proportions the world's pictures show them (most are 3x4 with a
+# lead II strip, then 3x4 without strip; a few carts print V1 or V5 as the strip, GE prints
+# V1, II, V5), with 6x2 and 12x1 kept common enough to learn: (layout, strip leads) -> share.
+LAYOUT_MIX: dict[tuple[str, tuple[str, ...]], float] = {
+    ("3x4+1", ("II",)): 0.30,
+    ("3x4+1", ("V1",)): 0.03,
+    ("3x4+1", ("V5",)): 0.03,
+    ("3x4", ()): 0.16,
+    ("3x4+2", ("V1", "II")): 0.06,
+    ("3x4+3", ("V1", "II", "V5")): 0.09,
+    ("6x2", ()): 0.11,
+    ("6x2+1", ("II",)): 0.08,
+    ("12x1", ()): 0.14,
+}
+# The layouts the generator drew before the others: drawn first, uniformly, as they were, so
+# a seed's records keep their draws; ``_world_layout`` then moves some to the other layouts.
+_FIRST_LAYOUTS = ("3x4+1", "6x2", "12x1")
 
 _FIRST = (
     "ANNA",
@@ -151,6 +169,7 @@ class Record:
             "calibration_pulse": int(self.style.calibration) if printed else "",
             "labels": self.style.labels if printed else "",
             "colour": self.colour if self.file_format in RASTER_FORMATS else "",
+            "rhythm_leads": ";".join(self.style.strip_leads) if printed else "",
         }
         for name in MARKER_COLUMNS:
             value = getattr(m, name)
@@ -195,6 +214,25 @@ def _pick(rng: np.random.Generator, options: Sequence[str], weights: dict[str, f
     return str(rng.choice(options))
 
 
+def _world_layout(
+    rng: np.random.Generator, drawn: str, options: Sequence[str], layouts: Sequence[str]
+) -> tuple[str, tuple[str, ...]]:
+    """The layout and strip leads of a record whose first draw was ``drawn`` (uniform over
+    ``options``), moved so that the records follow ``LAYOUT_MIX`` over ``layouts``: a record
+    keeps its draw with probability ``min(1, mix / uniform)``, else takes one of the layouts
+    the uniform draw leaves short."""
+    mix = {key: w for key, w in LAYOUT_MIX.items() if key[0] in layouts}
+    total = sum(mix.values())
+    target = {key: w / total for key, w in mix.items()}
+    uniform = {(o, RHYTHM_LEADS[o]): 1.0 / len(options) for o in options}
+    key = (drawn, RHYTHM_LEADS[drawn])
+    if rng.random() < min(1.0, target[key] / uniform[key]):
+        return key
+    short = [(k, max(0.0, p - uniform.get(k, 0.0))) for k, p in target.items()]
+    weights = np.array([w for _, w in short])
+    return short[int(rng.choice(len(short), p=weights / weights.sum()))][0]
+
+
 def make_record(
     seed: int,
     index: int,
@@ -209,7 +247,8 @@ def make_record(
     shape = apply_markers(draw_shape(rng), patient.markers)
     signal = synthesize(shape, r_peak_times(shape.heart_rate, rng), patient.noise, rng)
     file_format = _pick(rng, formats, FORMAT_WEIGHTS)
-    style = PrintStyle(layout=_pick(rng, layouts), grid=_pick(rng, grids))
+    first = [layout for layout in layouts if layout in _FIRST_LAYOUTS] or list(layouts)
+    style = PrintStyle(layout=_pick(rng, first), grid=_pick(rng, grids))
     artefacts = draw_artefacts(rng) if file_format in RASTER_FORMATS else ScanArtefacts()
     dpi = int(rng.choice([100, 125, 150]))
     jpeg_quality = int(rng.integers(60, 96))
@@ -231,6 +270,13 @@ def make_record(
     colour = str(rng.choice(COLOURS, p=[0.8, 0.12, 0.08]))
     if colour == "grey16" and (file_format == "jpeg" or (file_format == "dcm-sc" and index % 2 == 1)):
         colour = "grey8"  # JPEG has no 16-bit greyscale
+    if set(layouts) - set(_FIRST_LAYOUTS):  # the world's mix of layouts, drawn last
+        layout, strips = _world_layout(rng, style.layout, first, layouts)
+        if layout != style.layout:
+            gain = GAIN_MM_PER_MV if layout == "12x1" and rng.random() < 0.5 else None
+            style = replace(style, layout=layout, gain=gain)
+        if strips != RHYTHM_LEADS[layout]:
+            style = replace(style, rhythm_leads=strips)
     return Record(
         index, patient, signal, shape.heart_rate, file_format, style, artefacts, dpi,
         jpeg_quality, header, dicom_patient, split, colour,

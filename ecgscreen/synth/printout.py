@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..contract import PAGE_MM, PAPER_SPEED_MM_S
-from ..leads import DURATION_S, LAYOUT_GAIN_MM_PER_MV, LAYOUTS, LEADS, layout_rows
+from ..leads import DURATION_S, LAYOUT_GAIN_MM_PER_MV, LAYOUTS, LEADS, RHYTHM_LEADS, layout_rows
 from .signals import SAMPLE_RATE
 
 __all__ = [
@@ -56,7 +56,8 @@ class PrintStyle:
     so twelve rows fit on a page; at the standard 10 mm/mV its tall complexes cross into the
     neighbouring rows). ``calibration``: the 1 mV pulse before each row (some carts and
     exports leave it out). ``labels``: lead labels above the trace, or low enough to touch a
-    tall first complex (as some carts print them)."""
+    tall first complex (as some carts print them). ``rhythm_leads``: the leads of the
+    layout's full-width rhythm strips (``None``: the layout's standard, II for one strip)."""
 
     layout: str = "3x4+1"
     grid: str = "red"
@@ -64,6 +65,7 @@ class PrintStyle:
     gain: float | None = None  # mm/mV
     calibration: bool = True
     labels: str = "above"
+    rhythm_leads: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -74,6 +76,12 @@ class PrintStyle:
             raise ValueError(
                 f"unknown label place {self.labels!r}; expected one of {', '.join(LABEL_PLACES)}"
             )
+        if self.rhythm_leads is not None:
+            strips = RHYTHM_LEADS[self.layout]
+            if len(self.rhythm_leads) != len(strips) or not set(self.rhythm_leads) <= set(LEADS):
+                raise ValueError(
+                    f"layout {self.layout} prints {len(strips)} rhythm strip(s); got {self.rhythm_leads!r}"
+                )
         if not 0 < self.paper_speed * DURATION_S <= GRID_BOX_MM[2] - TRACE_X0_MM:
             raise ValueError(f"paper speed {self.paper_speed} mm/s does not fit 10 s on the page")
 
@@ -82,6 +90,11 @@ class PrintStyle:
         if self.gain is not None:
             return self.gain
         return LAYOUT_GAIN_MM_PER_MV[self.layout]
+
+    @property
+    def strip_leads(self) -> tuple[str, ...]:
+        """The leads of the rhythm strips as printed, top to bottom."""
+        return RHYTHM_LEADS[self.layout] if self.rhythm_leads is None else self.rhythm_leads
 
 
 @dataclass(frozen=True)
@@ -160,10 +173,13 @@ def compose_page(signal: np.ndarray, style: PrintStyle, header: Header) -> Page:
         page.texts.append(Text(12.0, 10.0 + 6.5 * i, line, 3.5))
     page.texts.append(Text(200.0, 30.0, f"{style.paper_speed:g} mm/s   {style.gain_mm_per_mv:g} mm/mV", 3.2))
 
-    rows = layout_rows(style.layout)
+    rows = layout_rows(style.layout, style.strip_leads)
     gain, speed = style.gain_mm_per_mv, style.paper_speed
-    pitch = (GRID_BOX_MM[3] - GRID_BOX_MM[1]) / len(rows)
-    for baseline, row in zip(row_baselines_mm(len(rows)), rows, strict=True):
+    # A 3x4 page without rhythm strip keeps the rows where a 3x4+1 cart prints them and
+    # leaves the strip's place empty (as a screenshot cropped below row 3 does).
+    places = len(rows) + 1 if style.layout == "3x4" else len(rows)
+    pitch = (GRID_BOX_MM[3] - GRID_BOX_MM[1]) / places
+    for baseline, row in zip(row_baselines_mm(places)[: len(rows)], rows, strict=True):
         if style.calibration:
             page.lines.append(Polyline(_calibration_pulse(baseline, gain, speed)))
         for k, segment in enumerate(row):

@@ -3,6 +3,7 @@
 import csv
 import filecmp
 import io
+from collections import Counter
 
 import numpy as np
 import pydicom
@@ -14,8 +15,8 @@ from typer.testing import CliRunner
 from ecgscreen import dicom_codes
 from ecgscreen.cli import app
 from ecgscreen.contract import PAGE_MM
-from ecgscreen.leads import LAYOUTS, LEADS
-from ecgscreen.synth.generate import FORMATS, LABEL_COLUMNS, generate
+from ecgscreen.leads import LAYOUTS, LEADS, RHYTHM_LEADS
+from ecgscreen.synth.generate import FORMATS, LABEL_COLUMNS, LAYOUT_MIX, generate, make_record
 from ecgscreen.synth.printout import GRIDS
 
 STUDY_COLUMNS = ["path", "scar_cad", "lvef", "female_gender", "dm", "ht", "smoke", "dlp", "age", "split"]
@@ -52,6 +53,8 @@ def test_labels_have_the_study_columns_then_the_rendering_truth(dataset):
         # 12x1 pages print at half gain or, overlapping their neighbours, at the standard 10
         assert r["gain"] in (("5", "10") if r["layout"] == "12x1" else ("10",))
         assert r["calibration_pulse"] in ("0", "1") and r["labels"] in ("above", "touching")
+        strips = tuple(r["rhythm_leads"].split(";")) if r["rhythm_leads"] else ()
+        assert len(strips) == len(RHYTHM_LEADS[r["layout"]]) and set(strips) <= set(LEADS)
     assert {r["split"] for r in rows} <= {"train", "val", "test"}
 
 
@@ -141,3 +144,17 @@ def test_cli_writes_a_dataset_and_refuses_unknown_options(tmp_path):
     assert {r["format"] for r in rows} <= {"png", "pdf"}
     bad = runner.invoke(app, ["synth", "--n", "3", "--out", str(tmp_path / "e"), "--formats", "gif"])
     assert bad.exit_code == 2 and "unknown format gif" in bad.output
+
+
+def test_layouts_follow_the_world_mix_and_keep_older_draws():
+    """Every layout and strip lead of ``LAYOUT_MIX`` is drawn, 3x4+1 the most often (as in the
+    world's pictures); a subset of the older layouts draws exactly as before."""
+    records = [make_record(3, i) for i in range(300)]
+    drawn = Counter((r.style.layout, r.style.strip_leads) for r in records)
+    assert set(drawn) == set(LAYOUT_MIX)
+    per_layout = Counter(r.style.layout for r in records)
+    assert per_layout.most_common(1)[0][0] == "3x4+1"
+    for r in records[:20]:
+        old = make_record(3, r.index, layouts=("3x4+1", "6x2", "12x1"))
+        assert old.style.grid == r.style.grid and old.split == r.split
+        assert old.style.layout in ("3x4+1", "6x2", "12x1") and old.style.rhythm_leads is None
