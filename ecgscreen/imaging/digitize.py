@@ -194,7 +194,8 @@ def _follow(
                 away = 0
         has[c], first[c], last[c] = True, lo, hi
         started = True
-    return np.array(has), np.array(first, dtype=np.float64), np.array(last, dtype=np.float64)
+    # dtype: an empty list would make a float array, which `&` refuses in _trace_row
+    return np.array(has, dtype=bool), np.array(first, dtype=np.float64), np.array(last, dtype=np.float64)
 
 
 def _trace_row(
