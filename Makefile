@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export BENTOML_DO_NOT_TRACK := true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup test test-fast serve lint bench demo-model clean
+.PHONY: setup test test-random test-fast serve lint bench demo-model clean
 
 setup: $(STAMP)
 
@@ -19,6 +19,12 @@ $(STAMP): pyproject.toml
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The whole suite in a shuffled order (pytest-randomly; the seed is printed: repeat a run
+# with SEED=<it>): every test passes alone and after any other. CI keeps `make test`'s order.
+SEED ?=
+test-random: setup
+	$(BIN)/python -m pytest -q -p randomly $(if $(SEED),--randomly-seed=$(SEED))
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not integration"
