@@ -106,13 +106,13 @@ def preprocess(
     """Write each file's canonical model input as PNG and print its info as a JSON line.
 
     This is how to debug an archive: look at the PNGs, read the layout, rotation, grid,
-    quality and warnings. Refused files print their reason; the exit code is 1 if any was.
+    quality and warnings. Refused files print their reason and the run goes on (a failure of
+    intake itself on a file is reported for it as `internal`); the exit code is 1 if any was.
     """
     import json
 
     from PIL import Image
 
-    from .imaging.errors import IntakeError
     from .imaging.pipeline import preprocess as run
 
     out.mkdir(parents=True, exist_ok=True)
@@ -120,9 +120,9 @@ def preprocess(
     for path in files:
         try:
             result = run(path.read_bytes(), size=size)
-        except IntakeError as error:
+        except Exception as exc:  # a refusal; anything else is a bug, reported the same way
             refused += 1
-            print(json.dumps({"file": str(path), **error.to_dict()}))
+            print(json.dumps({"file": str(path), **_file_error(exc, "preprocessing").to_dict()}), flush=True)
             continue
         target = out / f"{path.stem}.png"
         Image.fromarray(result.canonical).save(target)
@@ -130,6 +130,30 @@ def preprocess(
     if refused:
         console.print(f"[red]{refused} of {len(files)} files refused[/red]")
         raise typer.Exit(1)
+
+
+def _file_error(exc: Exception, doing: str):
+    """What one file of a batch gets when it fails: its refusal (``IntakeError``), a file that
+    cannot be read (``unreadable``), or ``internal`` for anything else (a bug: the run goes on)."""
+    from .imaging.errors import INTERNAL, IntakeError
+
+    if isinstance(exc, IntakeError):
+        return exc
+    if isinstance(exc, OSError):
+        return _Unreadable(f"the file cannot be read ({exc.strerror or type(exc).__name__})")
+    return IntakeError(INTERNAL, f"{doing} failed unexpectedly ({type(exc).__name__}); please report it")
+
+
+class _Unreadable:
+    """A batch file the system could not read (gone, no permission): not intake's refusal."""
+
+    reason, status = "unreadable", 400
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def to_dict(self) -> dict[str, object]:
+        return {"error": self.reason, "detail": self.message, "status": self.status}
 
 
 def _output_stems(files: list[Path], out: Path) -> list[Path]:
@@ -173,7 +197,6 @@ def digitize(
     """
     import sys
 
-    from .imaging.errors import INTERNAL, IntakeError
     from .imaging.pipeline import read_ecg
     from .imaging.signal_io import FORMATS, write_signal
 
@@ -185,14 +208,12 @@ def digitize(
         task = bar.add_task("digitizing", total=len(files))
         for path, stem in zip(files, _output_stems(files, out), strict=True):
             start = time.perf_counter()
-            data = path.read_bytes()
             try:
+                data = path.read_bytes()
                 signal, info = read_ecg(data)
                 written = write_signal(signal, info, data, stem, format_)
             except Exception as exc:  # a refusal; anything else is a bug, reported the same way
-                error = exc if isinstance(exc, IntakeError) else IntakeError(
-                    INTERNAL, f"digitising failed ({type(exc).__name__}); please report it"
-                )  # fmt: skip
+                error = _file_error(exc, "digitising")
                 refused += 1
                 print(json.dumps({"file": str(path), **error.to_dict()}), flush=True)
                 console.print(
