@@ -4,7 +4,9 @@ appended to the results CSV as it arrives, with a progress bar and a summary.
 Files already in the CSV are skipped (resume). A file that cannot be read, or is larger than
 intake's limit, is refused here without a call; Triton's refusals keep intake's reason. Files
 Triton did not answer (down, overloaded) get no row and are counted: run again to retry them.
-Heatmaps and DICOM results are drawn in worker threads, off the event loop.
+Heatmaps and DICOM results are drawn in worker threads, off the event loop. Anything
+unexpected on one file (a bug) gives that file an ``error`` row with reason ``internal``, and
+the run goes on.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..card import ModelCard
-from ..imaging.errors import IntakeError
+from ..imaging.errors import INTERNAL, IntakeError
 from ..imaging.limits import DEFAULT_LIMITS
 from .client import PER_CONNECTION, ScreenClient, Unanswered
 from .ledger import Ledger
@@ -80,30 +82,43 @@ async def _screen(todo: list[Source], ledger: Ledger, card: ModelCard, url: str,
                                f"answers {list(answered)}: give the card of the served model (--model-dir)")  # fmt: skip
         queue = iter(todo)
 
+        async def one(key: str, path: Path, lane: int) -> dict | None:
+            """The file's CSV row, or None when Triton did not answer it."""
+            data, problem = await asyncio.to_thread(_read, path)
+            refused = _refused_here(data, problem)
+            if refused is None:
+                try:
+                    answer = await client.screen(data, lane)
+                except IntakeError as error:
+                    refused = refusal_fields(error)
+                except Unanswered:
+                    return None
+            if refused is not None:
+                return {"path": key, **refused}
+            row = {"path": key, **row_fields(answer, card)}
+            if explain_dir:
+                await asyncio.to_thread(write_heatmaps, explain_dir, key, answer, tasks)
+            if dicom_dir:
+                await asyncio.to_thread(write_dicom, dicom_dir, key, data, answer, card, tasks)
+            return row
+
         async def worker(lane: int) -> None:
             for key, path in queue:  # one shared iterator: each file goes to one worker
-                data, problem = await asyncio.to_thread(_read, path)
-                refused = _refused_here(data, problem)
-                if refused is None:
-                    try:
-                        answer = await client.screen(data, lane)
-                    except IntakeError as error:
-                        refused = refusal_fields(error)
-                    except Unanswered:
-                        summary.unanswered.append(key)
-                        advance(None)
-                        continue
-                if refused is not None:
-                    row = {"path": key, **refused}
-                    summary.refusals[row["reason"]] += 1
-                else:
-                    row = {"path": key, **row_fields(answer, card)}
+                try:
+                    row = await one(key, path, lane)
+                except Exception as exc:  # a bug on one file: reported for it, the run goes on
+                    failure = IntakeError(INTERNAL, f"screening failed unexpectedly ({type(exc).__name__}); "
+                                                    "please report it")  # fmt: skip
+                    row = {"path": key, **refusal_fields(failure)}
+                if row is None:
+                    summary.unanswered.append(key)
+                    advance(None)
+                    continue
+                if row["outcome"] == "ok":
                     for task in tasks:
                         summary.positives[task] += row[f"{task}_call"]
-                    if explain_dir:
-                        await asyncio.to_thread(write_heatmaps, explain_dir, key, answer, tasks)
-                    if dicom_dir:
-                        await asyncio.to_thread(write_dicom, dicom_dir, key, data, answer, card, tasks)
+                else:
+                    summary.refusals[row["reason"]] += 1
                 ledger.append(row)
                 summary.outcomes[row["outcome"]] += 1
                 advance(row["outcome"])
