@@ -6,7 +6,8 @@ live in one place. Outcomes, as the router acts on them:
 
 * the results (body and Content-Type, ready for STOW-RS);
 * :class:`Refused`: a 4xx that says the file will never work (recorded, not retried);
-* :class:`Transient`: the gateway or Triton down, busy or failing (retried with backoff).
+* :class:`Transient`: the gateway or Triton down, busy or failing (retried with backoff);
+  ``internal`` (with the gateway's request id) when it failed on this very file (a bug).
 """
 
 from __future__ import annotations
@@ -67,4 +68,7 @@ class GatewayClient:
         reason = str(error.get("error") or f"http_{response.status_code}")
         if 400 <= response.status_code < 500 and response.status_code not in _RETRYABLE_4XX:
             raise Refused(reason, str(error.get("detail", "")))
+        if reason == "internal":  # the gateway or intake failed on this ECG: its request id finds it
+            request_id = error.get("request_id") or response.headers.get("x-request-id")
+            raise Transient("internal", f"request_id={request_id}" if request_id else "")
         raise Transient(f"gateway_{response.status_code}", reason)
