@@ -27,7 +27,7 @@ else:
     register_heif_opener()
     HEIF_DECODER = True
 
-__all__ = ["decode_image", "to_rgb_array", "WORKING_PX_PER_MM"]
+__all__ = ["decode_image", "has_ink", "to_rgb_array", "HEIF_DECODER", "WORKING_PX_PER_MM"]
 
 # Intake works at about 4 px/mm (100 dpi): the canonical input needs ~3 px/mm. Larger scans
 # are reduced by an integer factor while decoding (JPEG: in the DCT, nearly free).

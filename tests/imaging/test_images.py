@@ -76,6 +76,21 @@ def test_the_real_world_bmp_is_no_longer_refused_for_its_format():
     assert decode_image(data, "bmp", DEFAULT_LIMITS).shape[2] == 3
 
 
+def _gif_lzw_code_size(gif: bytes, size: int) -> bytes:
+    """``gif`` with its first image's LZW minimum code size set to ``size`` (valid: 2..8)."""
+    data = bytearray(gif)
+    pos = 13 + (3 * 2 ** ((data[10] & 7) + 1) if data[10] & 0x80 else 0)  # past the global palette
+    while data[pos] == 0x21:  # extension blocks: introducer, label, sub-blocks, terminator
+        pos += 2
+        while data[pos]:
+            pos += data[pos] + 1
+        pos += 1
+    assert data[pos] == 0x2C  # the image descriptor
+    pos += 10 + (3 * 2 ** ((data[pos + 9] & 7) + 1) if data[pos + 9] & 0x80 else 0)
+    data[pos] = size
+    return bytes(data)
+
+
 def _broken(page: Image.Image) -> list[tuple[str, bytes, str]]:
     """(name, data, reason) for broken files of each format."""
     cases = []
@@ -86,7 +101,7 @@ def _broken(page: Image.Image) -> list[tuple[str, bytes, str]]:
     cases.append(("BMP-header-only", bmp[:40], "truncated"))
     cases.append(("BMP-7-bits-per-pixel", bmp[:28] + struct.pack("<H", 7) + bmp[30:], "corrupt"))
     gif = _encode(page, "GIF")
-    cases.append(("GIF-zeroed", gif[:200] + bytes(len(gif) - 400) + gif[-200:], "corrupt"))
+    cases.append(("GIF-lzw-code-size-15", _gif_lzw_code_size(gif, 15), "corrupt"))
     webp = _encode(page, "WEBP")
     cases.append(("WEBP-header-only", webp[:40], "truncated"))
     cases.append(("WEBP-frame-zeroed", webp[:30] + bytes(30) + webp[60:], "corrupt"))
