@@ -21,6 +21,7 @@ from reportlab.pdfgen.canvas import Canvas
 from ecgscreen import dicom_codes
 from ecgscreen.imaging.limits import DEFAULT_LIMITS
 from ecgscreen.synth.generate import encode_record, make_record
+from ecgscreen.synth.not_ecg import not_ecg_corpus
 from ecgscreen.synth.pdf_writer import write_pdf
 from ecgscreen.synth.printout import compose_page
 from ecgscreen.synth.scan import ScanArtefacts
@@ -182,9 +183,10 @@ def bad_inputs() -> list[tuple[str, bytes, str]]:
         ("dicom-ct-image", _ct_image(), "dicom_wrong_sop"),
         ("dicom-truncated", sc[: len(sc) // 2], "truncated"),
         ("dicom-waveform-3-leads", _three_lead_waveform(), "waveform_invalid"),
-        ("non-ecg-photo", _non_ecg_photo(), "no_layout"),
-        ("blank-page", _image_bytes(np.full((827, 1169, 3), 255, np.uint8), "PNG"), "no_layout"),
+        ("non-ecg-photo", _non_ecg_photo(), "not_an_ecg"),
+        ("blank-page", _image_bytes(np.full((827, 1169, 3), 255, np.uint8), "PNG"), "not_an_ecg"),
         ("tiny-image", _image_bytes(np.zeros((40, 40, 3), np.uint8), "PNG"), "no_layout"),
         ("cropped-ecg", _cropped_ecg(), "no_layout"),
         ("over-size-limit", b"\x89PNG\r\n\x1a\n" + bytes(DEFAULT_LIMITS.max_bytes), "too_large"),
+        *not_ecg_corpus(),  # pictures that are not a complete, readable 12-lead ECG
     ]

@@ -33,6 +33,13 @@ REASONS: dict[str, int] = {
     "dicom_no_ecg": 422,
     "waveform_invalid": 422,
     "no_layout": 422,
+    # Rows were found, but not in a layout this reader knows (what it saw is in the detail).
+    "unsupported_layout": 422,
+    # The reading judge (imaging.judge): what is on the page is not a complete, readable ECG.
+    "not_an_ecg": 422,
+    "incomplete_ecg": 422,
+    "no_signal": 422,
+    "unreadable": 422,
 }
 # Not the file's fault: intake itself failed on it (a bug). It travels like a refusal so the
 # gateway tells it apart from a failure of Triton.

@@ -22,16 +22,19 @@ from .digitize import read_signal
 from .errors import IntakeError
 from .images import WORKING_PX_PER_MM, decode_image
 from .ink import separate_ink, threshold_ink, without_grid_lines
-from .layout import find_layout
+from .judge import Verdict, judge
+from .layout import PageLayout, find_layout
 from .limits import DEFAULT_LIMITS, Limits
+from .page_check import why_no_layout
 from .pdf_render import is_vector_pdf, render_pdf
 from .pdf_vectors import dark_polylines, printed_gain
+from .pulse_cut import cut_pulse_steps
 from .signal import EcgSignal
 from .sniff import sniff
 from .vector_trace import read_vector_signal
 from .waveform_dicom import read_digitised
 
-__all__ = ["Preprocessed", "preprocess", "read_ecg"]
+__all__ = ["LevelledPage", "Preprocessed", "Reading", "accept", "preprocess", "read_ecg", "read_page"]
 
 PDF_PX_PER_MM = 8
 
@@ -48,16 +51,27 @@ class Preprocessed:
         return canonical.to_model_input(self.canonical)
 
 
-def _quality(signal: EcgSignal, calibrated: bool, regularity: float) -> float:
-    """0..1: the leads' mean confidence (the share of each printed span where the trace was
-    followed), discounted when the calibration pulse was not found or the rows are unevenly
-    spaced."""
-    score = float(np.mean([signal.confidence.get(lead, 0.0) for lead in LEADS]))
-    return float(round(score * (1.0 if calibrated else 0.9) * regularity, 3))
+@dataclass
+class LevelledPage:
+    """The picture a printout was read from, levelled, and the layout found on it: what the
+    reading picture (``imaging.reading_picture``) draws the digitised traces over."""
+
+    darkness: np.ndarray  # (H, W) float32, 0 paper .. 1 ink
+    layout: PageLayout
 
 
-def _from_printout(image: np.ndarray, info: dict) -> EcgSignal:
-    """The signal of a printed page (RGB or grey pixels)."""
+@dataclass
+class Reading:
+    """What intake read from one file, judged lead by lead, before it is accepted or refused."""
+
+    signal: EcgSignal
+    info: dict
+    page: LevelledPage | None = None  # printed pages read from pixels
+    verdict: Verdict | None = None
+
+
+def _from_printout(image: np.ndarray, info: dict) -> tuple[EcgSignal, LevelledPage]:
+    """The signal of a printed page (RGB or grey pixels), and the page it was read from."""
     scale = min(1.0, WORKING_PX_PER_MM * PAGE_MM[0] / max(image.shape[:2]))
     ink = separate_ink(image, scale)
     angle, confidence = estimate_rotation(ink.mask)
@@ -72,12 +86,12 @@ def _from_printout(image: np.ndarray, info: dict) -> EcgSignal:
     return _from_trace(rotate(ink.mask, angle), darkness, angle, confidence, info)
 
 
-def _from_pdf(data: bytes, info: dict, limits: Limits) -> EcgSignal:
+def _from_pdf(data: bytes, info: dict, limits: Limits) -> tuple[EcgSignal, LevelledPage | None]:
     if is_vector_pdf(data, limits):
         polylines = dark_polylines(data)
         if polylines:
             try:
-                return _from_vectors(polylines, lambda: printed_gain(data), info)
+                return _from_vectors(polylines, lambda: printed_gain(data), info), None
             except IntakeError:
                 pass  # the drawing is not what the vector reader expects: read the pixels
     rendered = render_pdf(data, limits, PDF_PX_PER_MM)
@@ -99,40 +113,40 @@ def _from_vectors(polylines: list, gain_text, info: dict) -> EcgSignal:
     info.update(
         grid="removed (vector)",
         layout=page.layout,
+        rhythm_leads=list(page.rhythm_leads),
         rotation_deg=0.0,
         gain_mm_per_mv=round(page.gain_mm_per_mv, 2),
         gain_source=signal.gain_source,
         paper_speed_mm_s=PAPER_SPEED_MM_S,
-        quality=_quality(signal, signal.gain_source in ("pulse", "text"), page.regularity),
         reading="vector",
     )
     info["warnings"] += signal.warnings
-    if missing:
-        info["warnings"].append(f"leads not found: {', '.join(missing)}")
     return signal
 
 
 def _from_trace(
     mask: np.ndarray, darkness: np.ndarray, angle: float, confidence: float, info: dict
-) -> EcgSignal:
-    page = find_layout(mask)
+) -> tuple[EcgSignal, LevelledPage]:
+    try:
+        page = find_layout(mask)
+    except IntakeError as error:
+        if error.reason not in ("no_layout", "unsupported_layout"):
+            raise
+        raise why_no_layout(mask, error) from None
     calibrated = any(row.calibrated for row in page.rows)
     signal = read_signal(mask, darkness, page, SIGNAL_RATE_HZ, "pulse" if calibrated else "standard")
-    missing = [lead for lead in LEADS if signal.confidence.get(lead, 0.0) == 0.0]
     info.update(
         layout=page.layout,
+        rhythm_leads=list(page.rhythm_leads),
         rotation_deg=round(angle, 2),
         gain_mm_per_mv=round(page.gain_mm_per_mv, 2),
         gain_source=signal.gain_source,
         paper_speed_mm_s=PAPER_SPEED_MM_S,
-        quality=_quality(signal, calibrated, page.regularity),
     )
     info["warnings"] += page.warnings
-    if missing:
-        info["warnings"].append(f"leads not found: {', '.join(missing)}")
     if confidence < 1.3 and abs(angle) > 0.5:
         info["warnings"].append("rotation estimate uncertain")
-    return signal
+    return signal, LevelledPage(darkness, page)
 
 
 def _from_waveform(waveform: Waveform, data: bytes, info: dict, limits: Limits) -> EcgSignal:
@@ -141,18 +155,19 @@ def _from_waveform(waveform: Waveform, data: bytes, info: dict, limits: Limits) 
         warnings.append(f"derived from leads I and II: {', '.join(waveform.derived)}")
     # A waveform `ecgscreen digitize` wrote says which samples were printed: the rest is NaN.
     signal = read_digitised(data, limits)
-    info.update(layout="waveform", rotation_deg=0.0, grid="none", quality=1.0, gain_source="waveform",
+    info.update(layout="waveform", rotation_deg=0.0, grid="none", gain_source="waveform",
                 sample_rate_hz=waveform.sample_rate)  # fmt: skip
     if signal.duration_s < 10.0:
         warnings.append(f"recording lasts {signal.duration_s:.1f} s; panels after that stay blank")
-        info["quality"] = round(signal.duration_s / 10.0, 3)
     info["warnings"] += warnings
     signal.warnings += warnings
     return signal
 
 
-def read_ecg(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[EcgSignal, dict]:
-    """The 12-lead signal of one ECG file and the info record, or an ``IntakeError``."""
+def read_page(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Reading:
+    """What one ECG file holds, read into a 12-lead signal and judged lead by lead; an
+    ``IntakeError`` only when nothing could be read (the judge's refusal waits in
+    ``reading.verdict`` so that what was read can still be shown)."""
     if len(data) > limits.max_bytes:
         raise IntakeError(
             "too_large",
@@ -160,20 +175,45 @@ def read_ecg(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[EcgSignal, d
         )
     fmt = sniff(data)
     info: dict = {"source_format": fmt, "warnings": []}
+    page = None
     if fmt == "dicom":
         content = read_dicom(data, limits)
         info["source_format"] = f"dicom-{content.kind}"
         if content.kind == "waveform":
             signal = _from_waveform(content.waveform, data, info, limits)
         elif content.kind == "pdf":
-            signal = _from_pdf(content.pdf, info, limits)
+            signal, page = _from_pdf(content.pdf, info, limits)
         else:
-            signal = _from_printout(content.image, info)
+            signal, page = _from_printout(content.image, info)
     elif fmt == "pdf":
-        signal = _from_pdf(data, info, limits)
+        signal, page = _from_pdf(data, info, limits)
     else:
-        signal = _from_printout(decode_image(data, fmt, limits), info)
-    return signal, info
+        signal, page = _from_printout(decode_image(data, fmt, limits), info)
+    if info.get("layout") != "waveform":
+        cut = cut_pulse_steps(signal)
+        if cut:
+            info["warnings"].append(f"calibration pulse read as trace, cut from: {', '.join(cut)}")
+    verdict = judge(signal)
+    info.update(quality=verdict.quality, heart_rate_bpm=verdict.heart_rate_bpm, leads=verdict.to_dict())
+    info["warnings"] += verdict.warnings
+    return Reading(signal, info, page, verdict)
+
+
+def accept(reading: Reading) -> None:
+    """Raise the judge's refusal, or leave the doubtful leads blank (NaN) so the model sees
+    only what was read plausibly."""
+    if reading.verdict.refusal is not None:
+        raise reading.verdict.refusal
+    for lead in LEADS:
+        if reading.verdict.leads[lead].status != "read":
+            reading.signal.values[LEADS.index(lead)] = np.nan
+
+
+def read_ecg(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[EcgSignal, dict]:
+    """The 12-lead signal of one ECG file and the info record, or an ``IntakeError``."""
+    reading = read_page(data, limits)
+    accept(reading)
+    return reading.signal, reading.info
 
 
 def preprocess(data: bytes, size: int = CANONICAL_SIZE, limits: Limits = DEFAULT_LIMITS) -> Preprocessed:

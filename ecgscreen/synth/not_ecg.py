@@ -8,7 +8,8 @@ is built from scratch, deterministically: ``(name, PNG or JPEG bytes, reason)``.
 Kinds: not an ECG at all (noise, text, a lab table, blank paper, a line chart, a photo,
 scribbles), ECG-shaped but not a heart's signal (random walks, sine waves and EEG-like
 channels laid out like a printout), an ECG page with no signal (grid only, flat lines), and
-an ECG with too few leads (half a page, one rhythm strip, two rows).
+an ECG with too few leads (half a page, one rhythm strip, two rows), and an ECG page whose
+layout reads but four of whose leads are not a heart's.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..leads import DURATION_S
+from ..leads import DURATION_S, LEADS
 from .generate import make_record
 from .printout import PrintStyle, compose_page
 from .raster_writer import rasterize
@@ -27,7 +28,7 @@ from .signals import SAMPLE_RATE
 
 __all__ = ["not_ecg_corpus", "CORPUS_REASONS"]
 
-CORPUS_REASONS = ("not_an_ecg", "no_signal", "incomplete_ecg")
+CORPUS_REASONS = ("not_an_ecg", "no_signal", "incomplete_ecg", "unreadable")
 _PAGE_PX = (1169, 827)  # A4 landscape at 100 dpi
 _DPI = 100
 _WORDS = (
@@ -151,6 +152,17 @@ def _eeg_like(rng: np.random.Generator) -> np.ndarray:
     return 0.3 * eeg / eeg.std(axis=1, keepdims=True)
 
 
+def _scrambled(ecg: np.ndarray, rng: np.random.Generator, leads: tuple[str, ...]) -> np.ndarray:
+    """``ecg`` with ``leads`` swapped for random walks of the same size: a page whose layout
+    reads, but too many of whose leads no heart drew."""
+    out = ecg.copy()
+    walks = _random_walks(rng)[:, : ecg.shape[1]]
+    for lead in leads:
+        i = LEADS.index(lead)
+        out[i] = walks[i] * np.ptp(ecg[i]) / 1.6
+    return out
+
+
 def _crop_rows(image: Image.Image, top: float, bottom: float) -> Image.Image:
     """The part of a printed page between ``top`` and ``bottom`` (fractions of its height)."""
     return image.crop((0, int(top * image.height), image.width, int(bottom * image.height)))
@@ -178,6 +190,11 @@ def not_ecg_corpus(seed: int = 0) -> tuple[tuple[str, bytes, str], ...]:
         ("sine-waves-3x4", _encode(_printed(_sines(rng))), "not_an_ecg"),
         ("eeg-like-12-channels", _encode(_printed(_eeg_like(rng), "12x1", calibration=False)), "not_an_ecg"),
         ("flat-lines-3x4", _encode(_printed(flat)), "no_signal"),
+        (
+            "four-leads-scrambled",
+            _encode(_printed(_scrambled(ecg, rng, ("I", "aVL", "V2", "V6")))),
+            "unreadable",
+        ),
         ("half-a-page", _encode(_crop_rows(page, 0.0, 0.5)), "incomplete_ecg"),
         ("one-rhythm-strip", _encode(_crop_rows(page, 0.78, 1.0)), "incomplete_ecg"),
         ("two-rows", _encode(_crop_rows(page, 0.3, 0.72)), "incomplete_ecg"),

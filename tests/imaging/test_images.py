@@ -156,7 +156,7 @@ def test_a_tiff_page_past_the_frame_limit_is_not_looked_at(page):
     data = _tiff([blank, blank, page])
     with pytest.raises(IntakeError) as caught:  # only the blank pages are read: not an ECG
         preprocess(data, limits=Limits(max_dicom_frames=2))
-    assert caught.value.reason == "no_layout"
+    assert caught.value.reason == "not_an_ecg"
     assert preprocess(data, limits=Limits(max_dicom_frames=3)).info["layout"]
 
 

@@ -1,0 +1,144 @@
+"""The reading judge: each lead's status from the signal itself, refusals that say why, and
+calibration pulses never read as signal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ecgscreen.imaging.errors import IntakeError
+from ecgscreen.imaging.judge import MAX_DOUBTFUL_LEADS, judge
+from ecgscreen.imaging.pipeline import preprocess, read_ecg
+from ecgscreen.imaging.pulse_cut import cut_pulse_steps
+from ecgscreen.imaging.signal import EcgSignal
+from ecgscreen.leads import LEADS, layout_rows
+from ecgscreen.synth.generate import make_record
+from ecgscreen.synth.signals import SAMPLE_RATE
+
+
+def _recording(index: int = 0) -> EcgSignal:
+    record = make_record(5, index)
+    return EcgSignal.from_leads(dict(zip(LEADS, record.signal, strict=True)), SAMPLE_RATE)
+
+
+def _as_3x4(signal: EcgSignal) -> EcgSignal:
+    """``signal`` as a 3x4+1 page prints it: each lead only over its 2.5 s, II over 10 s."""
+    printed = EcgSignal.empty()
+    rate = signal.sample_rate
+    for row in layout_rows("3x4+1"):
+        for segment in row:
+            k = np.arange(int(segment.t0 * rate), int(segment.t1 * rate))
+            printed.put(segment.lead, k / rate, signal.lead(segment.lead)[k], (segment.t0, segment.t1))
+    return printed
+
+
+def test_a_recording_is_read_in_every_lead_at_its_rate():
+    for index in range(4):
+        verdict = judge(_recording(index))
+        assert verdict.refusal is None, verdict.refusal
+        assert verdict.named("read") == list(LEADS), verdict.to_dict()
+        assert verdict.quality > 0.95
+        assert 25 <= verdict.heart_rate_bpm <= 250
+
+
+def test_a_3x4_page_is_judged_across_its_columns():
+    verdict = judge(_as_3x4(_recording()))
+    assert verdict.refusal is None and verdict.named("read") == list(LEADS)
+
+
+def test_a_lead_that_is_not_a_hearts_is_doubtful_and_named():
+    signal = _as_3x4(_recording())
+    rng = np.random.default_rng(0)
+    i, rate = LEADS.index("V2"), signal.sample_rate
+    span = slice(int(5.0 * rate), int(7.5 * rate))
+    walk = np.cumsum(rng.normal(0, 1, span.stop - span.start))
+    signal.values[i, span] = 0.8 * (walk - walk.mean()) / np.abs(walk - walk.mean()).max()
+    verdict = judge(signal)
+    assert verdict.leads["V2"].status == "doubtful", verdict.leads["V2"]
+    assert verdict.refusal is None  # one doubtful lead: answered, with the lead left blank
+    assert any("V2" in w for w in verdict.warnings)
+
+
+def test_a_lead_read_over_a_sliver_of_its_span_is_missing():
+    signal = _as_3x4(_recording())
+    i, rate = LEADS.index("aVL"), signal.sample_rate
+    signal.values[i, int(2.6 * rate) : int(5.0 * rate)] = np.nan
+    verdict = judge(signal)
+    assert verdict.leads["aVL"].status == "missing"
+    assert "%" in verdict.leads["aVL"].reason
+
+
+def test_too_many_doubtful_leads_are_refused_as_unreadable_and_named():
+    signal = _as_3x4(_recording())
+    doubtful = ("I", "aVL", "V2", "V6")[: MAX_DOUBTFUL_LEADS + 1]
+    for lead in doubtful:
+        signal.values[LEADS.index(lead)] = np.nan
+    verdict = judge(signal)
+    assert verdict.refusal is not None and verdict.refusal.reason == "unreadable"
+    assert all(lead in verdict.refusal.message for lead in doubtful)
+
+
+def test_flat_lines_are_no_signal():
+    signal = _as_3x4(_recording())
+    signal.values = np.where(np.isfinite(signal.values), 0.0, np.nan).astype(np.float32)
+    assert judge(signal).refusal.reason == "no_signal"
+
+
+def test_sine_waves_in_every_lead_are_not_an_ecg():
+    signal = _recording()
+    t = np.arange(signal.values.shape[1]) / signal.sample_rate
+    signal.values[:] = 0.8 * np.sin(2 * np.pi * 1.2 * t)
+    assert judge(signal).refusal.reason == "not_an_ecg"
+
+
+def test_a_calibration_pulse_read_into_a_lead_is_cut_and_named():
+    signal = _as_3x4(_recording())
+    rate = signal.sample_rate
+    i = LEADS.index("I")
+    start, end = int(0.05 * rate), int(0.25 * rate)
+    baseline = float(np.nanmedian(signal.values[i, : int(2.5 * rate)]))
+    signal.values[i, start:end] = baseline + 1.0  # the 1 mV pulse, 0.2 s wide
+    assert cut_pulse_steps(signal) == ["I"]
+    assert np.isnan(signal.values[i, start:end]).all()
+    assert np.isfinite(signal.values[i, int(0.5 * rate) : int(2.4 * rate)]).all()
+
+
+def test_no_lead_of_a_recording_loses_a_beat_to_the_pulse_cut():
+    signal = _recording(1)
+    before = np.isfinite(signal.values).sum()
+    assert cut_pulse_steps(signal) == []
+    assert np.isfinite(signal.values).sum() == before
+
+
+def test_the_served_intake_blanks_doubtful_leads_and_reports_each_leads_status():
+    from corpus import good_ecg
+
+    result = preprocess(good_ecg("png"))
+    leads = result.info["leads"]
+    assert set(leads) == set(LEADS)
+    assert all(leads[lead]["status"] in ("read", "doubtful", "missing") for lead in LEADS)
+    for lead in LEADS:
+        if leads[lead]["status"] != "read":
+            assert np.isnan(result.signal.lead(lead)).all()
+    assert 0.0 <= result.info["quality"] <= 1.0
+
+
+@pytest.mark.slow
+def test_the_generators_pages_are_accepted_and_their_leads_read():
+    """A smaller version of ``bench refusals``' generator check: printed formats of fresh
+    records are accepted and nearly every lead is judged read."""
+    from ecgscreen.synth.renditions import renditions_of
+
+    refused, leads_read, leads = 0, 0, 0
+    for index in range(6):
+        _, files = renditions_of(61, index, ("pdf", "png/clean", "jpeg/scan", "png/photo"))
+        for data in files.values():
+            try:
+                _, info = read_ecg(data)
+            except IntakeError:
+                refused += 1
+                continue
+            leads_read += sum(v["status"] == "read" for v in info["leads"].values())
+            leads += len(LEADS)
+    assert refused <= 1
+    assert leads_read / leads >= 0.95
