@@ -26,10 +26,10 @@ def ecg_files() -> dict[str, bytes]:
     }
 
 
-def corrupt_waveform() -> bytes:
+def corrupt_waveform(index: int = 6) -> bytes:
     """A 12-lead ECG object whose waveform data lost its second half: a PACS stores it, intake
-    cannot decode it."""
-    ds = pydicom.dcmread(io.BytesIO(good_ecg("dcm-waveform", index=6)))
+    cannot decode it. Each ``index`` is another patient, study and object."""
+    ds = pydicom.dcmread(io.BytesIO(good_ecg("dcm-waveform", index=index)))
     group = ds.WaveformSequence[0]
     group.WaveformData = group.WaveformData[: len(group.WaveformData) // 2]
     buffer = io.BytesIO()
