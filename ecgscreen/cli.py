@@ -102,24 +102,38 @@ def preprocess(
     ),
     out: Path = typer.Option(..., help="Folder for the canonical model inputs (PNG)."),
     size: int = typer.Option(CANONICAL_SIZE, help="Canonical image size in pixels."),
+    reading: Path | None = typer.Option(
+        None,
+        help="Folder for the reading pictures (NAME.reading.png): the traces read, drawn over the page "
+        "and coloured by each lead's status; written for refused readings too.",
+    ),
 ) -> None:
     """Write each file's canonical model input as PNG and print its info as a JSON line.
 
-    This is how to debug an archive: look at the PNGs, read the layout, rotation, grid,
-    quality and warnings. Refused files print their reason and the run goes on (a failure of
-    intake itself on a file is reported for it as `internal`); the exit code is 1 if any was.
+    This is how to debug an archive: look at the PNGs (and with --reading, at what was read
+    off each page), read the layout, rotation, grid, quality, each lead's status and the
+    warnings. Refused files print their reason and the run goes on (a failure of intake
+    itself on a file is reported for it as `internal`); the exit code is 1 if any was.
     """
     import json
+    import time
 
     from PIL import Image
 
-    from .imaging.pipeline import preprocess as run
+    from .imaging.pipeline import read_page, to_canonical
+    from .imaging.reading_picture import reading_png
 
     out.mkdir(parents=True, exist_ok=True)
+    if reading is not None:
+        reading.mkdir(parents=True, exist_ok=True)
     refused = 0
     for path in files:
         try:
-            result = run(path.read_bytes(), size=size)
+            start = time.perf_counter()
+            read = read_page(path.read_bytes())
+            if reading is not None:
+                (reading / f"{path.stem}.reading.png").write_bytes(reading_png(read))
+            result = to_canonical(read, size, start)
         except Exception as exc:  # a refusal; anything else is a bug, reported the same way
             refused += 1
             print(json.dumps({"file": str(path), **_file_error(exc, "preprocessing").to_dict()}), flush=True)
@@ -134,7 +148,7 @@ def preprocess(
 
 def _file_error(exc: Exception, doing: str):
     """What one file of a batch gets when it fails: its refusal (``IntakeError``), a file that
-    cannot be read (``unreadable``), or ``internal`` for anything else (a bug: the run goes on)."""
+    cannot be read (``file_unreadable``), or ``internal`` for anything else (a bug: the run goes on)."""
     from .imaging.errors import INTERNAL, IntakeError
 
     if isinstance(exc, IntakeError):
@@ -147,7 +161,7 @@ def _file_error(exc: Exception, doing: str):
 class _Unreadable:
     """A batch file the system could not read (gone, no permission): not intake's refusal."""
 
-    reason, status = "unreadable", 400
+    reason, status = "file_unreadable", 400  # not the judge's `unreadable` (leads read implausibly)
 
     def __init__(self, message: str) -> None:
         self.message = message
@@ -418,6 +432,11 @@ def screen(
     dicom_dir: Path = typer.Option(
         None, help="Write each answered file's DICOM results (SR + heatmaps) here."
     ),
+    reading_dir: Path = typer.Option(
+        None,
+        help="Write each file's reading picture here (NAME.reading.png: the traces read, over the page), "
+        "refused ones too. Runs intake once more per file on this machine.",
+    ),
     model_dir: Path = typer.Option(
         None, envvar="ECGSCREEN_MODEL_DIR", help="The served model's folder (its model_card.json)."
     ),
@@ -433,11 +452,12 @@ def screen(
 
     try:
         card = ModelCard.load(model_dir or DEFAULT_REPOSITORY / MODEL_NAME)
-        skip = tuple(p for p in (out, explain_dir, dicom_dir) if p is not None)
+        skip = tuple(p for p in (out, explain_dir, dicom_dir, reading_dir) if p is not None)
         sources = find_sources(source, skip=skip)
         with ScreenProgress(console) as progress:
             summary = run_screen(sources, out, card, url, concurrency, explain_dir, dicom_dir,
-                                 advance=progress.advance, on_start=progress.on_start)  # fmt: skip
+                                 advance=progress.advance, on_start=progress.on_start,
+                                 reading_dir=reading_dir)  # fmt: skip
     except (ValueError, RuntimeError) as exc:
         _fail(exc)
     print_summary(console, summary, out)

@@ -13,6 +13,7 @@ __all__ = [
     "TaskResult",
     "FusedResult",
     "ModelInfo",
+    "LeadReading",
     "PreprocessingInfo",
     "PredictResponse",
     "ExplainResponse",
@@ -54,6 +55,12 @@ class ModelInfo(BaseModel):
     intended_use: str
 
 
+class LeadReading(BaseModel):
+    status: Literal["read", "doubtful", "missing"]
+    reason: str = Field(description="why, in words: 'beats agree with the other leads', 'flat line', ...")
+    score: float = Field(description="0..1: the share of the lead's printed span read (0 when flat)")
+
+
 class PreprocessingInfo(BaseModel):
     """What intake found in the file (never text read from it)."""
 
@@ -73,7 +80,15 @@ class PreprocessingInfo(BaseModel):
     paper_speed_mm_s: float | None = None
     sample_rate_hz: float | None = None
     quality: float | None = Field(
-        None, description="0..1: the leads' mean share of their printed span where the trace was followed"
+        None,
+        description="0..1, the reading judge's score: the leads' mean share of their printed span read, "
+        "0 for a lead judged flat or beyond a heart's amplitude",
+    )
+    heart_rate_bpm: float | None = Field(None, description="from the beats the leads agree on")
+    leads: dict[str, LeadReading] | None = Field(
+        None,
+        description="each lead's reading as judged: read, doubtful (left blank in the model input, "
+        "named in the warnings) or missing, with the reason",
     )
     warnings: list[str] = Field(default_factory=list)
     elapsed_ms: float | None = None

@@ -38,6 +38,8 @@ from ecgscreen.explain import (
     upsample,
 )
 from ecgscreen.imaging.errors import IntakeError
+from ecgscreen.imaging.pipeline import read_page
+from ecgscreen.imaging.reading_picture import reading_png
 from ecgscreen.imaging.sniff import sniff
 from ecgscreen.pacs.results import Heatmap, ModelIdentity
 
@@ -67,6 +69,13 @@ def _configure_logging() -> None:
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False
+
+
+def _reading_picture(data: bytes) -> tuple[bytes, IntakeError | None]:
+    """The reading picture of one file and the judge's refusal of it, if any (CPU work: run
+    it in a thread). A file that cannot be read at all raises its ``IntakeError``."""
+    reading = read_page(data)
+    return reading_png(reading), reading.verdict.refusal
 
 
 def _json(body: BaseModel) -> JSONResponse:
@@ -225,15 +234,24 @@ class ECGScreening:
     async def explain(self, file: Path, task: str = "scar", format: str = "png") -> ExplainResponse:  # noqa: A002
         """Grad-CAM++ heatmap for ``task`` (scar | lvef) over the canonical printout: a PNG
         (``image/png``, the default), or with ``format=json`` the map and each lead's share of
-        the heat (``ExplainResponse``). Errors: ``ErrorResponse``."""
+        the heat (``ExplainResponse``). With ``format=reading``: the reading picture (PNG), the
+        digitised traces drawn over the levelled page, each lead coloured by the judge's status
+        (blue read, orange doubtful, red missing); also for a page the judge refuses, whose
+        reason is then in the ``X-Ecgscreen-Refusal`` header. Errors: ``ErrorResponse``."""
 
         async def work(data: bytes, deadline: float, request_id: str) -> Response:
+            if format == "reading":
+                png, refusal = await anyio.to_thread.run_sync(_reading_picture, data)
+                response = Response(png, media_type="image/png")
+                if refusal is not None:
+                    response.headers["X-Ecgscreen-Refusal"] = refusal.reason
+                return response
             if task not in TASKS:
                 raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
             if task not in self.tasks:
                 raise ValueError(f"this model answers {', '.join(self.tasks)} only; it has no {task!r} head")
             if format not in ("png", "json"):
-                raise ValueError(f"format must be png or json, got {format!r}")
+                raise ValueError(f"format must be png, json or reading, got {format!r}")
             prediction = await self.triton.predict(data, deadline, explain=True, tasks=self.tasks)
             self._observe(prediction)
             probability = prediction.probability[task]

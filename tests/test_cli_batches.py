@@ -1,6 +1,6 @@
 """One file never stops a batch: `ecgscreen preprocess` and `ecgscreen digitize` report a file
 on which intake itself fails (a bug) as `internal`, a file that cannot be read as
-`unreadable`, and go on with the rest (issue 21)."""
+`file_unreadable`, and go on with the rest (issue 21)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def test_a_file_intake_fails_on_is_reported_as_internal_and_the_run_goes_on(batc
     rest, creased, gone, scan = lines
     assert creased["error"] == "internal" and creased["status"] == 500
     assert "RuntimeError" in creased["detail"] and "a bug in intake" not in creased["detail"]
-    assert gone["error"] == "unreadable" and gone["status"] == 400 and "Permission denied" in gone["detail"]
+    assert gone["error"] == "file_unreadable" and gone["status"] == 400 and "Permission denied" in gone["detail"]
     assert "error" not in rest and "error" not in scan  # the files after the failures were done
     assert rest["source_format"] == "dicom-waveform" and scan["layout"]
     assert "2 of 4 files refused" in result.stderr

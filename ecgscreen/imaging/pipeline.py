@@ -25,16 +25,25 @@ from .ink import separate_ink, threshold_ink, without_grid_lines
 from .judge import Verdict, judge
 from .layout import PageLayout, find_layout
 from .limits import DEFAULT_LIMITS, Limits
+from .not_signal import cut_grid_sawtooth, cut_pulse_steps
 from .page_check import why_no_layout
 from .pdf_render import is_vector_pdf, render_pdf
 from .pdf_vectors import dark_polylines, printed_gain
-from .pulse_cut import cut_pulse_steps
 from .signal import EcgSignal
 from .sniff import sniff
 from .vector_trace import read_vector_signal
 from .waveform_dicom import read_digitised
 
-__all__ = ["LevelledPage", "Preprocessed", "Reading", "accept", "preprocess", "read_ecg", "read_page"]
+__all__ = [
+    "LevelledPage",
+    "Preprocessed",
+    "Reading",
+    "accept",
+    "preprocess",
+    "read_ecg",
+    "read_page",
+    "to_canonical",
+]
 
 PDF_PX_PER_MM = 8
 
@@ -193,6 +202,9 @@ def read_page(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Reading:
         cut = cut_pulse_steps(signal)
         if cut:
             info["warnings"].append(f"calibration pulse read as trace, cut from: {', '.join(cut)}")
+        cut = cut_grid_sawtooth(signal)
+        if cut:
+            info["warnings"].append(f"grid read as trace, cut from: {', '.join(cut)}")
     verdict = judge(signal)
     info.update(quality=verdict.quality, heart_rate_bpm=verdict.heart_rate_bpm, leads=verdict.to_dict())
     info["warnings"] += verdict.warnings
@@ -218,9 +230,16 @@ def read_ecg(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[EcgSignal, d
 
 def preprocess(data: bytes, size: int = CANONICAL_SIZE, limits: Limits = DEFAULT_LIMITS) -> Preprocessed:
     """The canonical model input of one ECG file, or an ``IntakeError`` that says why not:
-    file -> 12-lead signal (``read_ecg``) -> canonical image (``canonical.paint``)."""
+    file -> 12-lead signal, judged (``read_page``) -> canonical image (``canonical.paint``)."""
     start = time.perf_counter()
-    signal, info = read_ecg(data, limits)
-    image = canonical.paint(signal, size)
-    info["elapsed_ms"] = round((time.perf_counter() - start) * 1000, 1)
-    return Preprocessed(image, info, signal)
+    return to_canonical(read_page(data, limits), size, start)
+
+
+def to_canonical(reading: Reading, size: int = CANONICAL_SIZE, start: float | None = None) -> Preprocessed:
+    """The canonical model input of an accepted ``reading`` (``accept`` raises the judge's
+    refusal); ``start`` (``time.perf_counter()``) times it in the info record."""
+    accept(reading)
+    image = canonical.paint(reading.signal, size)
+    if start is not None:
+        reading.info["elapsed_ms"] = round((time.perf_counter() - start) * 1000, 1)
+    return Preprocessed(image, reading.info, reading.signal)

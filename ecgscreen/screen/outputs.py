@@ -20,7 +20,7 @@ from ..explain import explain_picture
 from ..imaging.errors import IntakeError
 from .client import Answer
 
-__all__ = ["row_fields", "refusal_fields", "answer_of", "write_heatmaps", "write_dicom"]
+__all__ = ["row_fields", "refusal_fields", "answer_of", "write_heatmaps", "write_reading", "write_dicom"]
 
 
 def row_fields(answer: Answer, card: ModelCard) -> dict:
@@ -64,6 +64,19 @@ def write_heatmaps(folder: Path, key: str, answer: Answer, tasks: tuple[str, ...
     for task in tasks:
         picture = explain_picture(answer.canonical, answer.cam, task, answer.probability[task], tasks)
         picture.save(_target(folder, key, f".{task}.png"), format="PNG", compress_level=1)
+
+
+def write_reading(folder: Path, key: str, data: bytes) -> None:
+    """The reading picture of one file (what intake read, over the page), answered or refused.
+    Intake runs here once more, on this machine: Triton's answer carries no page."""
+    from ..imaging.pipeline import read_page
+    from ..imaging.reading_picture import reading_png
+
+    try:
+        reading = read_page(data)
+    except IntakeError:
+        return  # nothing was read: no picture (the CSV row says why)
+    _target(folder, key, ".reading.png").write_bytes(reading_png(reading))
 
 
 def write_dicom(folder: Path, key: str, data: bytes, answer: Answer, card: ModelCard,

@@ -22,7 +22,7 @@ from ..imaging.errors import INTERNAL, IntakeError
 from ..imaging.limits import DEFAULT_LIMITS
 from .client import PER_CONNECTION, ScreenClient, Unanswered
 from .ledger import Ledger
-from .outputs import refusal_fields, row_fields, write_dicom, write_heatmaps
+from .outputs import refusal_fields, row_fields, write_dicom, write_heatmaps, write_reading
 from .sources import Source
 
 __all__ = ["Summary", "screen"]
@@ -70,7 +70,8 @@ def _read(path: Path) -> tuple[bytes | None, OSError | None]:
 
 
 async def _screen(todo: list[Source], ledger: Ledger, card: ModelCard, url: str, concurrency: int,
-                  explain_dir: Path | None, dicom_dir: Path | None, summary: Summary, advance) -> None:  # fmt: skip
+                  explain_dir: Path | None, dicom_dir: Path | None, reading_dir: Path | None,
+                  summary: Summary, advance) -> None:  # fmt: skip
     tasks = tuple(card.tasks)
     connections = -(-concurrency // PER_CONNECTION)
     client = ScreenClient(url, tasks, pictures=bool(explain_dir or dicom_dir), connections=connections)
@@ -93,6 +94,8 @@ async def _screen(todo: list[Source], ledger: Ledger, card: ModelCard, url: str,
                     refused = refusal_fields(error)
                 except Unanswered:
                     return None
+            if reading_dir and data is not None:
+                await asyncio.to_thread(write_reading, reading_dir, key, data)
             if refused is not None:
                 return {"path": key, **refused}
             row = {"path": key, **row_fields(answer, card)}
@@ -130,7 +133,7 @@ async def _screen(todo: list[Source], ledger: Ledger, card: ModelCard, url: str,
 
 def screen(sources: list[Source], out: Path, card: ModelCard, url: str, concurrency: int = 8,
            explain_dir: Path | None = None, dicom_dir: Path | None = None, advance=None,
-           on_start=None) -> Summary:  # fmt: skip
+           on_start=None, reading_dir: Path | None = None) -> Summary:  # fmt: skip
     """Screen ``sources`` into the CSV ``out``; ``on_start(todo)`` is called with the number of
     files this run sends, ``advance(outcome)`` after each (``None``: not answered)."""
     if not card.image_only_answer:
@@ -143,7 +146,7 @@ def screen(sources: list[Source], out: Path, card: ModelCard, url: str, concurre
             on_start(len(todo))
         start = time.perf_counter()
         if todo:  # nothing left: no need for Triton at all
-            asyncio.run(_screen(todo, ledger, card, url, concurrency, explain_dir, dicom_dir, summary,
-                                advance or (lambda outcome: None)))  # fmt: skip
+            asyncio.run(_screen(todo, ledger, card, url, concurrency, explain_dir, dicom_dir, reading_dir,
+                                summary, advance or (lambda outcome: None)))  # fmt: skip
         summary.seconds = time.perf_counter() - start
     return summary

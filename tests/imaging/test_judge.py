@@ -8,8 +8,8 @@ import pytest
 
 from ecgscreen.imaging.errors import IntakeError
 from ecgscreen.imaging.judge import MAX_DOUBTFUL_LEADS, judge
+from ecgscreen.imaging.not_signal import cut_grid_sawtooth, cut_pulse_steps
 from ecgscreen.imaging.pipeline import preprocess, read_ecg
-from ecgscreen.imaging.pulse_cut import cut_pulse_steps
 from ecgscreen.imaging.signal import EcgSignal
 from ecgscreen.leads import LEADS, layout_rows
 from ecgscreen.synth.generate import make_record
@@ -108,6 +108,19 @@ def test_no_lead_of_a_recording_loses_a_beat_to_the_pulse_cut():
     before = np.isfinite(signal.values).sum()
     assert cut_pulse_steps(signal) == []
     assert np.isfinite(signal.values).sum() == before
+
+
+def test_a_sawtooth_at_the_grids_spacing_is_cut_but_no_beat_of_a_recording_is():
+    signal = _as_3x4(_recording())
+    rate = signal.sample_rate
+    i = LEADS.index("aVF")
+    t = np.arange(int(0.6 * rate)) / rate
+    start = int(2.7 * rate)
+    signal.values[i, start : start + t.size] += 0.3 * np.sign(np.sin(2 * np.pi * 25 * t))  # 1 mm at 25 mm/s
+    assert cut_grid_sawtooth(signal) == ["aVF"]
+    assert np.isnan(signal.values[i, start + 20 : start + t.size - 20]).all()
+    clean = _recording(2)
+    assert cut_grid_sawtooth(clean) == []
 
 
 def test_the_served_intake_blanks_doubtful_leads_and_reports_each_leads_status():

@@ -146,8 +146,15 @@ def triton_probabilities(triton, data: bytes) -> dict[str, float]:
 @pytest.mark.integration
 def test_an_archive_is_screened_into_one_row_per_file(triton, archive, tmp_path):
     out, explain, dicom = tmp_path / "results.csv", tmp_path / "heatmaps", tmp_path / "dicom"
+    reading = tmp_path / "reading"
     summary = screen(find_sources(archive), out, CARD, triton.grpc_url, concurrency=3,
-                     explain_dir=explain, dicom_dir=dicom)  # fmt: skip
+                     explain_dir=explain, dicom_dir=dicom, reading_dir=reading)  # fmt: skip
+    pictures = sorted(str(p.relative_to(reading)) for p in reading.rglob("*.reading.png"))
+    assert pictures == [
+        "2024/cart.pdf.reading.png",
+        "2024/ward/scan.png.reading.png",
+        "waveform.dcm.reading.png",
+    ]
     table = {row["path"]: row for row in rows(out)}
     assert list(rows(out)[0]) == list(COLUMNS)
     assert set(table) == {
