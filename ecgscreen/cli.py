@@ -18,9 +18,12 @@ from .leads import LAYOUTS
 if TYPE_CHECKING:
     from .card import ModelCard
 
+# Help and usage errors in click's plain text: typer's rich panels wrap a message at the
+# terminal's width, inside a path too ("file '/a/lo│ng/path' does not exist").
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    rich_markup_mode=None,
     help="ECG-image screening: myocardial scar and LVEF<50 from a 12-lead ECG picture. "
     "Research use only, not for diagnosis.",
 )
@@ -713,6 +716,7 @@ def demo_model(
 # -- the AI router ------------------------------------------------------------------------------
 pacs_app = typer.Typer(
     no_args_is_help=True,
+    rich_markup_mode=None,
     help="The AI router: new ECGs from a PACS (and C-STORE pushes) through the gateway's /report, "
     "the SR and heatmaps stored back. Research use only, not for diagnosis.",
 )
