@@ -19,14 +19,15 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from reportlab.pdfgen.canvas import Canvas
 
 from ecgscreen import dicom_codes
+from ecgscreen.contract import PAGE_MM
 from ecgscreen.imaging.limits import DEFAULT_LIMITS
 from ecgscreen.synth.generate import encode_record, make_record
 from ecgscreen.synth.not_ecg import not_ecg_corpus
 from ecgscreen.synth.pdf_writer import write_pdf
-from ecgscreen.synth.printout import compose_page
+from ecgscreen.synth.printout import GRID_BOX_MM, compose_page
 from ecgscreen.synth.scan import ScanArtefacts
 
-__all__ = ["bad_inputs", "corrupt_png", "good_ecg"]
+__all__ = ["bad_inputs", "corrupt_png", "four_strips_page", "good_ecg"]
 
 
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:
@@ -139,6 +140,24 @@ def _cropped_ecg() -> bytes:
     return _image_bytes(np.asarray(image)[:, : image.width // 2], "PNG")
 
 
+def four_strips_page() -> bytes:
+    """A 3x4 page with four rhythm strips (a layout no cart prints and the reader does not
+    support): a 3x4+3 page with a copy of its last strip pasted below it."""
+    record = make_record(4, 0)
+    record = replace(
+        record,
+        file_format="png",
+        artefacts=ScanArtefacts(),
+        style=replace(record.style, layout="3x4+3", rhythm_leads=None),
+    )
+    image = np.asarray(Image.open(io.BytesIO(encode_record(record))).convert("RGB"))
+    px_per_mm = image.shape[1] / PAGE_MM[0]
+    pitch = (GRID_BOX_MM[3] - GRID_BOX_MM[1]) / 6
+    last = GRID_BOX_MM[1] + pitch * 5.55  # the last strip's baseline (printout.row_baselines_mm)
+    top, bottom = (int(round((last + d) * px_per_mm)) for d in (-0.5 * pitch, 0.5 * pitch))
+    return _image_bytes(np.vstack([image[:bottom], image[top:bottom], image[bottom:]]), "PNG")
+
+
 @lru_cache(maxsize=8)
 def good_ecg(fmt: str = "png", seed: int = 4, index: int = 0) -> bytes:
     """A clean synthetic ECG in ``fmt``."""
@@ -187,6 +206,7 @@ def bad_inputs() -> list[tuple[str, bytes, str]]:
         ("blank-page", _image_bytes(np.full((827, 1169, 3), 255, np.uint8), "PNG"), "not_an_ecg"),
         ("tiny-image", _image_bytes(np.zeros((40, 40, 3), np.uint8), "PNG"), "no_layout"),
         ("cropped-ecg", _cropped_ecg(), "no_layout"),
+        ("3x4-with-four-strips", four_strips_page(), "unsupported_layout"),
         ("over-size-limit", b"\x89PNG\r\n\x1a\n" + bytes(DEFAULT_LIMITS.max_bytes), "too_large"),
         *not_ecg_corpus(),  # pictures that are not a complete, readable 12-lead ECG
     ]

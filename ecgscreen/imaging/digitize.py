@@ -49,7 +49,7 @@ def _cut_lead_changes(mask: np.ndarray, page: PageLayout) -> np.ndarray:
     touching the tick would otherwise join the label to the trace."""
     cut = mask.copy()
     half = max(1, round(0.4 * page.px_per_mm))
-    for row, segments in zip(page.rows, layout_rows(page.layout), strict=True):
+    for row, segments in zip(page.rows, layout_rows(page.layout, page.rhythm_leads), strict=True):
         for segment in segments[1:]:
             x = int(round(float(row.x_at(segment.t0))))
             bottom = int(row.baseline(np.array([x]))[0] - 1.5 * page.px_per_mm)
@@ -340,13 +340,13 @@ def read_signal(
     pitch = float(np.median([r.bottom - r.top for r in page.rows]))
     clock = page_clock(page)
     for ink, row, segments in zip(
-        assign_traces(mask, page), page.rows, layout_rows(page.layout), strict=True
+        assign_traces(mask, page), page.rows, layout_rows(page.layout, page.rhythm_leads), strict=True
     ):
         top = ink.top
         zones = [segment.t0 for segment in segments]
         trace = _trace_row(ink, darkness[top : top + ink.own.shape[0]], row, page.px_per_mm, pitch, zones)
         for segment in segments:
-            # A lead printed twice (the rhythm strip repeats lead II): keep the longer one.
+            # A lead printed twice (a rhythm strip repeats its lead): keep the longer one.
             length = segment.t1 - segment.t0
             if taken.get(segment.lead, 0.0) >= length:
                 continue

@@ -4,8 +4,15 @@ Works on the deskewed trace mask, with no knowledge of the printer:
 
 * **Rows.** A trace spends most of its time on the isoelectric line, so the fraction of
   columns with ink near a given height peaks at each row's baseline; text lines cover far
-  fewer columns. The number of rows names the layout: 4 = ``3x4+1`` (three rows of four
-  leads and a rhythm strip), 6 = ``6x2``, 12 = ``12x1``.
+  fewer columns. A page is a block of 3, 6 or 12 evenly spaced rows of leads and up to three
+  rhythm strips below it (often a little closer or further apart); the shape whose rows
+  cover the most is the page's, so a header, a QR code or a remnant of the grid that is
+  not at the rows' pitch is left out, and a thin frame around the page is removed first.
+* **Layout.** The shape names it (3 rows: ``3x4``; 3 + 1, 2 or 3 strips: ``3x4+1/2/3``;
+  6: ``6x2``; 6 + 1: ``6x2+1``; 12: ``12x1``), except six even rows, which are a 6x2 page or
+  a 3x4 page with three strips: ``strips`` tells them apart, and names each strip's lead,
+  by which window of the rows above it repeats. More rows than a shape explains is a layout
+  this reader does not support (``unsupported_layout``).
 * **Time.** Every standard layout prints 10 s across the row; the row's longest run of inked
   columns is the trace, so its ends are t = 0 s and t = 10 s.
 * **Voltage.** The calibration pulse before the trace is 1 mV high. Where it is missing, the
@@ -18,15 +25,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
-from scipy.ndimage import maximum_filter1d
+from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
 from ..contract import GAIN_MM_PER_MV, PAGE_MM, PAPER_SPEED_MM_S
-from ..leads import DURATION_S
+from ..leads import DURATION_S, RHYTHM_LEADS, layout_rows
+from . import strips
 from .errors import IntakeError
 
-__all__ = ["Row", "PageLayout", "find_layout", "LAYOUT_BY_ROWS"]
+__all__ = ["Row", "PageLayout", "find_layout", "LAYOUT_BY_SHAPE"]
 
-LAYOUT_BY_ROWS = {4: "3x4+1", 6: "6x2", 12: "12x1"}
+# (rows of leads, rhythm strips below them) -> layout
+LAYOUT_BY_SHAPE: dict[tuple[int, int], str] = {
+    (3, 0): "3x4", (3, 1): "3x4+1", (3, 2): "3x4+2", (3, 3): "3x4+3",
+    (6, 0): "6x2", (6, 1): "6x2+1", (12, 0): "12x1",
+}  # fmt: skip
+_MAX_STRIPS = {3: 3, 6: 1, 12: 0}
+_STRIP_SPACING = (0.5, 1.3)  # a strip's distance from the row above, in row pitches
 
 
 @dataclass
@@ -59,6 +73,7 @@ class PageLayout:
     gain_mm_per_mv: float
     warnings: list[str] = field(default_factory=list)
     regularity: float = 1.0  # 1 = perfectly even row spacing
+    rhythm_leads: tuple[str, ...] = ()  # the leads of the rhythm strips, top to bottom
 
 
 def _runs(flags: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
@@ -86,41 +101,126 @@ def _find_baselines(mask: np.ndarray, px_per_mm: float) -> tuple[np.ndarray, np.
     return ys, smooth[ys]
 
 
-def _progressions(ys: np.ndarray, coverage: np.ndarray) -> np.ndarray | None:
-    """The evenly spaced run of 4, 6 or 12 of ``ys`` with the most coverage (each member
-    within 8 % of the pitch of its place), or ``None``."""
-    best, best_score = None, 0.0
+def _without_frame(mask: np.ndarray) -> np.ndarray:
+    """``mask`` less straight lines over half the page's width or height (a frame drawn
+    around a rendered page, a page edge): no trace runs straight that far."""
+    h, w = mask.shape
+    ink = mask.view(np.uint8)
+    frame = np.zeros_like(mask)
+    for axis, length in ((1, w // 2), (0, h // 2)):
+        opened = maximum_filter1d(minimum_filter1d(ink, length, axis=axis), length, axis=axis)
+        frame |= opened.astype(bool)
+    return mask & ~frame if frame.any() else mask
+
+
+@dataclass
+class _Shape:
+    """Candidate rows read as a block of evenly spaced rows of leads and strips below it."""
+
+    members: list[int]  # indices into the candidates, top to bottom
+    block: int  # how many of them are rows of leads
+    pitch: float
+    score: float
+
+
+def _strips_below(
+    ys: np.ndarray, coverage: np.ndarray, last: int, pitch: float, room: int, floor: float
+) -> list[int]:
+    """Rhythm strips below candidate ``last``: each the strongest candidate 0.5-1.3 pitches
+    below the one above it, covering at least ``floor``; at most ``room``."""
+    found: list[int] = []
+    while len(found) < room:
+        gap = ys - ys[last]
+        near = np.flatnonzero(
+            (gap >= _STRIP_SPACING[0] * pitch) & (gap <= _STRIP_SPACING[1] * pitch) & (coverage >= floor)
+        )
+        if near.size == 0:
+            break
+        last = int(near[np.argmax(coverage[near])])
+        found.append(last)
+    return found
+
+
+def _best_shape(ys: np.ndarray, coverage: np.ndarray) -> _Shape | None:
+    """The block of 3, 6 or 12 evenly spaced candidates (each within 10 % of the pitch of its
+    place) with the strips below it that covers the most, or ``None``. Rows are sought among
+    the strong candidates (half the best coverage: a line of text covers less), then among
+    all (a faint row)."""
+    strong = np.flatnonzero(coverage >= 0.5 * coverage.max()) if ys.size else np.zeros(0, int)
+    for keep in (strong, np.arange(ys.size)):
+        shape = _best_shape_of(ys[keep], coverage[keep])
+        if shape is not None:
+            shape.members = keep[shape.members].tolist()
+            return shape
+    return None
+
+
+def _best_shape_of(ys: np.ndarray, coverage: np.ndarray) -> _Shape | None:
+    best: _Shape | None = None
     for i in range(ys.size):
         for j in range(i + 1, ys.size):
-            for n in LAYOUT_BY_ROWS:
+            for n in _MAX_STRIPS:
                 for steps in range(1, n):
                     pitch = (ys[j] - ys[i]) / steps
                     places = ys[i] + pitch * np.arange(n)
                     distance = np.abs(ys[None, :] - places[:, None])
                     nearest = np.argmin(distance, axis=1)
-                    if (distance[np.arange(n), nearest] > 0.08 * pitch).any() or len(
+                    if (distance[np.arange(n), nearest] > 0.15 * pitch).any() or len(
                         set(nearest.tolist())
                     ) < n:
                         continue
-                    score = float(coverage[nearest].sum())
-                    if score > best_score:
-                        best, best_score = ys[nearest], score
+                    # Even: within 10 % of the pitch of the straight line fitted through them.
+                    pitch, start = _line(np.arange(n, dtype=float), ys[nearest].astype(float))
+                    if np.abs(ys[nearest] - (start + pitch * np.arange(n))).max() > 0.1 * pitch:
+                        continue
+                    # Rows of trace cover alike; a grid remnant or a line of text covers less.
+                    floor = 0.7 * float(np.median(coverage[nearest]))
+                    if coverage[nearest].min() < floor:
+                        continue
+                    below = _strips_below(ys, coverage, int(nearest[-1]), pitch, _MAX_STRIPS[n], floor)
+                    members = nearest.tolist() + below
+                    score = float(coverage[members].sum())
+                    # Six even rows tie with three and three strips: the block is kept whole
+                    # and ``_name_layout`` decides.
+                    if (
+                        best is None
+                        or score > best.score + 1e-9
+                        or (score > best.score - 1e-9 and n > best.block)
+                    ):
+                        best = _Shape(members, n, float(pitch), score)
     return best
 
 
-def _select_rows(ys: np.ndarray, coverage: np.ndarray) -> np.ndarray:
-    """The evenly spaced set of 4, 6 or 12 baselines: all the strong candidates when they are
-    one, else the best evenly spaced run among them (a header line or a remnant of the grid
-    adds a peak between or beside the rows), else among all candidates."""
-    strong = coverage >= 0.5 * coverage.max() if ys.size else np.zeros(0, bool)
-    if strong.sum() in LAYOUT_BY_ROWS:
-        return ys[strong]
-    for keep in (strong, np.ones(ys.size, bool)):
-        if keep.sum() > 4 and keep.sum() <= 24:
-            found = _progressions(ys[keep], coverage[keep])
-            if found is not None:
-                return found
-    return ys[strong]
+def _unexplained(ys: np.ndarray, coverage: np.ndarray, shape: _Shape) -> np.ndarray:
+    """Candidates covering like the shape's rows that it leaves out (more rows of trace than
+    it has): among its rows, or below them where it has all the strips its block allows.
+    Headers above the rows, and footers or a page edge below a shape with room for another
+    strip (it would have been one), are not counted."""
+    members = ys[shape.members]
+    strong = coverage >= 0.7 * float(np.median(coverage[shape.members[: shape.block]]))
+    apart = np.abs(ys[:, None] - members[None, :]).min(axis=1) >= 0.45 * shape.pitch
+    among = (ys > members[0]) & (ys < members[-1])
+    full = len(shape.members) - shape.block == _MAX_STRIPS[shape.block]
+    below = full & (ys > members[-1]) & (ys <= members[-1] + _STRIP_SPACING[1] * shape.pitch)
+    return np.flatnonzero(strong & apart & (among | below))
+
+
+def _trace_run(runs: list[tuple[int, int]], px_per_mm: float) -> tuple[int, int]:
+    """The trace's columns among a row's runs of ink: the longest run, joined to the runs
+    beside it over gaps up to 3 mm where they last over a second (some carts leave a gap at
+    each lead change; the calibration pulse, a third of a second with its feet, stays out)."""
+    k = max(range(len(runs)), key=lambda i: runs[i][1] - runs[i][0])
+    lo = hi = k
+    gap, long = 3.0 * px_per_mm, 1.0 * PAPER_SPEED_MM_S * px_per_mm
+    while lo > 0 and runs[lo][0] - runs[lo - 1][1] <= gap and runs[lo - 1][1] - runs[lo - 1][0] >= long:
+        lo -= 1
+    while (
+        hi + 1 < len(runs)
+        and runs[hi + 1][0] - runs[hi][1] <= gap
+        and runs[hi + 1][1] - runs[hi + 1][0] >= long
+    ):
+        hi += 1
+    return runs[lo][0], runs[hi][1]
 
 
 def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -252,23 +352,29 @@ def find_layout(mask: np.ndarray) -> PageLayout:
     """The layout of the deskewed trace ``mask``, or ``IntakeError('no_layout')``."""
     h, w = mask.shape
     guess_px_per_mm = w / PAGE_MM[0]
+    mask = _without_frame(mask)
     ys, coverage = _find_baselines(mask, guess_px_per_mm)
-    rows_y = _select_rows(ys, coverage)
-    n = rows_y.size
-    if n not in LAYOUT_BY_ROWS:
+    shape = _best_shape(ys, coverage)
+    if shape is None:
         raise IntakeError(
             "no_layout",
-            f"found {n} trace rows; a 12-lead printout has 4 (3x4 + rhythm strip), 6 (6x2) or 12 (12x1). "
+            f"found {ys.size} trace row(s); a 12-lead printout has at least 3 (3x4), evenly spaced. "
             "Is this an ECG, and is the whole tracing in the picture?",
         )
-    layout = LAYOUT_BY_ROWS[n]
-    pitch = np.diff(rows_y)
-    regularity = float(1.0 - min(1.0, pitch.std() / pitch.mean()))
-    if regularity < 0.8:
+    extra = _unexplained(ys, coverage, shape)
+    n_strips = len(shape.members) - shape.block
+    if extra.size:
         raise IntakeError(
-            "no_layout", f"the {n} rows found are not evenly spaced: not a recognised ECG layout"
+            "unsupported_layout",
+            f"{len(shape.members) + extra.size} trace rows: {shape.block} evenly spaced rows of leads, "
+            f"{n_strips} full-width strip(s) and {extra.size} more; supported layouts are "
+            f"{', '.join(LAYOUT_BY_SHAPE.values())}",
         )
-    mean_pitch = float(pitch.mean())
+    rows_y = ys[shape.members]
+    n = rows_y.size
+    block_pitch = np.diff(rows_y[: shape.block])
+    regularity = float(1.0 - min(1.0, block_pitch.std() / block_pitch.mean()))
+    mean_pitch = float(np.diff(rows_y).mean())
     edges = np.r_[rows_y[0] - 0.6 * mean_pitch, (rows_y[:-1] + rows_y[1:]) / 2, rows_y[-1] + 0.5 * mean_pitch]
     edges = np.clip(np.round(edges), 0, h).astype(int)
 
@@ -283,7 +389,7 @@ def find_layout(mask: np.ndarray) -> PageLayout:
         runs = _runs(reach.any(axis=0), max_gap=max(1, round(0.75 * guess_px_per_mm)))
         if not runs:
             raise IntakeError("no_layout", f"row {i + 1} has no trace")
-        x_start, x_end = max(runs, key=lambda r: r[1] - r[0])
+        x_start, x_end = _trace_run(runs, guess_px_per_mm)
         intercept, slope = _fit_baseline(band, top, y, x_start, x_end)
         row = Row(intercept, slope, top, bottom, x_start, x_end)
         rows.append(row)
@@ -297,6 +403,7 @@ def find_layout(mask: np.ndarray) -> PageLayout:
             "the rows do not hold 10 s each. Is part of the tracing cut off?",
         )
     warnings = _agree_on_ends(rows)
+    layout, rhythm_leads = _name_layout(mask, rows, guess_px_per_mm, shape.block, n_strips, warnings)
     widths = np.array([r.x_end - r.x_start for r in rows], dtype=float)
     px_per_mm = float(np.median(widths)) / (DURATION_S * PAPER_SPEED_MM_S)
     calibrated = [r.px_per_mv for r in rows if r.calibrated]
@@ -310,4 +417,87 @@ def find_layout(mask: np.ndarray) -> PageLayout:
     if calibrated and not all(row.calibrated for row in rows):
         warnings.append("rows without a calibration pulse: their 0 mV line is estimated from the trace")
     gain = px_per_mv / px_per_mm
-    return PageLayout(layout, rows, px_per_mm, gain, warnings, regularity)
+    return PageLayout(layout, rows, px_per_mm, gain, warnings, regularity, rhythm_leads)
+
+
+def _name_layout(
+    mask: np.ndarray, rows: list[Row], px_per_mm: float, block: int, n_strips: int, warnings: list[str]
+) -> tuple[str, tuple[str, ...]]:
+    """The layout of ``block`` rows of leads and ``n_strips`` strips, and the strips' leads.
+
+    Six even rows are ``3x4+3`` or ``6x2`` (seven: ``6x2+1``, or four strips, which no
+    cart prints and this reader refuses): rows of four print a lead change (tick, label) at
+    2.5 and 7.5 s, rows of two and strips do not; both print one at 5 s in the top rows, the
+    yardstick of what a lead change looks like on this page. Where the page prints none, the
+    bottom rows decide: on a 3x4+3 page each repeats a window of the top rows.
+    A strip is the lead its label names (``_strip_lead``), else the layout's standard lead,
+    with a warning.
+    """
+    trace, marks = strips.split_marks(mask, px_per_mm)
+    profiles = strips.row_profiles(trace, rows)
+    if block == 6 and _reads_as_3x4(profiles, marks, rows):
+        block, n_strips = 3, n_strips + 3
+    if (block, n_strips) not in LAYOUT_BY_SHAPE:
+        raise IntakeError(
+            "unsupported_layout",
+            f"{len(rows)} trace rows: {block} of 4 leads and {n_strips} full-width strips; "
+            f"supported layouts are {', '.join(LAYOUT_BY_SHAPE.values())}",
+        )
+    layout = LAYOUT_BY_SHAPE[(block, n_strips)]
+    lead_rows = layout_rows(layout)[:block]
+    labels = {
+        segment.lead: strips.label_crop(marks, rows[r], segment.t0, px_per_mm)
+        for r, segments in enumerate(lead_rows)
+        for segment in segments
+    }
+    named = []
+    for k, standard in enumerate(RHYTHM_LEADS[layout]):
+        lead = _strip_lead(profiles, rows, lead_rows, block + k, standard, labels, marks, px_per_mm)
+        if lead is None:
+            warnings.append(f"rhythm strip lead assumed {standard}")
+        named.append(lead or standard)
+    return layout, tuple(named)
+
+
+def _strip_lead(
+    profiles: list[np.ndarray],
+    rows: list[Row],
+    lead_rows: list[list],
+    strip: int,
+    standard: str,
+    labels: dict[str, np.ndarray | None],
+    marks: np.ndarray,
+    px_per_mm: float,
+) -> str | None:
+    """The lead of rhythm strip ``strip`` as its label names it, or ``None`` where it cannot
+    be read: the label must match one lead's label on the page (``strips.LABEL_MATCH``, by
+    ``strips.LABEL_MARGIN`` over the next), and the strip's trace must agree with that lead's
+    window (``strips.MATCH``) about as well as with the standard lead's. The trace alone
+    cannot name a strip: leads look alike (II and V5 often match each other's windows as
+    well as their own copies)."""
+    own = strips.label_crop(marks, rows[strip], 0.0, px_per_mm)
+    if own is None:
+        return None
+    likeness = sorted(
+        ((strips.label_likeness(own, crop), lead) for lead, crop in labels.items()), reverse=True
+    )
+    (best, lead), runner_up = likeness[0], likeness[1][0]
+    if best < strips.LABEL_MATCH or best - runner_up < strips.LABEL_MARGIN:
+        return None
+    traced = {name: score for score, name in strips.best_matches(profiles, rows, lead_rows, strip)}
+    if traced.get(lead, -1.0) >= max(strips.MATCH, traced.get(standard, -1.0) - 0.02):
+        return lead
+    return None
+
+
+def _reads_as_3x4(profiles: list[np.ndarray], marks: np.ndarray, rows: list[Row]) -> bool:
+    """Whether a block of six even rows (and the strip below it, if any) is three rows of
+    four leads and strips, not six rows of two."""
+    counts = strips.mark_counts(marks, rows, (2.5, 5.0, 7.5))
+    at_5 = float(counts[:3, 1].mean())  # both layouts change lead here in the top rows
+    if at_5 > 0:
+        fours = float(counts[:3, [0, 2]].mean()) / at_5  # > 0 on a 3x4 page, ~0 on 6x2
+        twos = float(counts[3:, 1].mean()) / at_5  # > 0 on 6x2 (V4-V6 start), ~0 below 3x4
+        return fours > twos and fours >= 0.1
+    lead_rows = layout_rows("3x4")
+    return min(strips.best_matches(profiles, rows, lead_rows, r)[0][0] for r in range(3, 6)) >= strips.MATCH

@@ -77,6 +77,7 @@ def read_vector_signal(
     found = [h for h in heights if h is not None]
     signal = EcgSignal.empty()
     signal.sample_rate = rate
+    signal.warnings += [w for w in page.warnings if w.startswith("rhythm strip")]
     if found:
         mm_per_mv, signal.gain_source = float(np.median(found)), "pulse"
     elif (text := printed_gain()) is not None:
@@ -86,7 +87,8 @@ def read_vector_signal(
         mm_per_mv, signal.gain_source = GAIN_MM_PER_MV, "standard"
         signal.warnings.append(f"no calibration pulse found; assumed the standard {GAIN_MM_PER_MV:g} mm/mV")
     taken: dict[str, float] = {}
-    for lines, baseline, segments in zip(traces, baselines, layout_rows(page.layout), strict=True):
+    rows = layout_rows(page.layout, page.rhythm_leads)
+    for lines, baseline, segments in zip(traces, baselines, rows, strict=True):
         if not lines:
             continue
         points = np.concatenate(sorted(lines, key=lambda p: p[0, 0]))
