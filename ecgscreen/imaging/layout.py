@@ -348,6 +348,24 @@ def _agree_on_ends(rows: list[Row]) -> list[str]:
     return [f"{int((~agree).sum())} row(s) partly missing: their ends taken from the other rows"]
 
 
+def _within_picture(rows: list[Row], width: int) -> list[str]:
+    """Row ends taken from the other rows may lie off the picture (a photo that cuts the
+    first row's start): up to 3 % of the row off, the end is moved to the picture's edge
+    (its time axis stretched by as much), with a warning; further, the page is refused."""
+    moved = 0
+    for row in rows:
+        off = max(0, -row.x_start) + max(0, row.x_end - (width - 1))
+        if off == 0:
+            continue
+        if off > 0.03 * (row.x_end - row.x_start):
+            raise IntakeError(
+                "no_layout", "part of the tracing lies outside the picture: is the whole page in it?"
+            )
+        row.x_start, row.x_end = max(0, row.x_start), min(width - 1, row.x_end)
+        moved += 1
+    return [f"{moved} row(s) run off the picture: their time axis is approximate"] if moved else []
+
+
 def find_layout(mask: np.ndarray) -> PageLayout:
     """The layout of the deskewed trace ``mask``, or ``IntakeError('no_layout')``."""
     h, w = mask.shape
@@ -402,7 +420,7 @@ def find_layout(mask: np.ndarray) -> PageLayout:
             f"the calibration pulses are {float(np.median(ratios)):.1f} times as wide as 0.2 s of the trace: "
             "the rows do not hold 10 s each. Is part of the tracing cut off?",
         )
-    warnings = _agree_on_ends(rows)
+    warnings = _agree_on_ends(rows) + _within_picture(rows, w)
     layout, rhythm_leads = _name_layout(mask, rows, guess_px_per_mm, shape.block, n_strips, warnings)
     widths = np.array([r.x_end - r.x_start for r in rows], dtype=float)
     px_per_mm = float(np.median(widths)) / (DURATION_S * PAPER_SPEED_MM_S)
