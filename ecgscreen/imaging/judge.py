@@ -28,7 +28,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.ndimage import median_filter
+from scipy.ndimage import gaussian_filter1d, median_filter
 
 from ..leads import LEADS
 from .errors import IntakeError
@@ -47,9 +47,10 @@ MAX_SWING_MV = 9.0  # peak-to-peak above this: no heart, grid or text read as tr
 MIN_SPIKINESS = 0.30  # share of the slope spent in the steepest 15 % of the time (sine 0.23)
 MAX_SPIKINESS = 0.97  # all of it: flat lines broken by vertical strokes (a table's rules)
 MIN_RATE_BPM, MAX_RATE_BPM = 25.0, 250.0
-BEAT_TOLERANCE_S = 0.10  # the same beat's QRS peaks in different leads
+BEAT_TOLERANCE_S = 0.15  # the same beat's QRS peaks in different leads (R in one, Q or S in another)
 REFRACTORY_S = 0.2  # no heart beats twice within this
 MIN_AGREEMENT = 0.5  # F1 of a lead's beats against the consensus
+MIN_ENERGY_RATIO = 2.5  # or: its slope around the consensus beats over its slope between them
 
 
 @dataclass
@@ -88,6 +89,7 @@ class _Lead:
     swing: float = 0.0
     spikiness: float = 0.0
     beats: np.ndarray = field(default_factory=lambda: np.zeros(0))  # absolute times, s
+    wander_free: np.ndarray = field(default_factory=lambda: np.zeros(0))  # values less baseline
 
 
 def spikiness(x: np.ndarray) -> float:
@@ -134,6 +136,7 @@ def _measure(signal: EcgSignal, lead: str) -> _Lead | None:
     measured.values = x
     baseline = median_filter(x, size=max(3, int(0.6 * rate)) | 1, mode="nearest")
     wander_free = x - baseline
+    measured.wander_free = wander_free
     measured.swing = float(np.percentile(x, 99.5) - np.percentile(x, 0.5))
     measured.spikiness = spikiness(wander_free)
     measured.beats = lo / rate + detect_beats(x, rate) / rate
@@ -151,6 +154,13 @@ def _agreement(lead: _Lead, consensus: np.ndarray, rate: float) -> float:
     precision = hit_own / max(1, lead.beats.size)
     recall = hit_consensus / max(1, inside.size)
     return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def _beats_agree(lead: _Lead, consensus: np.ndarray, rate: float) -> float:
+    """0..1: how well the lead's beats fall on the consensus, by its own detected beats (F1)
+    or, where the detector missed them, by where its slope is."""
+    by_energy = min(1.0, max(0.0, (_energy_at_beats(lead, consensus, rate) - 1.0) / (MIN_ENERGY_RATIO - 1.0)))
+    return max(_agreement(lead, consensus, rate), MIN_AGREEMENT * by_energy)
 
 
 def _lead_verdict(m: _Lead | None, agreement: float) -> LeadVerdict:
@@ -184,7 +194,7 @@ def judge(signal: EcgSignal) -> Verdict:
     measured = {lead: _measure(signal, lead) for lead in LEADS}
     present = [m for m in measured.values() if m is not None and m.coverage >= MIN_COVERAGE]
     consensus = _consensus(present, rate)
-    agreement = {m.name: _agreement(m, consensus, rate) for m in present}
+    agreement = {m.name: _beats_agree(m, consensus, rate) for m in present}
     verdicts = {lead: _lead_verdict(measured[lead], agreement.get(lead, 0.0)) for lead in LEADS}
     bpm = _rate_bpm(consensus)
     quality = float(np.mean([v.score for v in verdicts.values()]))
@@ -198,24 +208,51 @@ def judge(signal: EcgSignal) -> Verdict:
 
 
 def _consensus(present: list[_Lead], rate: float) -> np.ndarray:
-    """Beat times that at least half of the leads printed at that moment agree on.
+    """Beat times that at least half of the leads printed at that moment, and in which the
+    detector found beats at all, agree on.
 
     Beats of all leads are pooled and grouped: a group is every beat within a refractory
     window (0.2 s) of its first one, since one heartbeat peaks at slightly different times
-    in different leads (R in one, S in another)."""
-    spans = [(m.t0, m.t0 + m.values.size / rate) for m in present]
-    times = np.sort(np.concatenate([m.beats for m in present])) if present else np.zeros(0)
+    in different leads (R in one, S in another). A lead whose beats the detector missed
+    altogether (a wide, notched QRS in 2.5 s) does not vote: the rhythm strip alone can
+    time the beats of its column."""
+    detecting = [m for m in present if m.beats.size]
+    spans = [(m.t0, m.t0 + m.values.size / rate) for m in detecting]
+    times = np.sort(np.concatenate([m.beats for m in detecting])) if detecting else np.zeros(0)
     beats: list[float] = []
     i = 0
     while i < times.size:
         j = int(np.searchsorted(times, times[i] + REFRACTORY_S, side="right"))
         t = float(np.median(times[i:j]))
         covering = sum(1 for a, b in spans if a <= t <= b)
-        supporters = sum(1 for m in present if np.any(np.abs(m.beats - t) <= BEAT_TOLERANCE_S))
-        if supporters >= max(2, 0.5 * covering):
+        supporters = sum(1 for m in detecting if np.any(np.abs(m.beats - t) <= BEAT_TOLERANCE_S))
+        if supporters >= max(1, 0.5 * covering):
             beats.append(t)
         i = j
     return np.asarray(beats)
+
+
+def _energy_at_beats(lead: _Lead, consensus: np.ndarray, rate: float) -> float:
+    """How much more the lead moves around the consensus beats than between them: a QRS
+    complex is where the slope, and the excursion from the baseline, are (>= 2.5 for a lead
+    read right; ~1 for noise or another lead's trace). Catches leads whose beats the
+    detector itself missed (a wide, smooth QRS)."""
+    end = lead.t0 + lead.values.size / rate
+    inside = consensus[(consensus >= lead.t0) & (consensus <= end)]
+    if inside.size == 0 or lead.values.size < 3:
+        return 0.0
+    near = np.zeros(lead.values.size, dtype=bool)
+    reach = int(0.08 * rate)  # a QRS lasts 80-120 ms, wider in a bundle branch block
+    for t in inside:
+        k = int((t - lead.t0) * rate)
+        near[max(0, k - reach) : k + reach] = True
+    if near.all() or not near.any():
+        return 0.0
+    smooth = gaussian_filter1d(lead.values, 0.008 * rate)
+    slope = np.abs(np.gradient(smooth))
+    excursion = np.abs(lead.wander_free)
+    ratios = [m[near].mean() / max(m[~near].mean(), 1e-9) for m in (slope, excursion)]
+    return float(max(ratios))
 
 
 def _not_an_ecg(traced: list[_Lead], agreement: dict[str, float], bpm: float | None) -> str | None:
@@ -227,7 +264,7 @@ def _not_an_ecg(traced: list[_Lead], agreement: dict[str, float], bpm: float | N
         return "the traces are smooth waves with no QRS complexes"
     if spikiness > MAX_SPIKINESS:
         return "the traces are straight lines broken by strokes (a table or a chart), not beats"
-    if float(np.mean([agreement[m.name] for m in traced])) < MIN_AGREEMENT:
+    if float(np.mean([agreement[m.name] >= MIN_AGREEMENT for m in traced])) < 0.5:
         return "the traces' peaks do not fall at the same times, as twelve leads of one heart's beats do"
     if bpm is None:
         return "no heartbeat is found in more than one lead"

@@ -66,6 +66,7 @@ function chooseFile(file) {
 function clearOutcome() {
   $("#results").hidden = true;
   $("#error").hidden = true;
+  $("#reading").hidden = true;
   $("#status").textContent = "";
   state.result = null;
   clearDicom();
@@ -116,6 +117,27 @@ function clinicalFeatures() {
     features[name] = n;
   }
   return Object.keys(features).length ? features : null;
+}
+
+// -- the reading picture: what was read off the page, so a person can check it ----------------
+
+let readingUrl = null;
+
+/** Fetch and show the reading picture of `file` (answered or refused by the judge). A file
+ *  with nothing read on it (no layout, a broken file) has none: the panel stays hidden. */
+async function showReading(file) {
+  try {
+    const response = await post("/explain", { file, format: "reading" });
+    const blob = await response.blob();
+    if (state.file !== file) return;
+    if (readingUrl) URL.revokeObjectURL(readingUrl);
+    readingUrl = URL.createObjectURL(blob);
+    $("#reading-img").src = readingUrl;
+    $("#reading").dataset.refusal = response.headers.get("x-ecgscreen-refusal") || "";
+    $("#reading").hidden = false;
+  } catch {
+    $("#reading").hidden = true;
+  }
 }
 
 // -- analysis -------------------------------------------------------------------------------
@@ -178,9 +200,11 @@ async function analyse(event) {
     $("#results").focus({ preventScroll: true });
     heatmap.reset(file);
     heatmap.show(heatmap.task);
+    showReading(file);
   } catch (error) {
     if (state.file !== file) return;
     showError(error instanceof ApiError ? error : new ApiError({ error: "internal", detail: String(error.message || error) }));
+    if (error.status === 422) showReading(file); // a page read but refused: show what was read
   } finally {
     button.disabled = !state.file;
     $("#busy").hidden = true;

@@ -8,7 +8,9 @@ A vector PDF is read from the numbers the cart drew, so it is held to the benchm
 for every ECG. A raster is held to what the benchmark measures for the committed model: the
 typical ECG answers as its waveform (median |dP| about 0.01 over 200 ECGs), but a few in
 twenty still move by 0.1-0.2 (p95; the goal of 0.05 is not met yet, see the README), so here
-the median of each raster format must stay within the goal and no file may be refused.
+the median of each raster format must stay within the goal. No vector PDF or clean export
+may be refused; of a scan's or photo's eight, the reading judge may refuse one whose leads it
+finds read wrong (a misregistered row: a wrong answer is worse than a refusal).
 """
 
 from __future__ import annotations
@@ -27,10 +29,13 @@ def test_every_format_answers_as_its_waveform():
     result = measure(8, seed=43, repository=DEFAULT_REPOSITORY, workers=2)
     assert set(result["table"]) == set(ACQUISITION_OF) and set(result["tasks"]) == {"scar", "lvef"}
     for name, row in result["table"].items():
-        assert not row["refused"], (name, row["refused"])
+        if ACQUISITION_OF[name] in ("vector PDF", "clean raster"):
+            assert not row["refused"], (name, row["refused"])
+        else:
+            assert len(row["refused"]) <= 1 and set(row["refused"]) <= {"unreadable"}, (name, row["refused"])
         for task in result["tasks"]:
             deltas = row[task]
-            assert deltas.size == 8
+            assert deltas.size == 8 - len(row["refused"])
             shown = (name, task, np.round(deltas, 3).tolist())
             if ACQUISITION_OF[name] == "vector PDF":
                 assert float(deltas.max()) <= P95_GOAL, shown

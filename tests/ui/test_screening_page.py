@@ -367,3 +367,42 @@ def test_a_phone_sized_screen_needs_no_sideways_scrolling(browser, gateway, arte
     finally:
         page.context.close()
     assert not errors, errors
+
+
+REALWORLD = Path(__file__).resolve().parents[1] / "fixtures" / "realworld"
+
+
+def _reading_shown(page) -> dict:
+    page.wait_for_selector("#reading:not([hidden])", timeout=60_000)
+    page.wait_for_function("() => document.querySelector('#reading-img').complete")
+    return page.evaluate(
+        "() => { const img = document.querySelector('#reading-img');"
+        " return {width: img.naturalWidth, refusal: document.querySelector('#reading').dataset.refusal}; }"
+    )
+
+
+def test_a_real_world_pictures_reading_is_shown_next_to_the_result(page, artefacts):
+    """A phone photo nobody on the team made (tests/fixtures/realworld, BSD-3): the traces
+    read are drawn over it so a person can check them against the paper."""
+    analyse(page, REALWORLD / "ecg00041.jpg")
+    assert page.is_visible("#results") and page.is_hidden("#error")
+    shown = _reading_shown(page)
+    assert shown["width"] > 600 and shown["refusal"] == ""
+    assert "What was read" in page.inner_text("#reading-title")
+    page.locator("#reading").screenshot(path=str(artefacts / "reading-ecg00041.png"))
+
+
+def test_a_page_read_but_refused_shows_its_reading_in_the_cannot_analyse_state(page, tmp_path, artefacts):
+    from ecgscreen.synth.not_ecg import not_ecg_corpus
+
+    data = next(data for name, data, _ in not_ecg_corpus() if name == "four-leads-scrambled")
+    path = tmp_path / "scrambled.png"
+    path.write_bytes(data)
+    analyse(page, path)
+    assert page.is_visible("#error") and page.is_hidden("#results")
+    assert page.get_attribute("#error", "data-error") == "unreadable"
+    shown = _reading_shown(page)
+    assert shown["width"] > 600 and shown["refusal"] == "unreadable"
+    page.screenshot(path=str(artefacts / "error-with-reading.png"), full_page=True)
+    analyse(page, REALWORLD / "ecg00001.png")  # the next file replaces the old reading
+    assert page.is_hidden("#error")
