@@ -52,6 +52,7 @@ __all__ = [
     "OnnxFile",
     "Recipe",
     "Canary",
+    "Novelty",
     "OperatingPoints",
     "ModelCard",
     "impute",
@@ -179,6 +180,17 @@ class Recipe(_Strict):
     measured: str | None = None
 
 
+class Novelty(_Strict):
+    """Where the training embeddings' distribution lies (``export.novelty``): the gateway
+    warns when an answer's embedding is further than ``threshold`` (Mahalanobis) from it."""
+
+    file: str  # relative to the card's folder: mean and precision matrix (npz)
+    sha256: str
+    n: int  # training ECGs it was fitted on
+    threshold: float
+    source: str  # what data, for people
+
+
 class Canary(_Strict):
     """The known answer that proves the served pipeline works: ``file`` (next to the card) sent
     through the whole ensemble must come back with ``expected`` (each task's positive-class
@@ -296,6 +308,9 @@ class ModelCard(_Strict):
     # The readiness canary (absent in cards written before it existed: then readiness falls
     # back to Triton's own model readiness; ``ecgscreen export --refresh-canary`` adds it).
     canary: Canary | None = None
+    # The training embeddings' distribution (absent in cards exported before it existed: then
+    # the gateway reports no novelty).
+    novelty: Novelty | None = None
     # False for a clinical model imported from the study: it has no image-only answer, so
     # model.onnx answers with every clinical feature at its default and the gateway answers
     # only through the fusion head (its scar/lvef are null; README, "POST /predict").

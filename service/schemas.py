@@ -15,6 +15,7 @@ __all__ = [
     "ModelInfo",
     "LeadReading",
     "PreprocessingInfo",
+    "NoveltyInfo",
     "PredictResponse",
     "ExplainResponse",
     "ErrorResponse",
@@ -94,6 +95,14 @@ class PreprocessingInfo(BaseModel):
     elapsed_ms: float | None = None
 
 
+class NoveltyInfo(BaseModel):
+    """How far this ECG's embedding lies from the training ECGs' (Mahalanobis)."""
+
+    distance: float
+    threshold: float = Field(description="the 99th percentile of held-out training ECGs' distances")
+    unusual: bool = Field(description="distance above threshold: unlike anything trained on (also a warning)")
+
+
 class PredictResponse(BaseModel):
     """``POST /predict``: each task (null if the model lacks it), the optional fused answer and how
     the file was read."""
@@ -108,6 +117,9 @@ class PredictResponse(BaseModel):
     )
     model: ModelInfo
     preprocessing: PreprocessingInfo
+    novelty: NoveltyInfo | None = Field(
+        None, description="null when the model card holds no embedding distribution (exported before it)"
+    )
     request_id: str
 
 

@@ -37,6 +37,7 @@ from ecgscreen.explain import (
     top_leads,
     upsample,
 )
+from ecgscreen.export.novelty import EmbeddingDistribution
 from ecgscreen.imaging.errors import IntakeError
 from ecgscreen.imaging.pipeline import read_page
 from ecgscreen.imaging.reading_picture import reading_png
@@ -49,7 +50,7 @@ from .page import PAGE_PATH, screening_page
 from .readiness import Readiness
 from .report import check_identifiers, parse_tasks, report_body
 from .results import failure, fused_result, model_info, risk_level, task_results
-from .schemas import ExplainResponse, PredictResponse, PreprocessingInfo
+from .schemas import ExplainResponse, NoveltyInfo, PredictResponse, PreprocessingInfo
 from .settings import Settings
 from .telemetry import gateway_metrics
 from .triton_client import Prediction, TritonGateway
@@ -102,6 +103,9 @@ class ECGScreening:
         self.model_info = model_info(self.card)
         self.model_identity = ModelIdentity.from_card(self.card)  # who signs the DICOM results
         self.fusion = FusionHead(self.settings.model_dir, self.card)
+        # Inputs unlike anything trained on: the training embeddings' distribution (optional).
+        novelty = self.card.novelty
+        self.novelty = EmbeddingDistribution.load(self.settings.model_dir / novelty.file) if novelty else None
         self.tasks = tuple(t for t in TASKS if t in self.card.tasks)  # a single-task model: one
         # An imported clinical model of the study has no image-only answer: it answers only
         # through its fusion head (missing features imputed), and its image-only fields are null.
@@ -188,6 +192,20 @@ class ECGScreening:
             if probability >= self.card.threshold(task):
                 self.metrics.positives.labels(task).inc()
 
+    def _novelty(self, prediction: Prediction) -> NoveltyInfo | None:
+        """The embedding's Mahalanobis distance from the training ECGs'; above the card's
+        threshold, a warning travels with the answer too."""
+        if self.novelty is None or prediction.embedding is None:
+            return None
+        distance = float(self.novelty.distance(prediction.embedding)[0])
+        threshold = self.card.novelty.threshold
+        if distance > threshold:
+            prediction.info.setdefault("warnings", []).append(
+                f"this ECG is unlike those the model was trained on (embedding distance {distance:.1f} > "
+                f"{threshold:.1f}): read the answer with caution"
+            )
+        return NoveltyInfo(distance=round(distance, 3), threshold=threshold, unusual=distance > threshold)
+
     async def _answer(
         self, data: bytes, deadline: float, request_id: str, clinical, explain: bool = False
     ) -> tuple[PredictResponse, Prediction]:
@@ -197,7 +215,7 @@ class ECGScreening:
             raise ValueError("this model has no clinical fusion head; send the file without 'clinical'")
         fuse = features is not None or not self.image_only_answer
         prediction = await self.triton.predict(
-            data, deadline, embedding=fuse, explain=explain, tasks=self.tasks
+            data, deadline, embedding=fuse or self.novelty is not None, explain=explain, tasks=self.tasks
         )
         self._observe(prediction)
         fused = None
@@ -205,11 +223,13 @@ class ECGScreening:
             probabilities, imputed = self.fusion(prediction.embedding, features or ClinicalFeatures())
             fused = fused_result(probabilities, imputed, self.card)
         answers = prediction.probability if self.image_only_answer else {}
+        novelty = self._novelty(prediction)
         body = PredictResponse(
             **task_results(answers, self.card),
             fused=fused,
             model=self.model_info,
             preprocessing=PreprocessingInfo.model_validate(prediction.info),
+            novelty=novelty,
             request_id=request_id,
         )
         return body, prediction

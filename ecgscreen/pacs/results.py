@@ -177,10 +177,34 @@ def _mark(ds: Dataset, model: ModelIdentity, now: datetime.datetime) -> Dataset:
     return ds
 
 
-def _group(task: str, result: Mapping, model: ModelIdentity, seed: str, fused: Mapping | None):
-    """TID 1501: one task's probability, call and risk level, with the algorithm (TID 4019)."""
+def _reading_notes(prediction: Mapping) -> list[str]:
+    """What a reader of the SR must know about how the ECG was read: the reading judge's
+    quality, the leads left blank, an input unlike the training data (each <= 64 chars)."""
+    notes = []
+    reading = prediction.get("preprocessing") or {}
+    if reading.get("quality") is not None:
+        notes.append(f"reading_quality={float(reading['quality']):.2f}")
+    blank = [lead for lead, v in (reading.get("leads") or {}).items() if v.get("status") != "read"]
+    if blank:
+        notes.append("leads_left_blank=" + ",".join(blank))
+    novelty = prediction.get("novelty") or {}
+    if novelty.get("unusual"):
+        notes.append(f"unlike_training_data=distance {float(novelty['distance']):.1f}")
+    return notes
+
+
+def _group(
+    task: str,
+    result: Mapping,
+    model: ModelIdentity,
+    seed: str,
+    fused: Mapping | None,
+    notes: Sequence[str] = (),
+):
+    """TID 1501: one task's probability, call and risk level, with the algorithm (TID 4019)
+    and, among its parameters, the ``notes`` on how the ECG was read."""
     inputs = "image + clinical features" if fused is not None else "image"
-    parameters = [f"threshold={float(result['threshold']):.6g}", f"inputs={inputs}"]
+    parameters = [f"threshold={float(result['threshold']):.6g}", f"inputs={inputs}", *notes]
     if fused is not None and fused.get("imputed"):
         parameters.append("imputed=" + ",".join(fused["imputed"]))
     algorithm = AlgorithmIdentification(
@@ -285,9 +309,12 @@ def build_results(
     fused = prediction.get("fused")
     # A task the model answers only through its fusion head (a clinical model of the study)
     # is null in the image-only answer: it is reported once, fused.
-    groups = [_group(task, prediction[task], model, seed, None) for task in tasks if prediction.get(task)]
+    notes = _reading_notes(prediction)
+    groups = [
+        _group(task, prediction[task], model, seed, None, notes) for task in tasks if prediction.get(task)
+    ]
     if fused:
-        groups += [_group(task, fused[task], model, seed, fused) for task in tasks if fused.get(task)]
+        groups += [_group(task, fused[task], model, seed, fused, notes) for task in tasks if fused.get(task)]
     if not groups:
         raise ValueError("the answer holds no result for the tasks asked")
     observer = ObserverContext(

@@ -207,3 +207,28 @@ def test_the_multipart_body_carries_the_objects_unchanged(model_identity):
         decode_datasets(body, "application/json")
     with pytest.raises(ValueError, match="boundary"):
         decode_datasets(body, 'multipart/related; type="application/dicom"')
+
+
+def test_the_sr_says_how_the_ecg_was_read(model_identity):
+    """The reading judge's quality, the leads left blank and an unusual input travel with
+    the answer into the SR (the algorithm's parameters), not only into the JSON."""
+    answer = {
+        **ANSWER,
+        "preprocessing": {"quality": 0.91, "leads": {"I": {"status": "read"}, "V2": {"status": "doubtful"}}},
+        "novelty": {"distance": 41.2, "threshold": 30.0, "unusual": True},
+    }
+    sr, *_ = build_results(_source(), answer, model_identity, HEATMAPS)
+    texts = _text_values(sr)
+    assert {"reading_quality=0.91", "leads_left_blank=V2", "unlike_training_data=distance 41.2"} <= texts
+    plain, *_ = build_results(_source(), ANSWER, model_identity, HEATMAPS)
+    assert not any(text.startswith("leads_left_blank") for text in _text_values(plain))
+
+
+def _text_values(ds: pydicom.Dataset) -> set[str]:
+    """Every TEXT content item's value in an SR, however deep."""
+    found = set()
+    for item in ds.get("ContentSequence", []):
+        if "TextValue" in item:
+            found.add(str(item.TextValue))
+        found |= _text_values(item)
+    return found
