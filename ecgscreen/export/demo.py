@@ -19,12 +19,14 @@ from ..synth.generate import generate
 from ..training.config import load_config
 from ..training.evaluate import evaluate
 from ..training.loop import Callbacks, train
+from .novelty import fit_novelty
 from .onnx_export import export_run
 
 __all__ = ["build_demo", "TRAIN_SEED", "TEST_SEED"]
 
 TRAIN_SEED = 1
 TEST_SEED = 20_000  # never used for training data
+NOVELTY_ECGS = 800  # training ECGs whose embeddings give the novelty distribution
 
 
 def build_demo(
@@ -56,6 +58,10 @@ def build_demo(
           threads=threads)  # fmt: skip
     step(f"exporting to {repository}")
     card = export_run(run, repository)
+    step("fitting the training embeddings' distribution (novelty warnings)")
+    fit_novelty(
+        repository, train_data, "train", NOVELTY_ECGS, progress=bar("embedding training ECGs", NOVELTY_ECGS)
+    )
     if not (test_data / "labels.csv").exists():
         step(f"synthesising {n_test} test ECGs (seed {TEST_SEED}, never seen in training)")
         generate(n_test, TEST_SEED, test_data, "standard", progress=bar("synthesising test set", n_test))

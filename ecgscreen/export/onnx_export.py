@@ -63,6 +63,7 @@ from ..nets.cam import CamModel
 from ..nets.multitask import ClinicalFusion, MultiTaskNet
 from ..training.checkpoint import RunModel, load_run_model
 from .canary import compute_canary
+from .novelty import fit_novelty
 from .triton_configs import sync_triton_configs
 
 __all__ = [
@@ -352,7 +353,7 @@ def evaluate_export(
 ) -> ModelCard:
     """Evaluate the exported ONNX itself and write the results into its model card:
     thresholds (Youden) and population averages from ``val``, metrics from ``test`` at those
-    thresholds."""
+    thresholds, and the distribution of ``train``'s embeddings (``export.novelty``)."""
     from ..training.evaluate import evaluate
 
     folder = Path(repository) / name
@@ -369,4 +370,4 @@ def evaluate_export(
                     n_bootstrap=n_bootstrap, progress=progress)  # fmt: skip
     card.metrics = Metrics.from_results(test)
     card.save(folder)
-    return card
+    return fit_novelty(repository, data_dir, "train", name=name)

@@ -381,3 +381,28 @@ def _up(url: str) -> bool:
         return httpx.get(url + "/livez", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_explain_reading_draws_what_was_read_even_for_a_refused_page(service):
+    from ecgscreen.synth.not_ecg import not_ecg_corpus
+
+    corpus = {name: data for name, data, _ in not_ecg_corpus()}
+    answered = post(service.url, "/explain", good_ecg("png"), format="reading")
+    assert answered.status_code == 200 and answered.headers["content-type"] == "image/png"
+    assert "x-ecgscreen-refusal" not in answered.headers
+    with Image.open(io.BytesIO(answered.content)) as picture:
+        assert picture.width >= 600
+    refused = post(service.url, "/explain", corpus["four-leads-scrambled"], format="reading")
+    assert refused.status_code == 200 and refused.headers["x-ecgscreen-refusal"] == "unreadable"
+    nothing_read = post(service.url, "/explain", corpus["text-page"], format="reading")
+    assert nothing_read.status_code == 422 and nothing_read.json()["error"] == "not_an_ecg"
+
+
+def test_predict_reports_each_leads_reading_and_the_inputs_novelty(service):
+    body = post(service.url, "/predict", good_ecg("pdf")).json()
+    leads = body["preprocessing"]["leads"]
+    assert len(leads) == 12 and all(v["status"] in ("read", "doubtful", "missing") for v in leads.values())
+    assert 25 <= body["preprocessing"]["heart_rate_bpm"] <= 250
+    novelty = body["novelty"]
+    assert novelty is not None, "the committed model card holds the training embeddings' distribution"
+    assert novelty["distance"] > 0 and novelty["unusual"] == (novelty["distance"] > novelty["threshold"])
