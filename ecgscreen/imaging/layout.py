@@ -142,8 +142,8 @@ def _strips_below(
 
 
 def _best_shape(ys: np.ndarray, coverage: np.ndarray) -> _Shape | None:
-    """The block of 3, 6 or 12 evenly spaced candidates (each within 10 % of the pitch of its
-    place) with the strips below it that covers the most, or ``None``. Rows are sought among
+    """The block of 3, 6 or 12 evenly spaced candidates (each within 10-15 % of the pitch of
+    its place) with the strips below it that covers the most, or ``None``. Rows are sought among
     the strong candidates (half the best coverage: a line of text covers less), then among
     all (a faint row)."""
     strong = np.flatnonzero(coverage >= 0.5 * coverage.max()) if ys.size else np.zeros(0, int)
@@ -165,13 +165,16 @@ def _best_shape_of(ys: np.ndarray, coverage: np.ndarray) -> _Shape | None:
                     places = ys[i] + pitch * np.arange(n)
                     distance = np.abs(ys[None, :] - places[:, None])
                     nearest = np.argmin(distance, axis=1)
-                    if (distance[np.arange(n), nearest] > 0.15 * pitch).any() or len(
+                    if (distance[np.arange(n), nearest] > 0.2 * pitch).any() or len(
                         set(nearest.tolist())
                     ) < n:
                         continue
-                    # Even: within 10 % of the pitch of the straight line fitted through them.
+                    # Even: within 10 % of the pitch of the straight line fitted through them
+                    # (15 % for twelve rows, whose tall complexes cross into their neighbours
+                    # and blur where each baseline lies).
                     pitch, start = _line(np.arange(n, dtype=float), ys[nearest].astype(float))
-                    if np.abs(ys[nearest] - (start + pitch * np.arange(n))).max() > 0.1 * pitch:
+                    tolerance = 0.15 if n == 12 else 0.1
+                    if np.abs(ys[nearest] - (start + pitch * np.arange(n))).max() > tolerance * pitch:
                         continue
                     # Rows of trace cover alike; a grid remnant or a line of text covers less.
                     floor = 0.7 * float(np.median(coverage[nearest]))
