@@ -492,7 +492,7 @@ def _strip_lead(
 ) -> str | None:
     """The lead of rhythm strip ``strip`` as its label names it, or ``None`` where it cannot
     be read: the label must match one lead's label on the page (``strips.LABEL_MATCH``, by
-    ``strips.LABEL_MARGIN`` over the next), and the strip's trace must agree with that lead's
+    ``strips.LABEL_MARGIN`` over the next, twice that for a lead other than the standard), and the strip's trace must agree with that lead's
     window (``strips.MATCH``) about as well as with the standard lead's. The trace alone
     cannot name a strip: leads look alike (II and V5 often match each other's windows as
     well as their own copies)."""
@@ -503,7 +503,10 @@ def _strip_lead(
         ((strips.label_likeness(own, crop), lead) for lead, crop in labels.items()), reverse=True
     )
     (best, lead), runner_up = likeness[0], likeness[1][0]
-    if best < strips.LABEL_MATCH or best - runner_up < strips.LABEL_MARGIN:
+    # Naming a strip other than the standard takes twice the margin: V4 and V5 differ by a
+    # digit of a few pixels.
+    margin = strips.LABEL_MARGIN * (1 if lead == standard else 2)
+    if best < strips.LABEL_MATCH or best - runner_up < margin:
         return None
     traced = {name: score for score, name in strips.best_matches(profiles, rows, lead_rows, strip)}
     if traced.get(lead, -1.0) >= max(strips.MATCH, traced.get(standard, -1.0) - 0.02):
