@@ -11,8 +11,9 @@ killed, tritonserver killed, tritonserver frozen for 10 s. For each fault:
   reconnects).
 
 Each fault's numbers (requests failed, seconds until ready again, seconds until the first good
-answer) go to ``build/chaos/results.json``. A killed gateway is started again too, and the
-module ends with Ctrl-C on a frozen Triton: everything stops within 10 s.
+answer) go to ``build/chaos/results.json``. A killed gateway is started again too, and Ctrl-C
+on a frozen Triton stops everything within 10 s. The tests share one service (started again
+for a test that runs after the Ctrl-C one) and each passes alone or in any order.
 """
 
 from __future__ import annotations
@@ -47,11 +48,20 @@ FREEZE_S = 10.0
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
+def serve_process(tmp_path_factory):
     env = {"ECGSCREEN_REQUEST_TIMEOUT_S": str(REQUEST_TIMEOUT_S), "ECGSCREEN_TRITON_TIMEOUT_S": "10"}
-    server = ServeProcess(tmp_path_factory.mktemp("chaos") / "serve.log", env=env).start()
+    server = ServeProcess(tmp_path_factory.mktemp("chaos") / "serve.log", env=env)
     yield server
     server.stop()  # Ctrl-C (SIGKILL only if that fails): a killed Triton leaks its /dev/shm regions
+
+
+@pytest.fixture
+def service(serve_process):
+    """The service, running: started here for the first test, and again after the Ctrl-C test
+    (its console log goes on in the same file)."""
+    if serve_process.process is None or serve_process.process.poll() is not None:
+        serve_process.start()
+    return serve_process
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +155,7 @@ def test_a_short_soak_fails_no_good_request_and_refuses_every_bad_one(service):
 )
 def test_the_service_heals_itself_and_fails_only_in_the_fault_window(service, requests, fault):
     wait_until(lambda: httpx.get(service.url + "/readyz", timeout=5).status_code == 200, 120, what="ready")
+    console_before = service.log.stat().st_size
     with Readiness(service.url) as readiness:
         traffic = Traffic(service.url, requests, clients=8, timeout_s=CLIENT_TIMEOUT_S).start()
         try:
@@ -179,6 +190,8 @@ def test_the_service_heals_itself_and_fails_only_in_the_fault_window(service, re
     firsts = [a.end for a in answers if a.good and a.status == 200 and a.start > t_fault]
     if fault != "tritonserver_frozen":  # a freeze may end with the same process, thawed
         assert hit not in process_tree(service.process.pid), f"{hit} was not replaced"
+        said = service.log.read_bytes()[console_before:].decode("utf-8", errors="replace").splitlines()
+        assert [line for line in said if line.startswith("serve | ") and "restarting tritonserver" in line]
     _record(fault, {
         "requests": len(answers),
         "failed": len(unexpected),
@@ -205,6 +218,30 @@ def _ready(url: str) -> bool:
         return False
 
 
+def test_the_console_carries_both_servers_logs_marked_and_no_patient_names(service):
+    """The console of every test before this one, and of DICOM requests of its own: the
+    patient names they carry reach none of it (the supervisor's ``serve |`` lines are
+    checked where it restarts Triton)."""
+    dicoms = [f for f in bench_files() if f[128:132] == b"DICM"]
+    logged = service.log.read_text().count("request_id=")
+    with httpx.Client(base_url=service.url, timeout=60) as client:
+        for data in dicoms:
+            assert client.post("/predict", files={"file": ("ecg", data)}).status_code == 200
+    wait_until(
+        lambda: service.log.read_text().count("request_id=") >= logged + len(dicoms),
+        10,
+        what="their log lines",
+    )
+    console = service.log.read_text()
+    marks = {line.split(" | ", 1)[0] for line in console.splitlines() if " | " in line}
+    assert {"triton", "gateway"} <= marks
+    names = {str(pydicom.dcmread(io.BytesIO(f)).PatientName) for f in dicoms}
+    names.add(str(pydicom.dcmread(REPO / "model_repository" / "ecg_multitask" / "canary.dcm").PatientName))
+    family_names = {n.split("^")[0] for n in names if n}
+    assert len(family_names) >= 3, names  # the traffic carried DICOM files with patient names
+    assert not [n for n in family_names if n in console], "a patient name reached the console"
+
+
 def test_ctrl_c_stops_everything_within_10_s_even_with_triton_frozen(service):
     wait_until(lambda: httpx.get(service.url + "/readyz", timeout=5).status_code == 200, 120, what="ready")
     processes = process_tree(service.process.pid)
@@ -217,19 +254,6 @@ def test_ctrl_c_stops_everything_within_10_s_even_with_triton_frozen(service):
     left = [pid for pid in processes if os.path.exists(f"/proc/{pid}") and _state(pid) != "Z"]
     assert not left, f"still running: {left}"
     _record("ctrl_c_with_triton_frozen", {"seconds_to_stop": round(took, 1)})
-
-
-def test_the_console_carries_both_servers_logs_marked_and_no_patient_names(service):
-    """Runs last: the console of everything above (soak, faults, restarts, Ctrl-C)."""
-    console = service.log.read_text()
-    marks = {line.split(" | ", 1)[0] for line in console.splitlines() if " | " in line}
-    assert {"triton", "gateway", "serve"} <= marks
-    assert "request_id=" in console and "restarting tritonserver" in console
-    names = {str(pydicom.dcmread(io.BytesIO(f)).PatientName) for f in bench_files() if f[128:132] == b"DICM"}
-    names.add(str(pydicom.dcmread(REPO / "model_repository" / "ecg_multitask" / "canary.dcm").PatientName))
-    family_names = {n.split("^")[0] for n in names if n}
-    assert len(family_names) >= 3, names  # the traffic carried DICOM files with patient names
-    assert not [n for n in family_names if n in console], "a patient name reached the console"
 
 
 def _state(pid: int) -> str:
