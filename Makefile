@@ -20,11 +20,14 @@ $(STAMP): pyproject.toml
 test: setup
 	$(BIN)/python -m pytest -q
 
-# The whole suite in a shuffled order (pytest-randomly; the seed is printed: repeat a run
-# with SEED=<it>): every test passes alone and after any other. CI keeps `make test`'s order.
-SEED ?=
+# The whole suite in a shuffled order (pytest-randomly): every test passes alone and after any
+# other. CI keeps `make test`'s order. `make test-random SEED=<n>` repeats an order.
+ifndef SEED
+SEED := $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+endif
 test-random: setup
-	$(BIN)/python -m pytest -q -p randomly $(if $(SEED),--randomly-seed=$(SEED))
+	@echo "tests in random order, seed $(SEED)"
+	$(BIN)/python -m pytest -q -p randomly --randomly-seed=$(SEED)
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not integration"
