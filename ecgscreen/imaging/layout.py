@@ -41,6 +41,9 @@ LAYOUT_BY_SHAPE: dict[tuple[int, int], str] = {
 }  # fmt: skip
 _MAX_STRIPS = {3: 3, 6: 1, 12: 0}
 _STRIP_SPACING = (0.5, 1.3)  # a strip's distance from the row above, in row pitches
+# The leads carts print as rhythm strips: a label is read as one of them (a damaged label of
+# V5 must not make the strip V4).
+_STRIP_LEADS = ("II", "V1", "V5")
 
 
 @dataclass
@@ -491,8 +494,9 @@ def _strip_lead(
     px_per_mm: float,
 ) -> str | None:
     """The lead of rhythm strip ``strip`` as its label names it, or ``None`` where it cannot
-    be read: the label must match one lead's label on the page (``strips.LABEL_MATCH``, by
-    ``strips.LABEL_MARGIN`` over the next, twice that for a lead other than the standard), and the strip's trace must agree with that lead's
+    be read: the label must match the page's label of one of the leads carts print as strips
+    (II, V1, V5; ``strips.LABEL_MATCH``, by ``strips.LABEL_MARGIN`` over the next, twice that
+    for a lead other than the standard), and the strip's trace must agree with that lead's
     window (``strips.MATCH``) about as well as with the standard lead's. The trace alone
     cannot name a strip: leads look alike (II and V5 often match each other's windows as
     well as their own copies)."""
@@ -500,11 +504,10 @@ def _strip_lead(
     if own is None:
         return None
     likeness = sorted(
-        ((strips.label_likeness(own, crop), lead) for lead, crop in labels.items()), reverse=True
+        ((strips.label_likeness(own, labels.get(lead)), lead) for lead in _STRIP_LEADS), reverse=True
     )
     (best, lead), runner_up = likeness[0], likeness[1][0]
-    # Naming a strip other than the standard takes twice the margin: V4 and V5 differ by a
-    # digit of a few pixels.
+    # Naming a strip other than the standard takes twice the margin: a label is a few pixels.
     margin = strips.LABEL_MARGIN * (1 if lead == standard else 2)
     if best < strips.LABEL_MATCH or best - runner_up < margin:
         return None
