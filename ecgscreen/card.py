@@ -50,6 +50,7 @@ __all__ = [
     "TaskMetrics",
     "Metrics",
     "OnnxFile",
+    "QuantizedFile",
     "Recipe",
     "Canary",
     "Novelty",
@@ -172,6 +173,31 @@ class OnnxFile(_Strict):
     bytes: int
     opset: int
     max_abs_diff_vs_torch: float
+
+
+class QuantizedFile(_Strict):
+    """The network's INT8 variant (``export.quantize``): how it was made and how far its
+    answers are from FP32's. The embedded CPU server runs it only when ``passed``; a refused
+    variant's file is deleted and ``refused`` says why."""
+
+    file: str  # relative to the card's folder
+    sha256: str
+    bytes: int
+    method: str
+    calibration: str  # the calibration data, for people
+    n_calibration: int
+    n_held_out: int
+    max_abs_diff_held_out: float  # max |P(INT8) - P(FP32)| over tasks, held-out calibration ECGs
+    fresh: str  # the fresh ECGs of the AUC check, for people
+    n_fresh: int
+    max_abs_diff_fresh: float
+    auc_fp32: dict[str, float]
+    auc_int8: dict[str, float]
+    canary_diff: float | None  # |P(INT8) - P(FP32)| on the readiness canary
+    limits: dict[str, float]  # max_abs_diff, auc_diff
+    measured_with: str
+    passed: bool
+    refused: str | None = None
 
 
 class Recipe(_Strict):
@@ -311,6 +337,8 @@ class ModelCard(_Strict):
     # The training embeddings' distribution (absent in cards exported before it existed: then
     # the gateway reports no novelty).
     novelty: Novelty | None = None
+    # The INT8 variant for the CPU (absent: never quantized; then the CPU serves ``onnx``).
+    int8: QuantizedFile | None = None
     # False for a clinical model imported from the study: it has no image-only answer, so
     # model.onnx answers with every clinical feature at its default and the gateway answers
     # only through the fusion head (its scar/lvef are null; README, "POST /predict").

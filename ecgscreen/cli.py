@@ -597,9 +597,37 @@ def evaluate(
     console.print(f"wrote {out / 'metrics.json'}")
 
 
+_INT8_HELP = (
+    "Also write the network's INT8 variant for the CPU (model.int8.onnx; kept only when it passes its "
+    "parity check against FP32, the card's int8 says what was measured)."
+)
+
+
+def _int8_options(int8: bool, calibration: int, fresh: int, data: Path | None):
+    from .export.quantize import Int8Options
+
+    if not int8:
+        return None
+    try:
+        return Int8Options(n_calibration=calibration, n_fresh=fresh, data=data)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _print_int8(card: ModelCard) -> None:
+    q = card.int8
+    if q is None:
+        return
+    verdict = "kept: the CPU config serves it" if q.passed else f"refused ({q.refused}): the CPU serves FP32"
+    aucs = ", ".join(f"{t} {q.auc_fp32[t]:.4f} -> {q.auc_int8[t]:.4f}" for t in q.auc_fp32)
+    console.print(f"INT8 variant {q.file} ({q.bytes / 1e6:.1f} MB) {verdict}; max |dP| {q.max_abs_diff_held_out:.4f} "
+                  f"held-out (n={q.n_held_out}), {q.max_abs_diff_fresh:.4f} fresh (n={q.n_fresh}); AUC {aucs}")  # fmt: skip
+
+
 @app.command(
-    help=f"Export a run as {MODEL_NAME}/<version>/model.onnx, fusion.onnx, model_card.json and the "
-    "readiness canary; or, with --refresh-canary alone, recompute the canary's expected answer."
+    help=f"Export a run as {MODEL_NAME}/<version>/model.onnx, its INT8 variant, fusion.onnx, model_card.json "
+    "and the readiness canary; or, with --refresh-canary alone, recompute the canary's expected answer; or, "
+    "with --quantize-only, make the INT8 variant of the model already there."
 )
 def export(
     run: Path = typer.Option(None, help="Training run folder (or its best.pt)."),
@@ -617,18 +645,33 @@ def export(
     canary: Path = typer.Option(
         None, exists=True, dir_okay=False, help="Another ECG file as the canary (default: the one there)."
     ),
+    int8: bool = typer.Option(True, "--int8/--no-int8", help=_INT8_HELP),
+    int8_calibration: int = typer.Option(
+        128, help="ECGs to calibrate INT8 on (a quarter held out): generator ECGs through the intake, or --data's."
+    ),
+    int8_fresh: int = typer.Option(600, help="Fresh generator ECGs on which INT8's AUC must match FP32's."),
+    quantize_only: bool = typer.Option(
+        False, "--quantize-only", help="Make the INT8 variant of the repository's model as it is (--data: "
+        "calibrate on its files), without exporting or evaluating."
+    ),  # fmt: skip
 ) -> None:
     from .export.canary import refresh_canary as refresh
     from .export.onnx_export import evaluate_export, export_run
+    from .export.quantize import quantize_export
 
-    if run is None and not refresh_canary:
-        raise typer.BadParameter("give --run (to export) or --refresh-canary (to recompute the canary)")
+    if run is None and not refresh_canary and not quantize_only:
+        raise typer.BadParameter(
+            "give --run (to export), --refresh-canary (to recompute the canary) or --quantize-only"
+        )
+    options = _int8_options(int8 or quantize_only, int8_calibration, int8_fresh, data)
     try:
         if run is not None:
-            card = export_run(run, repository, version=version)
+            card = export_run(run, repository, version=version, int8=options)
         if refresh_canary or canary is not None:
             card = refresh(repository, source=canary)
-        if data is not None:
+        if quantize_only and run is None:
+            card = quantize_export(repository, options=options)
+        elif data is not None:
             with _loss_bar() as bar:
                 card = evaluate_export(repository, data, progress=_phase_progress(bar))
     except ValueError as exc:
@@ -641,6 +684,7 @@ def _print_card(card: ModelCard, repository: Path) -> None:
     console.print(f"{repository / card.name}: {card.architecture.backbone} {card.input_size} px, "
                   f"ONNX {size:.1f} MB, fusion {'yes' if card.fusion_onnx else 'no'}")  # fmt: skip
     console.print(f"thresholds {card.thresholds} ({card.threshold_source})")
+    _print_int8(card)
     if card.canary:
         console.print(f"readiness canary {card.canary.file}: expects {card.canary.expected} "
                       f"+- {card.canary.tolerance}")  # fmt: skip
@@ -665,6 +709,11 @@ def import_mtecg(
         help="Clinical models: JSON object with the value of each of age, female_gender, dm, ht, smoke, dlp "
         "used when a request leaves it out.",
     ),
+    int8: bool = typer.Option(True, "--int8/--no-int8", help=_INT8_HELP),
+    int8_calibration: int = typer.Option(
+        128, help="ECGs to calibrate INT8 on (a quarter held out): generator ECGs through the intake, or --data's."
+    ),
+    int8_fresh: int = typer.Option(600, help="Fresh generator ECGs on which INT8's AUC must match FP32's."),
 ) -> None:
     """Import a model folder written by the study's code (every class it trains: multi-task,
     single-task, their clinical variants; Lightning checkpoint or bare state dict)."""
@@ -687,6 +736,7 @@ def import_mtecg(
             trust_pickle=trust_pickle,
             task=task,
             clinical_defaults=defaults,
+            int8=_int8_options(int8, int8_calibration, int8_fresh, data),
         )
         if data is not None:
             with _loss_bar() as bar:

@@ -28,6 +28,8 @@ __all__ = [
     "MODEL_INPUT",
     "MODEL_CARD_FILE",
     "FUSION_FILE",
+    "INT8_MODEL_FILE",
+    "CPU_PRECISION_ENV",
     "CANARY_FILE",
     "CANARY_OUTCOMES",
     "ENSEMBLE_INPUT",
@@ -84,6 +86,11 @@ ENSEMBLE_NAME = "ecg_screening"  # what clients call: file bytes in, answers out
 PREPROCESS_NAME = "ecg_preprocess"  # intake, as a python-backend model
 MODEL_CARD_FILE = "model_card.json"
 FUSION_FILE = "fusion.onnx"
+# The network's INT8 variant (``export.quantize``), next to ``model.onnx`` in the version folder;
+# the embedded CPU server runs it when the card says it passed its parity check, unless
+# ``CPU_PRECISION_ENV`` says ``fp32`` (``serving.precision``).
+INT8_MODEL_FILE = "model.int8.onnx"
+CPU_PRECISION_ENV = "ECGSCREEN_CPU_PRECISION"
 CANARY_FILE = "canary.dcm"  # the readiness canary's ECG, next to the card (its ``canary`` field)
 # What one canary round can come to (the gateway's ``ecgscreen_canary_total{outcome}``, the
 # supervisor's and the probe's verdicts): answered right, answered wrong, answered with an

@@ -22,6 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ecgscreen.card import ModelCard
+from ecgscreen.serving.precision import cpu_network
 
 from .schemas import ModelSummary, PageInfo, PageTask
 
@@ -67,7 +68,16 @@ def card_summary(card: ModelCard) -> ModelSummary:
         evaluated_on=card.metrics.n if card.metrics else None,
         tasks=tasks,
         clinical_features=list(card.clinical.features) if card.clinical else [],
+        cpu_precision=_cpu_precision(card),
     )
+
+
+def _cpu_precision(card: ModelCard) -> str | None:
+    """What ``serving.precision`` makes the CPU config run (``None``: a setting it refuses)."""
+    try:
+        return cpu_network(card).precision
+    except ValueError:
+        return None
 
 
 class _Headers:

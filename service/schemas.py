@@ -171,6 +171,11 @@ class ModelSummary(BaseModel):
     evaluated_on: int | None = Field(description="how many ECGs the metrics were measured on")
     tasks: dict[str, PageTask]
     clinical_features: list[str]
+    cpu_precision: str | None = Field(
+        None,
+        description="the network the embedded CPU server runs: int8 (the card's INT8 variant passed its parity "
+        "check) or fp32 (ECGSCREEN_CPU_PRECISION=fp32, or no variant passed); the GPU config runs FP32/FP16",
+    )
 
 
 class PageInfo(BaseModel):

@@ -33,6 +33,10 @@ DEFAULT_SOURCE = Path(__file__).resolve().parents[2] / "samples" / "ecg_waveform
 DEFAULT_TOLERANCE = 0.02
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def _copy(source: Path, target: Path) -> bytes:
     data = source.read_bytes()
     if source.resolve() != target.resolve():
@@ -42,17 +46,24 @@ def _copy(source: Path, target: Path) -> bytes:
     return data
 
 
-def compute_canary(folder: Path, source: Path | None = None, tolerance: float = DEFAULT_TOLERANCE) -> Canary:
+def compute_canary(
+    folder: Path, source: Path | None = None, tolerance: float = DEFAULT_TOLERANCE, network: Path | None = None
+) -> Canary:
     """The canary of the exported model in ``folder`` (its card, ``model.onnx``): ``source``
     (default: the canary already there, else ``DEFAULT_SOURCE``) is copied next to the card as
-    ``CANARY_FILE`` and answered through the real intake and the ONNX. ``ValueError`` when
-    intake refuses the file."""
+    ``CANARY_FILE`` and answered through the real intake and ``network`` (default: the file the
+    embedded CPU server runs by default, ``serving.precision``: the INT8 variant when it passed
+    its parity check, else ``model.onnx``). ``ValueError`` when intake refuses the file."""
     import onnxruntime as ort
 
+    from ..serving.precision import cpu_network
     from ..training.predictors import OnnxPredictor  # torch: export-time only
 
     folder = Path(folder)
     card = ModelCard.load(folder)
+    if network is None:
+        network = folder / cpu_network(card, environ={}).file
+    network = Path(network)
     if source is None:
         existing = folder / CANARY_FILE
         source = existing if existing.is_file() else DEFAULT_SOURCE
@@ -61,7 +72,7 @@ def compute_canary(folder: Path, source: Path | None = None, tolerance: float = 
         canonical = preprocess(data, size=card.input_size).canonical
     except IntakeError as error:
         raise ValueError(f"the canary {source} is refused by intake: {error.message}") from None
-    predictor = OnnxPredictor(folder, batch_size=1)
+    predictor = OnnxPredictor(network, batch_size=1)
     missing = np.full((1, len(CLINICAL_FEATURES)), np.nan, dtype=np.float32)
     answer = predictor.predict(canonical[None], missing).image
     version = importlib.metadata.version("ecgscreen")
@@ -71,8 +82,8 @@ def compute_canary(folder: Path, source: Path | None = None, tolerance: float = 
         source=Path(source).name,
         expected={task: round(float(p[0]), 6) for task, p in answer.items()},
         tolerance=tolerance,
-        computed_with=f"{card.onnx.file} (sha256 {card.onnx.sha256[:12]}) on onnxruntime {ort.__version__} "
-        f"CPU, intake of ecgscreen {version}",
+        computed_with=f"{network.relative_to(folder) if network.is_relative_to(folder) else network.name} "
+        f"(sha256 {_sha256(network)[:12]}) on onnxruntime {ort.__version__} CPU, intake of ecgscreen {version}",
     )
 
 

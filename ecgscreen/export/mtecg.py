@@ -55,6 +55,7 @@ from ..nets.resnet import MODEL_ARGS, list_models
 from ..nets.study_clinical import RNN_TYPES, StudyClinicalFusion
 from ..training.checkpoint import RunModel
 from .onnx_export import export_model
+from .quantize import Int8Options
 from .triton_configs import complete_repository
 
 __all__ = [
@@ -484,10 +485,12 @@ def import_mtecg(
     trust_pickle: bool = False,
     task: str | None = None,
     clinical_defaults: dict[str, float] | None = None,
+    int8: Int8Options | None = None,
 ) -> ModelCard:
-    """Export the study's checkpoint as ``name`` into ``repository`` with its model card."""
+    """Export the study's checkpoint as ``name`` into ``repository`` with its model card (and,
+    with ``int8``, its INT8 variant for the CPU: ``export_model``)."""
     run, info = load_mtecg(folder, trust_pickle, task, clinical_defaults)
     if name == MODEL_NAME:  # a new repository gets intake, ensemble and configs to be served
         complete_repository(repository)
     # model.onnx normalises the canonical image with transform.json's mean/std in its graph
-    return export_model(run, repository, name, version, source=info)
+    return export_model(run, repository, name, version, source=info, int8=int8)

@@ -52,6 +52,7 @@ from ..contract import (
     CLINICAL_FEATURES,
     FEATURE_STRIDE,
     FUSION_FILE,
+    INT8_MODEL_FILE,
     INTENDED_USE,
     MODEL_CARD_FILE,
     MODEL_INPUT,
@@ -64,6 +65,7 @@ from ..nets.multitask import ClinicalFusion, MultiTaskNet
 from ..training.checkpoint import RunModel, load_run_model
 from .canary import compute_canary
 from .novelty import fit_novelty
+from .quantize import Int8Options, quantize_export
 from .triton_configs import sync_triton_configs
 
 __all__ = [
@@ -235,8 +237,11 @@ def export_model(
     version: int = 1,
     source: dict[str, Any] | None = None,
     test_metrics: dict[str, Any] | None = None,
+    int8: Int8Options | None = None,
 ) -> ModelCard:
-    """Write ``model.onnx``, ``fusion.onnx`` (if the run has a fusion head) and the model card.
+    """Write ``model.onnx``, ``fusion.onnx`` (if the run has a fusion head) and the model card;
+    with ``int8``, also the INT8 variant for the CPU when it passes its parity check
+    (``export.quantize``; the card's ``int8`` says what was measured either way).
 
     Thresholds and population averages come from ``run.meta`` (validation); without them the
     thresholds are 0.5 and the card says so. When ``repository`` holds Triton configs for the
@@ -320,11 +325,20 @@ def export_model(
     card.canary = compute_canary(folder)
     card.save(folder)
     log.info("exported %s (%d bytes) and %s", onnx_path, onnx_info["bytes"], folder / MODEL_CARD_FILE)
+    stale = onnx_path.with_name(INT8_MODEL_FILE)
+    if int8 is not None:
+        card = quantize_export(repository, name, int8)
+    elif stale.exists():
+        log.warning("removing %s: it quantized the previous export", stale)
+        stale.unlink()
     return card
 
 
-def export_run(run_dir: Path, repository: Path, name: str = MODEL_NAME, version: int = 1) -> ModelCard:
-    """Export a training run (folder or checkpoint) with its validation thresholds and test metrics."""
+def export_run(
+    run_dir: Path, repository: Path, name: str = MODEL_NAME, version: int = 1, int8: Int8Options | None = None
+) -> ModelCard:
+    """Export a training run (folder or checkpoint) with its validation thresholds and test metrics
+    (and, with ``int8``, its INT8 variant: ``export_model``)."""
     run_dir = Path(run_dir)
     run = load_run_model(run_dir)
     folder = run_dir if run_dir.is_dir() else run_dir.parent
@@ -339,7 +353,7 @@ def export_run(run_dir: Path, repository: Path, name: str = MODEL_NAME, version:
         "run": folder.resolve().name,
         "train_config": run.meta.get("train_config"),
     }
-    return export_model(run, repository, name, version, source=source, test_metrics=test_metrics)
+    return export_model(run, repository, name, version, source=source, test_metrics=test_metrics, int8=int8)
 
 
 def evaluate_export(

@@ -1,9 +1,11 @@
-"""Triton python backend for the embedded CPU server: model.onnx under onnxruntime.
+"""Triton python backend for the embedded CPU server: the network under onnxruntime.
 
-Production runs the same model.onnx on Triton's native onnxruntime backend (config.pbtxt);
-this file is used only with --model-config-name=cpu. All requests of a dynamic batch go
-through one onnxruntime call, then are split back; each response carries only the outputs
-its request asked for.
+It runs the INT8 variant (model.int8.onnx) when the model card says it passed its parity
+check, else model.onnx; ECGSCREEN_CPU_PRECISION=fp32 always runs model.onnx
+(``ecgscreen.serving.precision``). Production runs model.onnx on Triton's native onnxruntime
+backend (config.pbtxt); this file is used only with --model-config-name=cpu. All requests of
+a dynamic batch go through one onnxruntime call, then are split back; each response carries
+only the outputs its request asked for.
 
 The session's threads come from the config: ``intra_op_threads`` (0: one per core) and
 ``allow_spinning``. Intake shares the cores with the network here, so a waiting onnxruntime
@@ -18,6 +20,9 @@ import numpy as np
 import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
+from ecgscreen.card import ModelCard
+from ecgscreen.serving.precision import cpu_network
+
 
 def _parameter(config: dict, key: str, default: str) -> str:
     return config.get("parameters", {}).get(key, {}).get("string_value", default)
@@ -31,7 +36,10 @@ class TritonPythonModel:
         options.inter_op_num_threads = 1
         spinning = _parameter(config, "allow_spinning", "0")
         options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
-        path = os.path.join(args["model_repository"], args["model_version"], "model.onnx")
+        network = cpu_network(ModelCard.load(args["model_repository"]))
+        path = os.path.join(args["model_repository"], args["model_version"], os.path.basename(network.file))
+        pb_utils.Logger.log_info(f"ecg_multitask on CPU runs {path} ({network.why})")
+        self.precision = network.precision
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.input = config["input"][0]["name"]
         self.outputs = [output["name"] for output in config["output"]]

@@ -1,0 +1,265 @@
+"""The network's INT8 variant for the CPU, made at export and kept only when it answers as FP32.
+
+``quantize_export`` writes ``MODEL/<version>/model.int8.onnx`` next to ``model.onnx``:
+onnxruntime's static quantization (QDQ, per-channel INT8 weights, UINT8 activations, MinMax
+calibration) of the convolutions, the whole of the network's arithmetic. The input's
+normalisation, the heads, the probabilities and the closed-form Grad-CAM++ stay in FP32.
+Calibration images are canonical inputs painted by the serving intake
+(``imaging.pipeline.preprocess``) from generator ECGs in every format (or from ``--data``'s
+files); a quarter of them is held out.
+
+Parity is a gate, not a hope (``MAX_PROBABILITY_DIFF``, ``MAX_AUC_DIFF``): the variant is
+kept only when, against FP32, no probability moves by more than 0.02 on the held-out images
+and on fresh generator ECGs (another seed, painted from the generator's recordings), each
+task's AUC on those fresh ECGs moves by at most 0.005, and the readiness canary's answer by at
+most half its tolerance (so one expected answer serves the CPU's INT8 and the GPU's FP32/FP16).
+A refused variant is deleted; the card's ``int8`` says what was measured and why it was
+refused. When it passes, the canary's expected answer is recomputed through it: it is what the
+embedded CPU server runs by default (``serving.precision``).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..card import ModelCard, QuantizedFile
+from ..contract import INT8_MODEL_FILE, MODEL_INPUT, MODEL_NAME, probability_output
+
+__all__ = [
+    "MAX_PROBABILITY_DIFF",
+    "MAX_AUC_DIFF",
+    "CALIBRATION_SEED",
+    "FRESH_SEED",
+    "Int8Options",
+    "intake_canonicals",
+    "fresh_canonicals",
+    "quantize_network",
+    "quantize_export",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_PROBABILITY_DIFF = 0.02  # max |P(INT8) - P(FP32)|, any task, held-out and fresh ECGs
+MAX_AUC_DIFF = 0.005  # |AUC(INT8) - AUC(FP32)| per task, fresh ECGs
+CALIBRATION_SEED = 23_000  # generator seeds never used for training (1) or the demo's test (20000)
+FRESH_SEED = 23_001
+QUANTIZED_OPS = ("Conv",)
+METHOD = (
+    "onnxruntime static quantization (quantize_static), QDQ, per-channel INT8 weights, UINT8 "
+    "activations, MinMax calibration; Conv only (normalisation, heads, probabilities and CAM in FP32)"
+)
+
+
+@dataclass(frozen=True)
+class Int8Options:
+    """How ``quantize_export`` calibrates and checks the INT8 variant."""
+
+    n_calibration: int = 128  # intake-painted ECGs; a quarter of them held out
+    n_fresh: int = 600  # fresh ECGs for the AUC check
+    data: Path | None = None  # calibrate on this dataset's files (``labels.csv``) instead
+    seed: int = CALIBRATION_SEED
+    fresh_seed: int = FRESH_SEED
+    max_probability_diff: float = MAX_PROBABILITY_DIFF
+    max_auc_diff: float = MAX_AUC_DIFF
+    max_canary_diff: float | None = None  # default: half the canary's tolerance
+
+    def __post_init__(self) -> None:
+        if self.n_calibration < 8:
+            raise ValueError(f"n_calibration {self.n_calibration}: at least 8 ECGs (6 to calibrate, 2 held out)")
+        if self.n_fresh < 20:
+            raise ValueError(f"n_fresh {self.n_fresh}: at least 20 fresh ECGs to compare AUCs")
+
+
+def intake_canonicals(n: int, seed: int, size: int, progress=None) -> np.ndarray:
+    """``(m, S, S)`` canonical inputs of generator ECGs ``0..n-1`` of ``seed`` in every format,
+    through the serving intake (files it refuses are left out, as in serving)."""
+    from ..imaging.errors import IntakeError
+    from ..imaging.pipeline import preprocess
+    from ..synth.generate import encode_record, make_record
+
+    images = []
+    for index in range(n):
+        try:
+            images.append(preprocess(encode_record(make_record(seed, index)), size).canonical)
+        except IntakeError:
+            pass
+        if progress:
+            progress(1)
+    if not images:
+        raise ValueError(f"intake refused all {n} calibration ECGs of seed {seed}")
+    return np.stack(images)
+
+
+def fresh_canonicals(n: int, seed: int, size: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``n`` generator ECGs of ``seed`` painted straight from their recordings (the waveform
+    path), and their labels: ``scar`` and ``lvef`` (LVEF < 50 %) as 0/1."""
+    from ..imaging.canonical import signal_to_canonical
+    from ..synth.generate import SAMPLE_RATE, make_record
+
+    records = [make_record(seed, index) for index in range(n)]
+    images = np.stack([signal_to_canonical(r.signal, SAMPLE_RATE, size) for r in records])
+    labels = {
+        "scar": np.array([int(r.patient.scar) for r in records]),
+        "lvef": np.array([int(r.patient.lvef < 50.0) for r in records]),
+    }
+    return images, labels
+
+
+class _Reader:
+    """onnxruntime's ``CalibrationDataReader``: the calibration images in batches."""
+
+    def __init__(self, images: np.ndarray, batch: int = 8) -> None:
+        self.batches = iter([images[i : i + batch] for i in range(0, len(images), batch)])
+
+    def get_next(self):
+        batch = next(self.batches, None)
+        return None if batch is None else {MODEL_INPUT: batch}
+
+
+def quantize_network(fp32: Path, out: Path, images: np.ndarray) -> None:
+    """Write the static INT8 quantization of ``fp32`` (our image ONNX) to ``out``, calibrated
+    on ``images`` (``(N, S, S)`` uint8 canonical inputs)."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    reader = type("Reader", (_Reader, CalibrationDataReader), {})(images)
+    out = Path(out)
+    with tempfile.TemporaryDirectory(prefix="ecgscreen-int8-") as work:
+        prepared = Path(work) / "prepared.onnx"
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        quantize_static(
+            str(prepared), str(tmp), reader, quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(QUANTIZED_OPS), per_channel=True,
+            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )  # fmt: skip
+    os.replace(tmp, out)
+
+
+def _probabilities(path: Path, images: np.ndarray, tasks: list[str], batch: int = 16) -> dict[str, np.ndarray]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [probability_output(t) for t in tasks]
+    chunks = [session.run(names, {MODEL_INPUT: images[i : i + batch]}) for i in range(0, len(images), batch)]
+    return {t: np.concatenate([c[k] for c in chunks])[:, 0].astype(np.float64) for k, t in enumerate(tasks)}
+
+
+def _max_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
+    return max(float(np.abs(a[t] - b[t]).max()) for t in a)
+
+
+def quantize_export(
+    repository: Path,
+    name: str = MODEL_NAME,
+    options: Int8Options | None = None,
+    progress=None,
+    keep_refused: bool = False,
+) -> ModelCard:
+    """Make, check and record the INT8 variant of ``repository``'s exported model (its card
+    and ``model.onnx``); see the module docstring. Returns the card (``card.int8``).
+    ``keep_refused`` leaves a refused variant's file in place (to measure it; never served)."""
+    import onnxruntime as ort
+
+    from ..training.metrics import roc_auc
+    from .canary import compute_canary
+    from .novelty import _canonicals
+    from .onnx_export import _sha256
+
+    options = options or Int8Options()
+    folder = Path(repository) / name
+    card = ModelCard.load(folder)
+    fp32 = folder / card.onnx.file
+    int8 = fp32.with_name(INT8_MODEL_FILE)
+    if options.data is not None:
+        split = "train"  # its training split when it has one
+        try:
+            images = _canonicals(options.data, split, options.n_calibration, card.input_size, progress)
+        except ValueError:  # np.stack of nothing: no such split
+            split, images = "every", _canonicals(options.data, None, options.n_calibration, card.input_size, progress)
+        described = f"{len(images)} ECGs of {Path(options.data).name} ({split} split) through the serving intake"
+    else:
+        images = intake_canonicals(options.n_calibration, options.seed, card.input_size, progress)
+        described = (
+            f"{len(images)} generator ECGs (seed {options.seed}, standard difficulty, every format, layout "
+            f"and acquisition) through the serving intake; {options.n_calibration - len(images)} refused"
+        )
+    rng = np.random.default_rng(options.seed)
+    order = rng.permutation(len(images))
+    n_held = max(2, len(images) // 4)
+    held, calibration = images[order[:n_held]], images[order[n_held:]]
+    quantize_network(fp32, int8, calibration)
+
+    tasks = list(card.tasks)
+    fresh, labels = fresh_canonicals(options.n_fresh, options.fresh_seed, card.input_size)
+    held_diff = _max_diff(_probabilities(fp32, held, tasks), _probabilities(int8, held, tasks))
+    p32, p8 = _probabilities(fp32, fresh, tasks), _probabilities(int8, fresh, tasks)
+    fresh_diff = _max_diff(p32, p8)
+    auc32 = {t: roc_auc(labels[t], p32[t]) for t in tasks}
+    auc8 = {t: roc_auc(labels[t], p8[t]) for t in tasks}
+    canary_diff = None
+    if card.canary is not None:
+        canary_diff = max(
+            abs(compute_canary(folder, network=int8).expected[t] - compute_canary(folder, network=fp32).expected[t])
+            for t in card.canary.expected
+        )
+    reasons = []
+    if held_diff > options.max_probability_diff:
+        reasons.append(f"held-out max |dP| {held_diff:.4f} > {options.max_probability_diff}")
+    if fresh_diff > options.max_probability_diff:
+        reasons.append(f"fresh max |dP| {fresh_diff:.4f} > {options.max_probability_diff}")
+    for t in tasks:
+        if not abs(auc8[t] - auc32[t]) <= options.max_auc_diff:  # NaN fails too
+            reasons.append(f"{t} AUC moved {auc8[t] - auc32[t]:+.4f} (limit {options.max_auc_diff})")
+    if canary_diff is not None:
+        limit = card.canary.tolerance / 2 if options.max_canary_diff is None else options.max_canary_diff
+        if canary_diff > limit:
+            reasons.append(f"canary moved {canary_diff:.4f} > {limit} (half its tolerance: FP32 and FP16 serve it too)")
+    card.int8 = QuantizedFile(
+        file=str(Path(card.onnx.file).with_name(INT8_MODEL_FILE)),
+        sha256=_sha256(int8),
+        bytes=int8.stat().st_size,
+        method=METHOD,
+        calibration=described,
+        n_calibration=len(calibration),
+        n_held_out=n_held,
+        max_abs_diff_held_out=held_diff,
+        fresh=f"{options.n_fresh} generator ECGs (seed {options.fresh_seed}) painted from their recordings",
+        n_fresh=options.n_fresh,
+        max_abs_diff_fresh=fresh_diff,
+        auc_fp32=auc32,
+        auc_int8=auc8,
+        canary_diff=canary_diff,
+        limits={"max_abs_diff": options.max_probability_diff, "auc_diff": options.max_auc_diff,
+                **({"canary_diff": limit} if canary_diff is not None else {})},  # fmt: skip
+        measured_with=f"onnxruntime {ort.__version__} CPU, ecgscreen {importlib.metadata.version('ecgscreen')}",
+        passed=not reasons,
+        refused="; ".join(reasons) or None,
+    )
+    if reasons:
+        log.warning("INT8 variant refused, the CPU serves FP32: %s", card.int8.refused)
+        if not keep_refused:
+            int8.unlink()
+    card.save(folder)
+    if card.canary is not None:  # the served variant's answer (INT8 when it passed)
+        canary = compute_canary(folder, tolerance=card.canary.tolerance)
+        canary.source = card.canary.source  # the same file, from where it first came
+        card.canary = canary
+        card.save(folder)
+    log.info("INT8 variant %s: max |dP| %.4f held-out, %.4f fresh; AUC %s -> %s",
+             "kept" if not reasons else "refused", held_diff, fresh_diff, auc32, auc8)  # fmt: skip
+    return card
