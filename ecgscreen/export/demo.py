@@ -3,7 +3,8 @@
 1. synthesise a training set (standard difficulty, every format, layout and artefact) with
    its recordings (``--save-signals``: the paired views of format-invariant training);
 2. train ``configs/demo.yaml`` (multi-task image model, then the clinical fusion head);
-3. export it into the model repository (thresholds and averages from the validation split);
+3. export it into the model repository (thresholds and averages from the validation split),
+   with its INT8 variant for the CPU when it passes the parity gate (``export.quantize``);
 4. synthesise a test set from a seed never used in training and evaluate the *exported
    ONNX* on all of it; the metrics, with bootstrap CIs, go into the model card.
 """
@@ -21,6 +22,7 @@ from ..training.evaluate import evaluate
 from ..training.loop import Callbacks, train
 from .novelty import fit_novelty
 from .onnx_export import export_run
+from .quantize import Int8Options
 
 __all__ = ["build_demo", "TRAIN_SEED", "TEST_SEED"]
 
@@ -57,7 +59,7 @@ def build_demo(
     train(load_config("demo"), train_data, run, resume=(run / "last.pt").exists(), callbacks=callbacks,
           threads=threads)  # fmt: skip
     step(f"exporting to {repository}")
-    card = export_run(run, repository)
+    card = export_run(run, repository, int8=Int8Options())
     step("fitting the training embeddings' distribution (novelty warnings)")
     fit_novelty(
         repository, train_data, "train", NOVELTY_ECGS, progress=bar("embedding training ECGs", NOVELTY_ECGS)
