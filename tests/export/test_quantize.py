@@ -119,3 +119,13 @@ def test_the_committed_card_says_what_the_cpu_runs():
         assert card.canary.computed_with.startswith(card.int8.file)
     else:
         assert network.precision == "fp32" and not (COMMITTED / "1" / INT8_MODEL_FILE).exists()
+
+
+def test_about_json_says_which_network_the_cpu_runs(monkeypatch):
+    from service.page import card_summary
+
+    monkeypatch.delenv(CPU_PRECISION_ENV, raising=False)
+    assert card_summary(_card(True)).cpu_precision == "int8"
+    assert card_summary(_card(False)).cpu_precision == "fp32"
+    monkeypatch.setenv(CPU_PRECISION_ENV, "fp32")
+    assert card_summary(_card(True)).cpu_precision == "fp32"
