@@ -42,7 +42,7 @@ def imported(tmp_path_factory):
     def get(variant: str) -> Path:
         if variant not in cache:
             repo = tmp_path_factory.mktemp(variant)
-            args = ["import-mtecg", str(FIXTURES / variant), "--repository", str(repo)]
+            args = ["import-mtecg", str(FIXTURES / variant), "--repository", str(repo), "--no-int8"]
             if is_clinical(variant):
                 args += ["--clinical-defaults", json.dumps(DEFAULTS)]
             result = CliRunner().invoke(app, args)

@@ -179,9 +179,14 @@ def test_single_task_exports_only_its_outputs_and_drops_a_stale_fusion(random_ex
 
 
 def test_export_of_a_run_carries_its_evaluation(tiny_run, tmp_path, signal_dataset):
-    result = CliRunner().invoke(app, ["export", "--run", str(tiny_run), "--repository", str(tmp_path)])
+    result = CliRunner().invoke(app, ["export", "--run", str(tiny_run), "--repository", str(tmp_path),
+                                      "--int8-calibration", "8", "--int8-fresh", "20"])  # fmt: skip
     assert result.exit_code == 0, result.output
     card = json.loads((tmp_path / "ecg_multitask" / "model_card.json").read_text())
+    # the INT8 variant was made and judged (kept or refused: the file is there only when kept)
+    int8 = card["int8"]
+    assert int8["n_fresh"] == 20 and int8["n_calibration"] + int8["n_held_out"] <= 8 and "INT8 variant" in result.output
+    assert (tmp_path / "ecg_multitask" / int8["file"]).is_file() == int8["passed"]
     best = torch.load(tiny_run / "best.pt", weights_only=True)
     assert (
         card["thresholds"] == pytest.approx(best["thresholds"]) and "validation" in card["threshold_source"]
