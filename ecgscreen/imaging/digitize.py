@@ -24,8 +24,9 @@ from scipy import ndimage
 from ..leads import DURATION_S, layout_rows
 from .layout import PageLayout, Row
 from .signal import EcgSignal
+from .strips import identify_strip
 
-__all__ = ["assign_traces", "read_signal", "RowInk", "RowTrace"]
+__all__ = ["assign_traces", "read_signal", "place_strips", "RowInk", "RowTrace"]
 
 _MIN_MARK_MM = 4.0
 _GAP_COLUMNS = 3.0
@@ -337,10 +338,11 @@ def read_signal(
     signal = EcgSignal.empty()
     signal.sample_rate, signal.gain_source = rate, gain_source
     taken: dict[str, float] = {}
+    pending: list = []  # the rhythm strips
     pitch = float(np.median([r.bottom - r.top for r in page.rows]))
     clock = page_clock(page)
-    for ink, row, segments in zip(
-        assign_traces(mask, page), page.rows, layout_rows(page.layout, page.rhythm_leads), strict=True
+    for r, (ink, row, segments) in enumerate(
+        zip(assign_traces(mask, page), page.rows, layout_rows(page.layout, page.rhythm_leads), strict=True)
     ):
         top = ink.top
         zones = [segment.t0 for segment in segments]
@@ -348,9 +350,29 @@ def read_signal(
         for segment in segments:
             # A lead printed twice (a rhythm strip repeats its lead): keep the longer one.
             length = segment.t1 - segment.t0
-            if taken.get(segment.lead, 0.0) >= length:
+            if taken.get(segment.lead, 0.0) >= length and not page.is_strip(r):
                 continue
             grid, values = _segment_values(trace, row, top, segment.t0, segment.t1, rate, clock)
+            if page.is_strip(r):  # placed once every row of leads is read
+                pending.append((segment, grid, values, page.assumed_strip(r)))
+                continue
             signal.put(segment.lead, grid, values, (segment.t0, segment.t1))
             taken[segment.lead] = length
+    place_strips(signal, page, pending, taken)
     return signal
+
+
+def place_strips(signal: EcgSignal, page: PageLayout, pending: list, taken: dict[str, float]) -> None:
+    """Put each rhythm strip where its trace says it belongs (``strips.identify_strip``: the
+    lead whose own print it repeats), replacing that lead's shorter print. A strip that
+    matches no lead keeps the lead its label names; one whose label was not read either is
+    left out (it may be any lead). ``pending``: ``(segment, times, values, assumed)`` in the
+    strips' order."""
+    for strip, (segment, times, values, assumed) in enumerate(pending):
+        lead = identify_strip(signal, times, values, segment.lead)
+        if not assumed and lead is None:
+            lead = segment.lead  # its label was read and its trace does not say otherwise
+        page.settle_strip(strip, lead)
+        if lead is not None and taken.get(lead, 0.0) < segment.t1 - segment.t0:
+            signal.put(lead, times, values, (segment.t0, segment.t1))
+            taken[lead] = segment.t1 - segment.t0

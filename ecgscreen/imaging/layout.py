@@ -77,6 +77,36 @@ class PageLayout:
     warnings: list[str] = field(default_factory=list)
     regularity: float = 1.0  # 1 = perfectly even row spacing
     rhythm_leads: tuple[str, ...] = ()  # the leads of the rhythm strips, top to bottom
+    # Per strip: its lead is the layout's standard one, assumed (its label was not read).
+    rhythm_assumed: tuple[bool, ...] = ()
+
+    def is_strip(self, row: int) -> bool:
+        """Whether row ``row`` is a full-width rhythm strip."""
+        return row >= len(self.rows) - len(self.rhythm_leads)
+
+    def assumed_strip(self, row: int) -> bool:
+        """Whether row ``row`` is a rhythm strip whose lead was only assumed: it may be
+        another lead's trace (an unlabelled V1 or V5 strip), so it replaces no lead until
+        its trace says which it is (``strips.identify_strip``)."""
+        strip = row - (len(self.rows) - len(self.rhythm_leads))
+        return 0 <= strip < len(self.rhythm_assumed) and self.rhythm_assumed[strip]
+
+    def settle_strip(self, strip: int, lead: str | None) -> None:
+        """Record what strip ``strip``'s trace showed (``lead``, or ``None``: no lead it
+        could be matches) in place of the lead its layout assumed."""
+        standard = self.rhythm_leads[strip]
+        assumed = f"rhythm strip lead assumed {standard}: its label was not read, so the strip is not used"
+        if lead is None:
+            return  # the warning stands: the strip is not used
+        if assumed in self.warnings:
+            self.warnings.remove(assumed)
+        if lead != standard:
+            self.warnings.append(
+                f"rhythm strip read as {lead} (its trace matches {lead}'s, not {standard}'s)"
+            )
+        leads = list(self.rhythm_leads)
+        leads[strip] = lead
+        self.rhythm_leads = tuple(leads)
 
 
 def _runs(flags: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
@@ -427,7 +457,9 @@ def find_layout(mask: np.ndarray) -> PageLayout:
             "the rows do not hold 10 s each. Is part of the tracing cut off?",
         )
     warnings = _agree_on_ends(rows) + _within_picture(rows, w)
-    layout, rhythm_leads = _name_layout(mask, rows, guess_px_per_mm, shape.block, n_strips, warnings)
+    layout, rhythm_leads, rhythm_assumed = _name_layout(
+        mask, rows, guess_px_per_mm, shape.block, n_strips, warnings
+    )
     widths = np.array([r.x_end - r.x_start for r in rows], dtype=float)
     px_per_mm = float(np.median(widths)) / (DURATION_S * PAPER_SPEED_MM_S)
     calibrated = [r.px_per_mv for r in rows if r.calibrated]
@@ -441,13 +473,14 @@ def find_layout(mask: np.ndarray) -> PageLayout:
     if calibrated and not all(row.calibrated for row in rows):
         warnings.append("rows without a calibration pulse: their 0 mV line is estimated from the trace")
     gain = px_per_mv / px_per_mm
-    return PageLayout(layout, rows, px_per_mm, gain, warnings, regularity, rhythm_leads)
+    return PageLayout(layout, rows, px_per_mm, gain, warnings, regularity, rhythm_leads, rhythm_assumed)
 
 
 def _name_layout(
     mask: np.ndarray, rows: list[Row], px_per_mm: float, block: int, n_strips: int, warnings: list[str]
-) -> tuple[str, tuple[str, ...]]:
-    """The layout of ``block`` rows of leads and ``n_strips`` strips, and the strips' leads.
+) -> tuple[str, tuple[str, ...], tuple[bool, ...]]:
+    """The layout of ``block`` rows of leads and ``n_strips`` strips, the strips' leads, and
+    which of those were assumed (label not read).
 
     Six even rows are ``3x4+3`` or ``6x2`` (seven: ``6x2+1``, or four strips, which no
     cart prints and this reader refuses): rows of four print a lead change (tick, label) at
@@ -474,13 +507,16 @@ def _name_layout(
         for r, segments in enumerate(lead_rows)
         for segment in segments
     }
-    named = []
+    named, assumed = [], []
     for k, standard in enumerate(RHYTHM_LEADS[layout]):
         lead = _strip_lead(profiles, rows, lead_rows, block + k, standard, labels, marks, px_per_mm)
         if lead is None:
-            warnings.append(f"rhythm strip lead assumed {standard}")
+            warnings.append(
+                f"rhythm strip lead assumed {standard}: its label was not read, so the strip is not used"
+            )
         named.append(lead or standard)
-    return layout, tuple(named)
+        assumed.append(lead is None)
+    return layout, tuple(named), tuple(assumed)
 
 
 def _strip_lead(

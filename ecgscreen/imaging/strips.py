@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "split_marks", "row_profiles", "mark_counts", "similarity", "best_matches", "label_crop", "label_likeness",
-    "MATCH", "LABEL_MATCH", "LABEL_MARGIN",
+    "MATCH", "LABEL_MATCH", "LABEL_MARGIN", "STRIP_LEADS", "identify_strip",
 ]  # fmt: skip
 
 MATCH = 0.6  # a strip repeats a window of the rows above when it matches it this well
@@ -189,3 +189,41 @@ def best_matches(
             score = max((v for v in tried if not np.isnan(v)), default=-1.0)
             scores.append((score, segment.lead))
     return sorted(scores, reverse=True)
+
+
+# The leads carts print as rhythm strips: what an unlabelled strip may be.
+STRIP_LEADS = ("II", "V1", "V5")
+STRIP_RESIDUAL = 0.5  # rms of (strip - the lead's own print) over the print's rms, at most
+
+
+def identify_strip(signal, times: np.ndarray, values: np.ndarray, first: str) -> str | None:
+    """The lead an unlabelled rhythm strip prints, once the rows of leads are read: the one
+    whose own print (its window in the rows above) the strip repeats sample for sample, as a
+    cart prints every row from the same 10 s. Leads of similar shape (II and V5) differ in
+    size and detail, so the closest print wins: the smallest residual, below half the
+    print's size and clearly below the next lead's (0.7 of it). ``times``/``values`` are the
+    strip's signal (s, mV); ``first`` is the lead its label or the layout names. ``None``
+    when no lead matches, or two match alike."""
+    rate = signal.sample_rate
+    residuals: dict[str, float] = {}
+    for lead in dict.fromkeys((first, *STRIP_LEADS)):
+        span = signal.spans.get(lead)
+        if span is None:
+            continue
+        k = np.arange(int(np.ceil(span[0] * rate)), min(int(np.ceil(span[1] * rate)), signal.values.shape[1]))
+        own = signal.lead(lead)[k]
+        strip = np.interp(k / rate, times, values, left=np.nan, right=np.nan)
+        both = np.isfinite(own) & np.isfinite(strip)
+        if both.sum() < 0.8 * k.size or both.sum() < 10:
+            continue
+        a, b = own[both] - np.median(own[both]), strip[both] - np.median(strip[both])
+        size = float(np.sqrt(np.mean(a**2)))
+        if size == 0:
+            continue
+        residuals[lead] = float(np.sqrt(np.mean((a - b) ** 2))) / size
+    ranked = sorted(residuals, key=residuals.get)
+    if not ranked or residuals[ranked[0]] >= STRIP_RESIDUAL:
+        return None
+    if len(ranked) > 1 and residuals[ranked[0]] > 0.7 * residuals[ranked[1]]:
+        return None  # two leads match alike: which one is not known
+    return ranked[0]

@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw
 
 from ..contract import GAIN_MM_PER_MV, PAGE_MM
 from ..leads import DURATION_S, layout_rows
+from .digitize import place_strips
 from .layout import PageLayout, find_layout
 from .pdf_vectors import Polyline
 from .signal import EcgSignal
@@ -77,7 +78,6 @@ def read_vector_signal(
     found = [h for h in heights if h is not None]
     signal = EcgSignal.empty()
     signal.sample_rate = rate
-    signal.warnings += [w for w in page.warnings if w.startswith("rhythm strip")]
     if found:
         mm_per_mv, signal.gain_source = float(np.median(found)), "pulse"
     elif (text := printed_gain()) is not None:
@@ -87,8 +87,9 @@ def read_vector_signal(
         mm_per_mv, signal.gain_source = GAIN_MM_PER_MV, "standard"
         signal.warnings.append(f"no calibration pulse found; assumed the standard {GAIN_MM_PER_MV:g} mm/mV")
     taken: dict[str, float] = {}
+    pending: list = []  # the rhythm strips
     rows = layout_rows(page.layout, page.rhythm_leads)
-    for lines, baseline, segments in zip(traces, baselines, rows, strict=True):
+    for r, (lines, baseline, segments) in enumerate(zip(traces, baselines, rows, strict=True)):
         if not lines:
             continue
         points = np.concatenate(sorted(lines, key=lambda p: p[0, 0]))
@@ -102,7 +103,7 @@ def read_vector_signal(
         mv = (baseline - points[:, 1]) / mm_per_mv
         for segment in segments:
             length = segment.t1 - segment.t0
-            if taken.get(segment.lead, 0.0) >= length:
+            if taken.get(segment.lead, 0.0) >= length and not page.is_strip(r):
                 continue
             inside = (t >= segment.t0) & (t < segment.t1 if segment.t1 < DURATION_S else t <= segment.t1)
             if inside.sum() < 2:
@@ -110,7 +111,12 @@ def read_vector_signal(
             order = np.argsort(t[inside], kind="stable")
             grid = np.arange(int(np.ceil(segment.t0 * rate)), int(np.ceil(segment.t1 * rate))) / rate
             values = np.interp(grid, t[inside][order], mv[inside][order])
+            if page.is_strip(r):  # placed once every row of leads is read
+                pending.append((segment, grid, values, page.assumed_strip(r)))
+                continue
             signal.put(segment.lead, grid, values, (segment.t0, segment.t1))
             taken[segment.lead] = length
+    place_strips(signal, page, pending, taken)
+    signal.warnings += [w for w in page.warnings if "rhythm strip" in w]
     page.gain_mm_per_mv = mm_per_mv
     return signal, page

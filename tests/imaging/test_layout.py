@@ -28,7 +28,8 @@ def _record(layout: str, fmt: str = "png", strips: tuple[str, ...] | None = None
 
 
 def _strips_read(info: dict, truth: tuple[str, ...], layout: str) -> bool:
-    """The strips as printed, or the layout's standard with a warning that says so."""
+    """The strips as printed (from their label or their trace), or the layout's standard
+    with a warning that says the strip was not used."""
     if tuple(info["rhythm_leads"]) == truth:
         return True
     assumed = [w for w in info["warnings"] if w.startswith("rhythm strip lead assumed")]
@@ -103,3 +104,18 @@ def test_rows_are_a_block_of_leads_and_strips_below_it():
     twelve = 200 + 55 * np.arange(12) + np.array([0, 3, -4, 5, 0, -3, 4, 0, -5, 2, 0, 3])
     shape = _best_shape(twelve, np.full(12, 0.8))
     assert shape.block == 12 and len(shape.members) == 12
+
+
+@pytest.mark.parametrize("strip", ["V1", "V5"])
+def test_an_unlabelled_strip_never_stands_in_for_another_lead(strip):
+    """A vector PDF's strip has no label the reader can use: its trace says which lead it is
+    (the one whose own print it repeats), and a strip it cannot place is left out, never
+    read as the layout's standard II."""
+    record = _record("3x4+1", "pdf", (strip,), index=1)
+    signal, info = read_ecg(encode_record(record))
+    ten_seconds = [lead for lead in LEADS if signal.spans.get(lead) == (0.0, 10.0)]
+    assert ten_seconds in ([strip], []), (ten_seconds, info["warnings"])
+    assert signal.spans["II"] == (0.0, 2.5)  # lead II from its own print in the rows
+    if ten_seconds:
+        assert tuple(info["rhythm_leads"]) == (strip,)
+        assert any(f"rhythm strip read as {strip}" in w for w in info["warnings"])
