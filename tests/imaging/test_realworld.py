@@ -1,0 +1,72 @@
+"""The real-world dev pictures (``tests/fixtures/realworld``): what intake reads of each today.
+
+The goal (issue 21): every picture holding all 12 leads is accepted with the layout a person
+labelled, and a picture without all 12 leads (``ecg00008.jpg``) is refused. The pictures not
+read that way yet are strict xfails whose reason is today's outcome (measured with ``python -m
+bench realworld``): when one starts passing, the xfail fails and its line here is updated.
+"""
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from ecgscreen.imaging.errors import IntakeError
+from ecgscreen.imaging.pipeline import read_page
+
+DEV_SET = Path(__file__).resolve().parents[1] / "fixtures" / "realworld"
+with (DEV_SET / "labels.csv").open(newline="") as f:
+    LABELS = {row["file"]: row for row in csv.DictReader(f)}
+
+# Today's outcome of the full 12-lead pictures that are not yet read with their layout.
+NOT_YET = {
+    "ecg00010.png": "refused not_an_ecg (Mortara export, 768x420, low-amplitude traces)",
+    "ecg00014.png": "refused not_an_ecg (byte-identical to ecg00010.png)",
+    "ecg00030.jpg": "refused unreadable, read as 3x4 (keystone photo, footer over the strip)",
+    "ecg00033.jpg": "refused unreadable: 3 of 12 leads read (photo)",
+    "ecg00046.jpg": "refused not_an_ecg (photo, shadow at top, paper edge)",
+    "ecg00049.jpg": "refused unreadable: 8 of 12 leads read (photo, finger at left edge)",
+    "ecg00050.jpg": "refused unreadable: 8 of 12 leads read (photo)",
+}
+FULL = [name for name, row in LABELS.items() if row["is_full_12lead"] == "yes"]
+
+
+def _outcome(name: str) -> tuple[str, str | None, list[str]]:
+    """``("accepted" or the refusal reason, layout found, rhythm leads found)``."""
+    try:
+        reading = read_page((DEV_SET / name).read_bytes())
+    except IntakeError as error:
+        return error.reason, None, []
+    refusal = reading.verdict.refusal
+    return (
+        ("accepted" if refusal is None else refusal.reason),
+        reading.info["layout"],
+        reading.info["rhythm_leads"],
+    )
+
+
+def test_the_dev_set_is_complete():
+    assert len(LABELS) == 20 and len(FULL) == 19
+    assert set(NOT_YET) <= set(FULL)
+    for name in LABELS:
+        assert (DEV_SET / name).is_file(), name
+    assert (DEV_SET / "LICENSE-ECG-Image-Kit.txt").is_file()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=NOT_YET[n])) if n in NOT_YET else n
+        for n in FULL
+    ],
+)
+def test_a_full_12_lead_picture_is_accepted_with_its_labelled_layout(name):
+    outcome, layout, rhythm_leads = _outcome(name)
+    label = LABELS[name]
+    assert (outcome, layout) == ("accepted", label["layout"])
+    assert rhythm_leads == [lead for lead in label["rhythm_leads"].split(";") if lead]
+
+
+def test_the_two_lead_fragment_is_refused():
+    outcome, _, _ = _outcome("ecg00008.jpg")
+    assert outcome != "accepted"
