@@ -192,6 +192,10 @@ def _lead_verdict(m: _Lead | None, agreement: float) -> LeadVerdict:
     # the beat checks decide the status, which is what blanks or refuses.
     if m.spikiness < MIN_SPIKINESS:
         return LeadVerdict("doubtful", "no QRS complexes: the trace has no sharp beats", m.coverage)
+    if m.spikiness > MAX_SPIKINESS:
+        return LeadVerdict(
+            "doubtful", "straight lines broken by strokes: grid or text read as trace", m.coverage
+        )
     if agreement < MIN_AGREEMENT:
         return LeadVerdict("doubtful", "its beats do not fall where the other leads' beats are", m.coverage)
     return LeadVerdict("read", "beats agree with the other leads", m.coverage)
@@ -297,14 +301,17 @@ def _refusal(
         return IntakeError(
             "no_signal", f"{len(flat)} of 12 leads are flat lines: were the electrodes connected?"
         )
-    why = _not_an_ecg(traced, agreement, bpm)
-    if why is not None:
-        return IntakeError("not_an_ecg", f"no ECG found: {why}. Is this a 12-lead ECG?")
+    read = verdict.named("read")
     unread = [lead for lead in LEADS if statuses[lead].status != "read"]
-    if len(unread) <= MAX_DOUBTFUL_LEADS:
+    why = _not_an_ecg(traced, agreement, bpm)
+    if why is not None and len(read) < 3:
+        return IntakeError("not_an_ecg", f"no ECG found: {why}. Is this a 12-lead ECG?")
+    if len(unread) <= MAX_DOUBTFUL_LEADS and why is None:
         return None
+    # Some leads show a heart's beats, so this is an ECG, read wrong in too many places.
     return IntakeError(
         "unreadable",
-        f"{len(unread)} of 12 leads could not be read plausibly ({', '.join(unread)}); "
-        f"at most {MAX_DOUBTFUL_LEADS} may be doubtful. A sharper, straighter picture may help.",
+        f"{len(unread)} of 12 leads could not be read plausibly ({', '.join(unread) or 'none'}"
+        f"{'; ' + why if why else ''}); at most {MAX_DOUBTFUL_LEADS} may be doubtful. "
+        "A sharper, straighter picture may help: the reading picture shows what was read.",
     )
