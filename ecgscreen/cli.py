@@ -71,6 +71,7 @@ def synth(
     grids: str = typer.Option(None, help="Comma-separated subset of: red,pink,green,none"),
     workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
     save_signals: bool = typer.Option(False, help="Also write each raw signal as signals/NNNNNN.npy (mV)."),
+    masks: bool = typer.Option(False, help="Also write class and lead masks per raster (masks.json)."),
 ) -> None:
     """Write N synthetic 12-lead ECGs (printouts, PDFs, DICOM) with their ground truth."""
     from .synth.cohort import DIFFICULTIES
@@ -89,6 +90,7 @@ def synth(
             grids=_split_list(grids, GRIDS, "grid"),
             workers=workers or None,
             save_signals=save_signals,
+            masks=masks,
             progress=lambda k: bar.advance(task, k),
         )  # fmt: skip
     elapsed = time.perf_counter() - start

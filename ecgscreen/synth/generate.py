@@ -22,6 +22,7 @@ from ..contract import GAIN_MM_PER_MV
 from ..leads import LAYOUTS, RHYTHM_LEADS
 from . import dicom_writer
 from .cohort import Patient, draw_patient
+from .masks import record_masks, write_masks_card
 from .pdf_writer import write_pdf
 from .printout import GRIDS, Header, PrintStyle, compose_page
 from .raster_writer import PAPER, rasterize
@@ -325,6 +326,7 @@ class _Job:
     layouts: tuple[str, ...]
     grids: tuple[str, ...]
     save_signals: bool
+    masks: bool = False
 
 
 def _write_one(job: _Job, index: int) -> dict[str, object]:
@@ -332,6 +334,9 @@ def _write_one(job: _Job, index: int) -> dict[str, object]:
     (job.out / record.filename).write_bytes(encode_record(record))
     if job.save_signals:
         np.save(job.out / "signals" / f"{index:06d}.npy", record.signal.astype(np.float32))
+    if job.masks and (masks := record_masks(record)) is not None:
+        for mask, suffix in zip(masks, (".mask.png", ".leads.png"), strict=True):
+            Image.fromarray(mask).save(job.out / f"{index:06d}{suffix}", format="PNG", compress_level=6)
     return record.label_row()
 
 
@@ -355,8 +360,12 @@ def generate(
     workers: int | None = None,
     save_signals: bool = False,
     progress: Callable[[int], None] | None = None,
+    masks: bool = False,
 ) -> Path:
     """Write ``n`` records and ``labels.csv`` into ``out``; return the labels path.
+
+    ``masks``: beside each raster image ``NNNNNN.ext``, its class mask ``NNNNNN.mask.png``
+    and lead mask ``NNNNNN.leads.png`` (``synth.masks``), described in ``masks.json``.
 
     ``progress`` is called with the number of records finished since the last call.
     """
@@ -373,7 +382,9 @@ def generate(
     out.mkdir(parents=True, exist_ok=True)
     if save_signals:
         (out / "signals").mkdir(exist_ok=True)
-    job = _Job(out, seed, difficulty, tuple(formats), tuple(layouts), tuple(grids), save_signals)
+    job = _Job(out, seed, difficulty, tuple(formats), tuple(layouts), tuple(grids), save_signals, masks)
+    if masks:
+        write_masks_card(out)
     workers = workers or os.cpu_count() or 1
     rows: list[dict[str, object]] = []
     chunks = list(_chunks(n, max(1, min(16, n // (4 * workers) or 1))))

@@ -121,6 +121,8 @@ class Polyline:
     points: np.ndarray  # (N, 2) mm
     width_mm: float = 0.3
     color: tuple[int, int, int] = INK
+    kind: str = "trace"  # what it is, for the class masks (synth.masks): trace, pulse, separator
+    lead: str | None = None  # the lead a trace draws
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ class Text:
     y: float  # top of the text, mm
     text: str
     size_mm: float = 3.2
+    kind: str = "text"  # for the class masks (synth.masks): lead_label or text
 
 
 @dataclass(frozen=True)
@@ -181,20 +184,20 @@ def compose_page(signal: np.ndarray, style: PrintStyle, header: Header) -> Page:
     pitch = (GRID_BOX_MM[3] - GRID_BOX_MM[1]) / places
     for baseline, row in zip(row_baselines_mm(places)[: len(rows)], rows, strict=True):
         if style.calibration:
-            page.lines.append(Polyline(_calibration_pulse(baseline, gain, speed)))
+            page.lines.append(Polyline(_calibration_pulse(baseline, gain, speed), kind="pulse"))
         for k, segment in enumerate(row):
             lo, hi = (int(round(t * SAMPLE_RATE)) for t in (segment.t0, segment.t1))
             samples = np.arange(lo, min(hi + 1, signal.shape[1]))
             values = signal[LEADS.index(segment.lead), samples]
             x = TRACE_X0_MM + samples / SAMPLE_RATE * speed
             points = np.stack([x, baseline - values * gain], axis=1)
-            page.lines.append(Polyline(points))
+            page.lines.append(Polyline(points, kind="trace", lead=segment.lead))
             if k == 0:  # first lead of a row: label left of the calibration pulse
-                page.texts.append(Text(10.5, baseline - 4.5, segment.lead))
+                page.texts.append(Text(10.5, baseline - 4.5, segment.lead, kind="lead_label"))
             else:  # later leads: label above the trace, and a lead-change tick
                 x = TRACE_X0_MM + segment.t0 * speed
                 label_y = baseline - 0.42 * pitch if style.labels == "above" else baseline - 4.0
-                page.texts.append(Text(x + 1.0, label_y, segment.lead))
+                page.texts.append(Text(x + 1.0, label_y, segment.lead, kind="lead_label"))
                 tick = np.array([[x, baseline - 0.3 * pitch], [x, baseline - 0.22 * pitch]])
-                page.lines.append(Polyline(tick, 0.3))
+                page.lines.append(Polyline(tick, 0.3, kind="separator"))
     return page

@@ -29,12 +29,14 @@ def _rule(canvas: np.ndarray, positions_px: np.ndarray, width: int, color, axis:
             canvas[:, sl] = color
 
 
-def _draw_grid(canvas: np.ndarray, page: Page, px_per_mm: float) -> None:
+def _draw_grid(canvas: np.ndarray, page: Page, px_per_mm: float, colors=None) -> None:
+    """Paint the grid's minor then major lines, in ``colors`` (minor, major) or the page's own."""
     x0, y0, x1, y1 = (round(v * px_per_mm) for v in page.grid.box)
     region = canvas[y0:y1, x0:x1]  # a view: painting it paints the canvas
     height_mm = (y1 - y0) / px_per_mm
     width_mm = (x1 - x0) / px_per_mm
-    for step, color, width_mm_line in ((1, page.grid.minor, 0.1), (5, page.grid.major, 0.2)):
+    minor, major = colors or (page.grid.minor, page.grid.major)
+    for step, color, width_mm_line in ((1, minor, 0.1), (5, major, 0.2)):
         width = max(1, round(width_mm_line * px_per_mm))
         rows = np.round(np.arange(0, height_mm + 1e-6, step) * px_per_mm)
         cols = np.round(np.arange(0, width_mm + 1e-6, step) * px_per_mm)
