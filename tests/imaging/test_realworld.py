@@ -24,7 +24,7 @@ NOT_YET = {
     "ecg00014.png": "refused not_an_ecg (byte-identical to ecg00010.png)",
     "ecg00030.jpg": "refused unreadable, read as 3x4 (keystone photo, footer over the strip)",
     "ecg00033.jpg": "refused unreadable: 3 of 12 leads read (photo)",
-    "ecg00046.jpg": "refused not_an_ecg (photo, shadow at top, paper edge)",
+    "ecg00046.jpg": "refused unreadable: 4 of 12 leads read (photo, shadow at top, paper edge)",
     "ecg00049.jpg": "refused unreadable: 8 of 12 leads read (photo, finger at left edge)",
     "ecg00050.jpg": "refused unreadable: 8 of 12 leads read (photo)",
 }
