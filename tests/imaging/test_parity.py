@@ -9,8 +9,9 @@ for every ECG. A raster is held to what the benchmark measures for the committed
 typical ECG answers as its waveform (median |dP| about 0.01 over 200 ECGs), but a few in
 twenty still move by 0.1-0.2 (p95; the goal of 0.05 is not met yet, see the README), so here
 the median of each raster format must stay within the goal. No vector PDF or clean export
-may be refused; of a scan's or photo's eight, the reading judge may refuse one whose leads it
-finds read wrong (a misregistered row: a wrong answer is worse than a refusal).
+may be refused; of a scan's eight the reading judge may refuse one, of a photo's two, whose
+leads it finds read wrong (rows misregistered in time, leads at -10 to -1 dB against the
+recording: a wrong answer is worse than a refusal; `bench refusals` measures the rate).
 """
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ def test_every_format_answers_as_its_waveform():
         if ACQUISITION_OF[name] in ("vector PDF", "clean raster"):
             assert not row["refused"], (name, row["refused"])
         else:
-            assert len(row["refused"]) <= 1 and set(row["refused"]) <= {"unreadable"}, (name, row["refused"])
+            allowed = 2 if ACQUISITION_OF[name] == "photo" else 1
+            assert len(row["refused"]) <= allowed and set(row["refused"]) <= {"unreadable"}, (
+                name,
+                row["refused"],
+            )
         for task in result["tasks"]:
             deltas = row[task]
             assert deltas.size == 8 - len(row["refused"])
