@@ -68,7 +68,11 @@ class PreprocessingInfo(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     source_format: str = Field(description="sniffed from the bytes: png, jpeg, tiff, pdf, dicom-<kind>")
-    layout: str | None = Field(None, description="3x4+1, 6x2, 12x1 or waveform")
+    layout: str | None = Field(None, description="3x4, 3x4+1, 3x4+2, 3x4+3, 6x2, 6x2+1, 12x1 or waveform")
+    rhythm_leads: list[str] | None = Field(
+        None,
+        description="the leads of the full-width rhythm strips, top to bottom (from their label or trace)",
+    )
     rotation_deg: float | None = None
     grid: str | None = None
     gain_mm_per_mv: float | None = None
