@@ -105,6 +105,13 @@ def generator_tables(results: list[dict]) -> dict[str, float]:
     print(f"{'':24s}{'truth: right':>14s}{'truth: wrong':>14s}")
     for status, read in (("judged read", True), ("judged not read", False)):
         print(f"{status:24s}{table[(read, True)]:14d}{table[(read, False)]:14d}")
+    # The threshold of doubtful leads: how good are the readings with 0, 1, 2, 3+ of them?
+    print(f"\n{'doubtful or missing leads':28s}{'ECGs':>6s}{'mean SNR dB':>13s}{'leads right':>13s}")
+    for k, label in ((0, "0"), (1, "1"), (2, "2"), (3, "3 or more")):
+        rows = [r for r in results if "leads" in r and min(3, sum(not read for read, _ in r["leads"])) == k]
+        if rows:
+            right = np.mean([good for r in rows for _, good in r["leads"]])
+            print(f"{label:28s}{len(rows):6d}{np.median([r['snr'] for r in rows]):13.1f}{right:13.1%}")
     scored = [r for r in results if "quality" in r]
     auroc = float("nan")
     good = np.array([r["snr"] >= GOOD_LEAD_DB for r in scored])
