@@ -649,12 +649,15 @@ def export(
     ),
     int8: bool = typer.Option(True, "--int8/--no-int8", help=_INT8_HELP),
     int8_calibration: int = typer.Option(
-        128, help="ECGs to calibrate INT8 on (a quarter held out): generator ECGs through the intake, or --data's."
+        128,
+        help="ECGs to calibrate INT8 on (a quarter held out): generator ECGs through the intake, or --data's.",
     ),
     int8_fresh: int = typer.Option(600, help="Fresh generator ECGs on which INT8's AUC must match FP32's."),
     quantize_only: bool = typer.Option(
-        False, "--quantize-only", help="Make the INT8 variant of the repository's model as it is (--data: "
-        "calibrate on its files), without exporting or evaluating."
+        False,
+        "--quantize-only",
+        help="Make the INT8 variant of the repository's model as it is (--data: "
+        "calibrate on its files), without exporting or evaluating.",
     ),  # fmt: skip
 ) -> None:
     from .export.canary import refresh_canary as refresh
@@ -713,7 +716,8 @@ def import_mtecg(
     ),
     int8: bool = typer.Option(True, "--int8/--no-int8", help=_INT8_HELP),
     int8_calibration: int = typer.Option(
-        128, help="ECGs to calibrate INT8 on (a quarter held out): generator ECGs through the intake, or --data's."
+        128,
+        help="ECGs to calibrate INT8 on (a quarter held out): generator ECGs through the intake, or --data's.",
     ),
     int8_fresh: int = typer.Option(600, help="Fresh generator ECGs on which INT8's AUC must match FP32's."),
 ) -> None:

@@ -40,7 +40,9 @@ def main() -> None:
     from ecgscreen.contract import MODEL_NAME
     from ecgscreen.export.quantize import Int8Options, fresh_canonicals, quantize_export
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repository", type=Path, default=Path("model_repository"))
     parser.add_argument("--n-calibration", type=int, default=128)
     parser.add_argument("--n-fresh", type=int, default=600)
@@ -61,7 +63,11 @@ def main() -> None:
     result = {
         "int8": card.int8.model_dump(mode="json"),
         "fp32_bytes": card.onnx.bytes,
-        "latency_ms_one_thread": {"fp32": round(fp32, 2), "int8": round(int8, 2), "speedup": round(fp32 / int8, 2)},
+        "latency_ms_one_thread": {
+            "fp32": round(fp32, 2),
+            "int8": round(int8, 2),
+            "speedup": round(fp32 / int8, 2),
+        },
     }
     (args.out / "parity.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

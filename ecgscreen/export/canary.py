@@ -47,7 +47,10 @@ def _copy(source: Path, target: Path) -> bytes:
 
 
 def compute_canary(
-    folder: Path, source: Path | None = None, tolerance: float = DEFAULT_TOLERANCE, network: Path | None = None
+    folder: Path,
+    source: Path | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    network: Path | None = None,
 ) -> Canary:
     """The canary of the exported model in ``folder`` (its card, ``model.onnx``): ``source``
     (default: the canary already there, else ``DEFAULT_SOURCE``) is copied next to the card as

@@ -72,7 +72,9 @@ class Int8Options:
 
     def __post_init__(self) -> None:
         if self.n_calibration < 8:
-            raise ValueError(f"n_calibration {self.n_calibration}: at least 8 ECGs (6 to calibrate, 2 held out)")
+            raise ValueError(
+                f"n_calibration {self.n_calibration}: at least 8 ECGs (6 to calibrate, 2 held out)"
+            )
         if self.n_fresh < 20:
             raise ValueError(f"n_fresh {self.n_fresh}: at least 20 fresh ECGs to compare AUCs")
 
@@ -150,7 +152,9 @@ def quantize_network(fp32: Path, out: Path, images: np.ndarray) -> None:
     os.replace(tmp, out)
 
 
-def _probabilities(path: Path, images: np.ndarray, tasks: list[str], batch: int = 16) -> dict[str, np.ndarray]:
+def _probabilities(
+    path: Path, images: np.ndarray, tasks: list[str], batch: int = 16
+) -> dict[str, np.ndarray]:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -190,8 +194,13 @@ def quantize_export(
         try:
             images = _canonicals(options.data, split, options.n_calibration, card.input_size, progress)
         except ValueError:  # np.stack of nothing: no such split
-            split, images = "every", _canonicals(options.data, None, options.n_calibration, card.input_size, progress)
-        described = f"{len(images)} ECGs of {Path(options.data).name} ({split} split) through the serving intake"
+            split, images = (
+                "every",
+                _canonicals(options.data, None, options.n_calibration, card.input_size, progress),
+            )
+        described = (
+            f"{len(images)} ECGs of {Path(options.data).name} ({split} split) through the serving intake"
+        )
     else:
         images = intake_canonicals(options.n_calibration, options.seed, card.input_size, progress)
         described = (
@@ -214,7 +223,10 @@ def quantize_export(
     canary_diff = None
     if card.canary is not None:
         canary_diff = max(
-            abs(compute_canary(folder, network=int8).expected[t] - compute_canary(folder, network=fp32).expected[t])
+            abs(
+                compute_canary(folder, network=int8).expected[t]
+                - compute_canary(folder, network=fp32).expected[t]
+            )
             for t in card.canary.expected
         )
     reasons = []
@@ -228,7 +240,9 @@ def quantize_export(
     if canary_diff is not None:
         limit = card.canary.tolerance / 2 if options.max_canary_diff is None else options.max_canary_diff
         if canary_diff > limit:
-            reasons.append(f"canary moved {canary_diff:.4f} > {limit} (half its tolerance: FP32 and FP16 serve it too)")
+            reasons.append(
+                f"canary moved {canary_diff:.4f} > {limit} (half its tolerance: FP32 and FP16 serve it too)"
+            )
     card.int8 = QuantizedFile(
         file=str(Path(card.onnx.file).with_name(INT8_MODEL_FILE)),
         sha256=_sha256(int8),
@@ -244,8 +258,11 @@ def quantize_export(
         auc_fp32=auc32,
         auc_int8=auc8,
         canary_diff=canary_diff,
-        limits={"max_abs_diff": options.max_probability_diff, "auc_diff": options.max_auc_diff,
-                **({"canary_diff": limit} if canary_diff is not None else {})},  # fmt: skip
+        limits={
+            "max_abs_diff": options.max_probability_diff,
+            "auc_diff": options.max_auc_diff,
+            **({"canary_diff": limit} if canary_diff is not None else {}),
+        },  # fmt: skip
         measured_with=f"onnxruntime {ort.__version__} CPU, ecgscreen {importlib.metadata.version('ecgscreen')}",
         passed=not reasons,
         refused="; ".join(reasons) or None,

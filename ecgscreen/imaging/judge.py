@@ -238,7 +238,7 @@ def _consensus(present: list[_Lead], rate: float) -> np.ndarray:
     detecting = [m for m in present if m.beats.size]
     spans = [(m.t0, m.t0 + m.values.size / rate) for m in detecting]
     times = np.sort(np.concatenate([m.beats for m in detecting])) if detecting else np.zeros(0)
-    beats: list[float] = []
+    beats: list[tuple[float, int]] = []  # (time, supporting leads)
     i = 0
     while i < times.size:
         j = int(np.searchsorted(times, times[i] + REFRACTORY_S, side="right"))
@@ -246,9 +246,15 @@ def _consensus(present: list[_Lead], rate: float) -> np.ndarray:
         covering = sum(1 for a, b in spans if a <= t <= b)
         supporters = sum(1 for m in detecting if np.any(np.abs(m.beats - t) <= BEAT_TOLERANCE_S))
         if supporters >= max(1, 0.5 * covering):
-            beats.append(t)
+            if beats and t - beats[-1][0] < REFRACTORY_S:
+                # One beat split in two groups (R in some leads, S in others 80 ms later):
+                # keep the better supported time.
+                if supporters > beats[-1][1]:
+                    beats[-1] = (t, supporters)
+            else:
+                beats.append((t, supporters))
         i = j
-    return np.asarray(beats)
+    return np.asarray([t for t, _ in beats])
 
 
 def _energy_at_beats(lead: _Lead, consensus: np.ndarray, rate: float) -> float:

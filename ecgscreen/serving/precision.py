@@ -1,6 +1,6 @@
 """Which file of the network the embedded CPU server runs: INT8 or FP32.
 
-The CPU config (``model_repository/ecg_multitask/configs/cpu.pbtxt``, its python-backend
+The network's CPU config (``configs/cpu.pbtxt`` in its model folder, its python-backend
 ``1/model.py``) runs the INT8 variant (``card.int8``, ``export.quantize``) when the model card
 says it passed its parity check, and ``model.onnx`` otherwise. ``ECGSCREEN_CPU_PRECISION``
 (``CPU_PRECISION_ENV``) overrides it: ``fp32`` always runs ``model.onnx``; ``int8`` insists on
@@ -46,7 +46,11 @@ def cpu_network(card: ModelCard, environ: Mapping[str, str] | None = None) -> Cp
             "int8", int8.file,
             f"the model card's INT8 variant passed its parity check (max |dP| {int8.max_abs_diff_fresh:.4f})",
         )  # fmt: skip
-    why = "the model card has no INT8 variant" if int8 is None else f"its INT8 variant was refused: {int8.refused}"
+    why = (
+        "the model card has no INT8 variant"
+        if int8 is None
+        else f"its INT8 variant was refused: {int8.refused}"
+    )
     if requested == "int8":
         raise ValueError(f"{CPU_PRECISION_ENV}=int8, but {why}")
     return CpuNetwork(fp32.precision, fp32.file, why)

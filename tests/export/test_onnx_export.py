@@ -185,7 +185,11 @@ def test_export_of_a_run_carries_its_evaluation(tiny_run, tmp_path, signal_datas
     card = json.loads((tmp_path / "ecg_multitask" / "model_card.json").read_text())
     # the INT8 variant was made and judged (kept or refused: the file is there only when kept)
     int8 = card["int8"]
-    assert int8["n_fresh"] == 20 and int8["n_calibration"] + int8["n_held_out"] <= 8 and "INT8 variant" in result.output
+    assert (
+        int8["n_fresh"] == 20
+        and int8["n_calibration"] + int8["n_held_out"] <= 8
+        and "INT8 variant" in result.output
+    )
     assert (tmp_path / "ecg_multitask" / int8["file"]).is_file() == int8["passed"]
     best = torch.load(tiny_run / "best.pt", weights_only=True)
     assert (

@@ -25,7 +25,9 @@ SMALL = dict(n_calibration=12, n_fresh=40, max_probability_diff=0.3, max_auc_dif
 
 @pytest.fixture
 def repository(tmp_path) -> Path:
-    shutil.copytree(COMMITTED, tmp_path / MODEL_NAME, ignore=shutil.ignore_patterns("__pycache__", INT8_MODEL_FILE))
+    shutil.copytree(
+        COMMITTED, tmp_path / MODEL_NAME, ignore=shutil.ignore_patterns("__pycache__", INT8_MODEL_FILE)
+    )
     return tmp_path
 
 

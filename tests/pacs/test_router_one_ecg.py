@@ -60,14 +60,14 @@ def test_an_ecg_intake_fails_on_is_recorded_as_internal_and_the_router_goes_on(t
         "c": b"never read",
         "d": good_ecg("dcm-waveform"),
     }
-    read_ecg = pipeline.read_ecg
+    read_page = pipeline.read_page
 
-    def failing_read_ecg(data, *args, **kwargs):
+    def failing_read_page(data, *args, **kwargs):
         if data == files["b-creased"]:
             raise RuntimeError("a bug in intake")
-        return read_ecg(data, *args, **kwargs)
+        return read_page(data, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "read_ecg", failing_read_ecg)
+    monkeypatch.setattr(pipeline, "read_page", failing_read_page)
     state_path = tmp_path / "router.sqlite"
     config = RouterConfig(gateway_url="http://gateway.test", state_path=state_path,
                           dicomweb_url="http://pacs.test/dicom-web", feed="none", metrics_port=None,

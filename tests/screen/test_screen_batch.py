@@ -4,7 +4,7 @@
 
 Triton itself is stood in for by its python-backend model run in this process (a stub of
 ``triton_python_backend_utils``, the scores of the network fixed): the fault must be injected
-into intake (a monkeypatched ``read_ecg``), which a real Triton's own process would not see.
+into intake (a monkeypatched ``read_page``), which a real Triton's own process would not see.
 """
 
 from __future__ import annotations
@@ -133,19 +133,19 @@ def test_a_file_intake_fails_on_gets_an_internal_row_and_the_run_goes_on(
     }
     for name, data in files.items():
         (archive / name).write_bytes(data)
-    read_ecg = pipeline.read_ecg
+    read_page = pipeline.read_page
 
-    def failing_read_ecg(data, *args, **kwargs):
+    def failing_read_page(data, *args, **kwargs):
         if data == files["b-creased.png"]:
             raise RuntimeError("a bug in intake")
-        return read_ecg(data, *args, **kwargs)
+        return read_page(data, *args, **kwargs)
 
     def failing_dicom(folder, key, *args):
         if key == "c-scan.png":
             raise KeyError("a bug in the DICOM results")
         (folder / f"{key}.sr.dcm").write_bytes(b"written")
 
-    monkeypatch.setattr(pipeline, "read_ecg", failing_read_ecg)
+    monkeypatch.setattr(pipeline, "read_page", failing_read_page)
     monkeypatch.setattr(runner, "write_dicom", failing_dicom)
 
     class Client(ScreenClient):

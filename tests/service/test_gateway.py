@@ -94,7 +94,15 @@ def test_openapi_documents_the_predict_and_explain_response_fields(service):
         return schema
 
     predict = response_schema("/predict")
-    assert set(predict["properties"]) == {"scar", "lvef", "fused", "model", "preprocessing", "request_id"}
+    assert set(predict["properties"]) == {
+        "scar",
+        "lvef",
+        "fused",
+        "model",
+        "preprocessing",
+        "novelty",
+        "request_id",
+    }
     assert set(predict["required"]) >= {"scar", "lvef", "model", "request_id"}
     explain = response_schema("/explain")
     assert {"attribution", "territories", "top_leads", "cam", "risk_level"} <= set(explain["properties"])

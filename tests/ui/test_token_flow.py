@@ -68,10 +68,11 @@ def test_the_page_asks_for_the_token_and_sends_it_with_every_call(browser, locke
         analyse(page, SAMPLE)
         assert page.is_visible("#results") and page.is_hidden("#error")
         wait_for_heatmap(page, "scar")  # both /explain calls carried it too
+        page.wait_for_selector("#reading:not([hidden])")  # and the reading picture's
         assert sent[1] == "Bearer not-the-token"
-        assert len(sent) == 5 and all(
+        assert len(sent) == 6 and all(
             header == f"Bearer {TOKEN}" for header in sent[2:]
-        )  # predict, 2 x explain
+        )  # predict, 2 x explain (heatmaps), explain (reading)
 
         page.reload()  # the same tab keeps the token ...
         page.wait_for_selector("body[data-ready=true]")
