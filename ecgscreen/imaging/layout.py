@@ -32,7 +32,7 @@ from ..leads import DURATION_S, RHYTHM_LEADS, layout_rows
 from . import strips
 from .errors import IntakeError
 
-__all__ = ["Row", "PageLayout", "find_layout", "LAYOUT_BY_SHAPE"]
+__all__ = ["Row", "PageLayout", "find_layout", "find_baselines", "LAYOUT_BY_SHAPE"]
 
 # (rows of leads, rhythm strips below them) -> layout
 LAYOUT_BY_SHAPE: dict[tuple[int, int], str] = {
@@ -120,7 +120,7 @@ def _runs(flags: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 
-def _find_baselines(mask: np.ndarray, px_per_mm: float) -> tuple[np.ndarray, np.ndarray]:
+def find_baselines(mask: np.ndarray, px_per_mm: float) -> tuple[np.ndarray, np.ndarray]:
     """Candidate row baselines (y) and their coverage (fraction of columns inked nearby)."""
     reach = max(1, round(1.0 * px_per_mm))
     near = maximum_filter1d(mask.view(np.uint8), size=2 * reach + 1, axis=0)
@@ -407,7 +407,7 @@ def find_layout(mask: np.ndarray) -> PageLayout:
     h, w = mask.shape
     guess_px_per_mm = w / PAGE_MM[0]
     mask = _without_frame(mask)
-    ys, coverage = _find_baselines(mask, guess_px_per_mm)
+    ys, coverage = find_baselines(mask, guess_px_per_mm)
     shape = _best_shape(ys, coverage)
     if shape is None:
         raise IntakeError(

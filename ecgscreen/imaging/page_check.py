@@ -17,7 +17,7 @@ import numpy as np
 from ..contract import PAGE_MM, PAPER_SPEED_MM_S
 from .errors import IntakeError
 from .judge import MAX_RATE_BPM, MIN_RATE_BPM, detect_beats, spikiness
-from .layout import _find_baselines
+from .layout import find_baselines
 
 __all__ = ["why_no_layout"]
 
@@ -70,7 +70,7 @@ def why_no_layout(mask: np.ndarray, error: IntakeError) -> IntakeError:
     """The refusal for a page whose trace ``mask`` the layout reader refused with ``error``."""
     h, w = mask.shape
     px_per_mm = w / PAGE_MM[0]
-    ys, coverage = _find_baselines(mask, px_per_mm)
+    ys, coverage = find_baselines(mask, px_per_mm)
     ys = ys[coverage >= MIN_ROW_COVERAGE]
     half = max(2, int(round(6 * px_per_mm)))
     kinds = [_row_kind(_row_line(mask, int(y), half), px_per_mm) for y in ys]

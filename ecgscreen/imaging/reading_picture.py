@@ -54,6 +54,23 @@ def _label(draw: ImageDraw.ImageDraw, xy: tuple[float, float], lead: str, status
     draw.text(xy, text, fill=STATUS_COLOURS[status], font=_font(size))
 
 
+def _samples(signal, t0: float, t1: float) -> np.ndarray:
+    """Sample indices of ``[t0, t1)`` seconds of ``signal``."""
+    rate = signal.sample_rate
+    return np.arange(int(np.ceil(t0 * rate)), min(int(np.ceil(t1 * rate)), signal.values.shape[1]))
+
+
+def _trace(draw: ImageDraw.ImageDraw, x: np.ndarray, y: np.ndarray, colour, width: int) -> None:
+    """One polyline per unbroken stretch of ``y``: a gap in the reading stays a gap."""
+    finite = np.isfinite(y)
+    breaks = np.flatnonzero(np.diff(finite.astype(np.int8))) + 1
+    for part_x, part_y, ok in zip(
+        np.split(x, breaks), np.split(y, breaks), np.split(finite, breaks), strict=True
+    ):
+        if ok[0] and part_x.size > 1:
+            draw.line(list(zip(part_x.tolist(), part_y.tolist(), strict=True)), fill=colour, width=width)
+
+
 def _on_page(reading: Reading) -> Image.Image:
     """The traces drawn over the levelled page, where intake found each lead."""
     page = reading.page
@@ -73,22 +90,11 @@ def _on_page(reading: Reading) -> Image.Image:
             if signal.spans.get(lead) != (segment.t0, segment.t1):
                 continue  # printed twice: the other print is the one read
             status, _ = _status(reading, lead)
-            k = np.arange(
-                int(np.ceil(segment.t0 * rate)), min(int(np.ceil(segment.t1 * rate)), signal.values.shape[1])
-            )
-            values = signal.lead(lead)[k]
+            k = _samples(signal, segment.t0, segment.t1)
             x = np.asarray(row.x_at(k / rate), dtype=np.float64)
-            y = row.baseline(x) - values * row.px_per_mv
-            finite = np.isfinite(y)
-            # One polyline per unbroken stretch: a gap in the reading stays a gap.
-            breaks = np.flatnonzero(np.diff(finite.astype(np.int8)))
-            for part_x, part_y, ok in zip(np.split(x, breaks + 1), np.split(y, breaks + 1), np.split(finite, breaks + 1), strict=True):  # fmt: skip
-                if ok[0] and part_x.size > 1:
-                    draw.line(
-                        list(zip(part_x.tolist(), part_y.tolist(), strict=True)),
-                        fill=STATUS_COLOURS[status],
-                        width=width,
-                    )
+            _trace(
+                draw, x, row.baseline(x) - signal.lead(lead)[k] * row.px_per_mv, STATUS_COLOURS[status], width
+            )
             x0 = float(row.x_at(segment.t0))
             labels.append(((x0 + 3, float(row.baseline(np.array([x0]))[0]) - 2.2 * size), lead, status))
     for xy, lead, status in labels:
@@ -112,19 +118,11 @@ def _as_printout(reading: Reading) -> Image.Image:
         baseline = (35 + 40 * r) * px_per_mm
         for segment in segments:
             status, _ = _status(reading, segment.lead)
-            k = np.arange(int(segment.t0 * rate), min(int(segment.t1 * rate), signal.values.shape[1]))
+            k = _samples(signal, segment.t0, segment.t1)
             values = signal.lead(segment.lead)[k]
-            finite = np.isfinite(values)
-            level = float(np.nanmedian(values)) if finite.any() else 0.0
+            level = float(np.nanmedian(values)) if np.isfinite(values).any() else 0.0
             x = x_origin + k / rate * 25 * px_per_mm
-            y = baseline - (values - level) * gain * px_per_mm
-            for part_x, part_y, ok in zip(*(np.split(a, np.flatnonzero(np.diff(finite.astype(np.int8))) + 1) for a in (x, y, finite)), strict=True):  # fmt: skip
-                if ok[0] and part_x.size > 1:
-                    draw.line(
-                        list(zip(part_x.tolist(), part_y.tolist(), strict=True)),
-                        fill=STATUS_COLOURS[status],
-                        width=2,
-                    )
+            _trace(draw, x, baseline - (values - level) * gain * px_per_mm, STATUS_COLOURS[status], 2)
             _label(
                 draw,
                 (x_origin + segment.t0 * 25 * px_per_mm + 3, baseline - 16 * px_per_mm),
