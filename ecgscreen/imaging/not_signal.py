@@ -11,6 +11,10 @@ draws that: a QRS complex has a peak, not a plateau. Cut it (NaN) and say so.
 follower can run along the grid's 1 mm lines: a comb of peaks 40 ms apart that no heart
 draws (seven or more peaks and troughs of 0.2 mV within 0.25 s; a QRS has three, a
 fragmented one five). Cut the comb (NaN): the judge sees less coverage, not false beats.
+
+**Edge strokes.** The stroke that joins a pulse, a label or the next row to a lead's first
+or last column can be read as a spike of several millivolts at the lead's very edge: far
+larger than any beat inside the lead (every beat of a lead is about the same size). Cut it.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from scipy.signal import find_peaks
 from ..leads import LEADS
 from .signal import EcgSignal
 
-__all__ = ["cut_pulse_steps", "cut_grid_sawtooth"]
+__all__ = ["cut_pulse_steps", "cut_grid_sawtooth", "cut_edge_strokes"]
 
 EDGE_S = 0.45  # how far into a lead's span a pulse can sit
 MIN_WIDTH_S, MAX_WIDTH_S = 0.05, 0.30  # the pulse is 0.2 s wide at 25 mm/s
@@ -117,5 +121,42 @@ def cut_grid_sawtooth(signal: EcgSignal) -> list[str]:
         comb = _comb(filled, signal.sample_rate)
         if comb.any():
             values[k[comb]] = np.nan
+            cut.append(lead)
+    return cut
+
+
+EDGE_STROKE_S = 0.15  # how far into a lead's span such a stroke reaches
+EDGE_STROKE_RATIO = 1.5  # times the largest excursion inside the lead
+
+
+def cut_edge_strokes(signal: EcgSignal) -> list[str]:
+    """Blank (NaN) an excursion at either end of a lead that dwarfs every beat inside it,
+    in place; the names of the leads that had one."""
+    rate = signal.sample_rate
+    edge = int(EDGE_STROKE_S * rate)
+    cut: list[str] = []
+    for i, lead in enumerate(LEADS):
+        span = signal.spans.get(lead)
+        if span is None:
+            continue
+        lo = int(np.ceil(span[0] * rate))
+        hi = min(int(np.ceil(span[1] * rate)), signal.values.shape[1])
+        values = signal.values[i]
+        inside = values[lo + edge : hi - edge]
+        if hi - lo < 4 * edge or not np.isfinite(inside).any():
+            continue
+        level = float(np.nanmedian(inside))
+        limit = EDGE_STROKE_RATIO * float(np.nanmax(np.abs(inside - level))) + 0.3
+        found = False
+        for start, stop, at_start in ((lo, lo + edge, True), (hi - edge, hi, False)):
+            with np.errstate(invalid="ignore"):
+                wild = np.flatnonzero(np.abs(values[start:stop] - level) > limit)
+            if wild.size:
+                if at_start:
+                    values[start : start + wild[-1] + 1] = np.nan
+                else:
+                    values[start + wild[0] : stop] = np.nan
+                found = True
+        if found:
             cut.append(lead)
     return cut

@@ -25,7 +25,7 @@ from .ink import separate_ink, threshold_ink, without_grid_lines
 from .judge import Verdict, judge
 from .layout import PageLayout, find_layout
 from .limits import DEFAULT_LIMITS, Limits
-from .not_signal import cut_grid_sawtooth, cut_pulse_steps
+from .not_signal import cut_edge_strokes, cut_grid_sawtooth, cut_pulse_steps
 from .page_check import why_no_layout
 from .pdf_render import is_vector_pdf, render_pdf
 from .pdf_vectors import dark_polylines, printed_gain
@@ -205,6 +205,9 @@ def read_page(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Reading:
         cut = cut_grid_sawtooth(signal)
         if cut:
             info["warnings"].append(f"grid read as trace, cut from: {', '.join(cut)}")
+        cut = cut_edge_strokes(signal)
+        if cut:
+            info["warnings"].append(f"a stroke at a lead's edge read as trace, cut from: {', '.join(cut)}")
     verdict = judge(signal)
     info.update(quality=verdict.quality, heart_rate_bpm=verdict.heart_rate_bpm, leads=verdict.to_dict())
     info["warnings"] += verdict.warnings

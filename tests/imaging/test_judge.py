@@ -8,7 +8,7 @@ import pytest
 
 from ecgscreen.imaging.errors import IntakeError
 from ecgscreen.imaging.judge import MAX_DOUBTFUL_LEADS, judge
-from ecgscreen.imaging.not_signal import cut_grid_sawtooth, cut_pulse_steps
+from ecgscreen.imaging.not_signal import cut_edge_strokes, cut_grid_sawtooth, cut_pulse_steps
 from ecgscreen.imaging.pipeline import preprocess, read_ecg
 from ecgscreen.imaging.signal import EcgSignal
 from ecgscreen.leads import LEADS, layout_rows
@@ -155,3 +155,14 @@ def test_the_generators_pages_are_accepted_and_their_leads_read():
             leads += len(LEADS)
     assert refused <= 1
     assert leads_read / leads >= 0.95
+
+
+def test_a_stroke_at_a_leads_edge_is_cut_but_no_beat_of_a_recording_is():
+    signal = _as_3x4(_recording())
+    rate = signal.sample_rate
+    i = LEADS.index("I")
+    signal.values[i, int(0.02 * rate) : int(0.06 * rate)] += 6.0  # a 6 mV stroke at the start
+    assert cut_edge_strokes(signal) == ["I"]
+    assert np.isnan(signal.values[i, int(0.02 * rate) : int(0.06 * rate)]).all()
+    assert np.isfinite(signal.values[i, int(0.3 * rate) : int(2.4 * rate)]).all()
+    assert cut_edge_strokes(_recording(3)) == []
