@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export BENTOML_DO_NOT_TRACK := true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup test test-random test-fast serve lint bench demo-model clean
+.PHONY: setup test test-random test-fast serve lint bench demo-model segmenter-model clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,10 @@ bench: setup
 
 demo-model: setup
 	$(BIN)/ecgscreen demo-model
+
+# The page segmenter (model_repository/ecg_segment): about 1.5 h on one core, resumable.
+segmenter-model: setup
+	$(BIN)/ecgscreen segmenter-model
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

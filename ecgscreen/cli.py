@@ -769,6 +769,35 @@ def demo_model(
     _print_card(card, repository)
 
 
+@app.command("segmenter-model")
+def segmenter_model(
+    work: Path = typer.Option(Path("build/segmenter"), help="Working folder (cached pages, run, log)."),
+    repository: Path = typer.Option(Path("model_repository"), help="Where ecg_segment is exported."),
+    n_test: int = typer.Option(90, min=1, help="Fresh pages the exported ONNX is evaluated on."),
+    threads: int = typer.Option(1, help="Torch CPU threads (0: one per core)."),
+    max_minutes: float = typer.Option(
+        0, help="Stop training after this long (0: never); run again to resume."
+    ),
+) -> None:
+    """Rebuild the page segmenter (ecg_segment): cache generator pages -> train -> export ->
+    evaluate the ONNX on fresh pages (about 1.5 h on one core; resumable)."""
+    from .export.segmenter import build_segmenter_model
+
+    with progress_bar() as bar:
+        card = build_segmenter_model(work, repository, n_test, threads=threads or None,
+                                     progress=_phase_progress(bar), say=console.print,
+                                     max_minutes=max_minutes or None)  # fmt: skip
+    if card is None:
+        console.print("[yellow]training stopped before its end[/]: run the same command again to resume")
+        raise typer.Exit(1)
+    metrics = card.metrics
+    console.print(f"{repository / card.name}: {card.architecture.variant} U-Net, "
+                  f"{card.architecture.parameters / 1e6:.2f} M parameters, ONNX {card.onnx.bytes / 1e6:.2f} MB, "
+                  f"{card.speed.median_ms_per_page:.0f} ms per A4 page on one core")  # fmt: skip
+    console.print(f"IoU per class: {metrics.per_class_iou}")
+    console.print(f"trace IoU per acquisition: {metrics.trace_iou_by_acquisition}")
+
+
 # -- the AI router ------------------------------------------------------------------------------
 pacs_app = typer.Typer(
     no_args_is_help=True,

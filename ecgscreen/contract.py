@@ -25,6 +25,14 @@ __all__ = [
     "MODEL_NAME",
     "ENSEMBLE_NAME",
     "PREPROCESS_NAME",
+    "SEGMENTER_NAME",
+    "SEGMENTER_CLASSES",
+    "SEGMENTER_INPUT",
+    "SEGMENTER_CLASS_OUTPUT",
+    "SEGMENTER_PROBABILITY_OUTPUT",
+    "SEGMENTER_PX_PER_MM",
+    "SEGMENTER_MEAN",
+    "SEGMENTER_STD",
     "MODEL_INPUT",
     "MODEL_CARD_FILE",
     "FUSION_FILE",
@@ -116,6 +124,31 @@ def probability_output(task: str) -> str:
     """The ONNX / ``ecg_multitask`` output holding ``task``'s positive-class probability."""
     return f"{task}_probability"
 
+
+# -- the page segmenter (``ecg_segment``) --------------------------------------------------------
+# Per-pixel classes of a printed page, in the order of the generator's masks
+# (``synth.masks.CLASSES``, held equal by a test) and of the segmenter's class axis.
+SEGMENTER_NAME = "ecg_segment"
+SEGMENTER_CLASSES: tuple[str, ...] = (
+    "background",
+    "grid",
+    "trace",
+    "pulse",
+    "lead_label",
+    "text",
+    "separator",
+)
+# Input: the page as RGB uint8 (B, H, W, 3), any H and W (a grey page as three equal channels),
+# at SEGMENTER_PX_PER_MM (intake's working resolution, ``imaging.images.WORKING_PX_PER_MM``:
+# an A4 page is about 1188 x 840). The graph normalises it: (x / 255 - mean) / std.
+SEGMENTER_INPUT = "page"
+SEGMENTER_PX_PER_MM = 4.0
+SEGMENTER_MEAN: tuple[float, float, float] = (0.5, 0.5, 0.5)
+SEGMENTER_STD: tuple[float, float, float] = (0.25, 0.25, 0.25)
+# Outputs: each pixel's most likely class (UINT8 (B, H, W), an index into SEGMENTER_CLASSES)
+# and each class's probability x 255, rounded (UINT8 (B, C, H, W); a quarter of FP32's bytes).
+SEGMENTER_CLASS_OUTPUT = "classes"
+SEGMENTER_PROBABILITY_OUTPUT = "probabilities"
 
 # -- the 12-lead signal every input becomes ------------------------------------------------------
 # Intake turns every file (waveform, PDF, scan, photo) into a 12-lead signal at this rate
