@@ -125,8 +125,11 @@ def separate_ink(image: np.ndarray, scale: float = 1.0, px_per_mm: float | None 
     greyscale = not sample.any() or float(np.percentile(sample, 99)) < 8
     # Coloured pixels (the grid) are discounted by their chroma: a dark green major line is
     # still green, while the trace, and its anti-aliased edges over the grid, stay neutral.
-    discount = Image.fromarray(chroma).point(_CHROMA_DISCOUNT)
-    value = ImageChops.add(Image.fromarray(value), discount)  # saturates at white
+    # A dark pixel is discounted less, down to nothing at the darkness of no grid line: a
+    # JPEG smears the grid's chroma into a thin dark stroke drawn over a grid line.
+    discount = np.asarray(Image.fromarray(chroma).point(_CHROMA_DISCOUNT), dtype=np.float32)
+    discount *= np.clip((value.astype(np.float32) - 60.0) / 90.0, 0.0, 1.0)
+    value = Image.fromarray(np.minimum(value + discount, 255.0).astype(np.uint8))  # saturates at white
     if abs(scale - 1.0) > 0.05:
         size = (max(1, round(value.width * scale)), max(1, round(value.height * scale)))
         value = value.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)

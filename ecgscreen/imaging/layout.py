@@ -134,6 +134,23 @@ def find_baselines(mask: np.ndarray, px_per_mm: float) -> tuple[np.ndarray, np.n
     return ys, smooth[ys]
 
 
+def _thin_rows(mask: np.ndarray, ys: np.ndarray, px_per_mm: float) -> np.ndarray:
+    """Which candidate rows are drawn by a thin line: a trace spends most columns on its
+    baseline, one pen wide, where a line of text is a glyph's height tall in most of them
+    (a header line can sit a row's pitch above the first row, and cover as much)."""
+    reach = round(2.5 * px_per_mm)
+    thin = np.ones(ys.size, dtype=bool)
+    for k, y in enumerate(ys):
+        band = mask[max(0, y - reach) : y + reach + 1]
+        has = band.any(axis=0)
+        if has.sum() < 10:
+            continue
+        first = np.argmax(band, axis=0)[has]
+        last = band.shape[0] - 1 - np.argmax(band[::-1], axis=0)[has]
+        thin[k] = float(np.median(last - first)) <= 1.5 * px_per_mm
+    return thin
+
+
 def _without_frame(mask: np.ndarray) -> np.ndarray:
     """``mask`` less straight lines over half the page's width or height (a frame drawn
     around a rendered page, a page edge): no trace runs straight that far."""
@@ -292,15 +309,19 @@ def _centres(sub: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return has, (first + last) / 2.0, np.where(has, last - first, 0)
 
 
-def _pulse_shape(mask: np.ndarray, row: Row, s: int, e: int, pitch: float) -> tuple[np.ndarray, int]:
+def _pulse_shape(
+    mask: np.ndarray, row: Row, s: int, e: int, pitch: float, foot_right: bool = True
+) -> tuple[np.ndarray, int]:
     """The connected shape standing on ``row``'s baseline in columns ``s..e`` (its calibration
-    pulse, if any), and the image row its window starts at.
+    pulse, if any), and the image row its window starts at. ``foot_right``: the shape is the
+    one that reaches the baseline in the window's rightmost columns (a pulse before the
+    trace, or joined to its start); else in its leftmost (a pulse after the trace).
 
     The window reaches 1.6 row pitches up: at 10 mm/mV a 12x1 page's pulse (10 mm) is taller
     than half the row pitch (~14 mm), so it cannot be cut at the midline between rows; the
     pulse of the row above stands on its own baseline and is a shape of its own.
     """
-    y0 = int(round(row.baseline(np.array([float(e)]))[0]))
+    y0 = int(round(row.baseline(np.array([float(e if foot_right else s)]))[0]))
     top = max(0, int(y0 - 1.6 * pitch))
     bottom = min(mask.shape[0], int(y0 + 0.4 * pitch) + 1)
     window = mask[top:bottom, s : e + 1]
@@ -310,9 +331,10 @@ def _pulse_shape(mask: np.ndarray, row: Row, s: int, e: int, pitch: float) -> tu
     labels, count = ndimage.label(joined, structure=np.ones((3, 3), dtype=int))
     if count == 0:
         return np.zeros_like(window), top
-    # The shape that reaches the baseline in the window's rightmost columns (the pulse's foot).
     reach = max(1, int(0.1 * pitch))
-    foot = labels[max(0, y0 - top - reach) : y0 - top + reach + 1, -max(2, window.shape[1] // 6) :]
+    edge = max(2, window.shape[1] // 6)
+    band = labels[max(0, y0 - top - reach) : y0 - top + reach + 1]
+    foot = band[:, -edge:] if foot_right else band[:, :edge]
     candidates = np.bincount(foot.ravel(), minlength=count + 1)
     candidates[0] = 0
     if candidates.max() == 0:
@@ -320,43 +342,138 @@ def _pulse_shape(mask: np.ndarray, row: Row, s: int, e: int, pitch: float) -> tu
     return (labels == int(np.argmax(candidates))) & window, top
 
 
+@dataclass
+class _Pulse:
+    rise: int  # image columns of its two edges
+    fall: int
+    height: float  # px, 1 mV
+    foot_y: float  # image row of its 0 mV line
+    foot_x: float  # image column where that was measured
+
+
+def _measure_pulse(
+    shape: np.ndarray, top: int, s: int, px_per_mm: float, from_left: bool, baseline_y: float
+) -> _Pulse | None:
+    """The pulse in ``shape`` (columns from ``s``), read from its left end (``from_left``) or
+    its right: a vertical stroke at least 2 mm tall (the rise), a flat top at the stroke's
+    upper end, a second stroke as tall at least 2 mm further (the fall), and the 0 mV line
+    at the rise's lower end: the foot beyond the fall, or, where that was lost (a thin
+    horizontal stroke taken for a grid line), the two strokes' lower ends. Measured as
+    stroke centres, so the pen width cancels out; a QRS complex has no flat top and a lead
+    label is not part of the shape."""
+    sub = shape if from_left else shape[:, ::-1]
+    has, centre, extent = _centres(sub)
+    first = np.argmax(sub, axis=0)
+    last = sub.shape[0] - 1 - np.argmax(sub[::-1], axis=0)
+    # The rise stands on the row's baseline (``baseline_y``, image rows): a lead label's
+    # strokes beside the pulse do not.
+    stroke = has & (extent >= 2 * px_per_mm) & (np.abs(top + last - baseline_y) <= max(3.0, 1.5 * px_per_mm))
+    flat = has & (extent <= max(3, 0.6 * px_per_mm))
+    columns = np.arange(centre.size)
+    starts = np.flatnonzero(stroke & ~np.r_[False, stroke[:-1]])
+    for rise in starts[:4].tolist():  # a lead label's stroke may stand on the baseline too
+        found = _pulse_from(rise, stroke, has, first, last, extent, centre, flat, columns, px_per_mm)
+        if found is None:
+            continue
+        rise, fall, pulse_height, foot_y, foot_x = found
+        width = sub.shape[1] - 1
+        if not from_left:  # back to the shape's own columns
+            rise, fall, foot_x = width - fall, width - rise, width - foot_x
+        return _Pulse(s + rise, s + fall, pulse_height, top + foot_y, s + foot_x)
+    return None
+
+
+def _pulse_from(rise, stroke, has, first, last, extent, centre, flat, columns, px_per_mm):
+    """``_measure_pulse`` from the stroke at column ``rise``: (rise, fall, height, foot row,
+    foot column) in the read direction's columns, or ``None``."""
+    rise_end = rise
+    while rise_end + 1 < stroke.size and stroke[rise_end + 1]:
+        rise_end += 1
+    height = float(extent[rise : rise_end + 1].max())
+    upper, lower = float(first[rise : rise_end + 1].min()), float(last[rise : rise_end + 1].max())
+    tolerance = max(2.0, 0.15 * height)
+    # The fall spans what the rise spans (a label's glyph under the plateau does not).
+    spans = (np.abs(last - lower) <= tolerance) & (first <= upper + tolerance)
+    tall = np.flatnonzero(has & spans & (extent >= 0.6 * height) & (columns > rise_end + 2 * px_per_mm))
+    if tall.size == 0:
+        return None
+    fall = int(tall[0])
+    fall_end = fall
+    while fall_end + 1 < stroke.size and has[fall_end + 1] and extent[fall_end + 1] >= 0.6 * height:
+        fall_end += 1
+    plateau = flat & (columns > rise_end) & (columns < fall) & (np.abs(first - upper) <= tolerance)
+    if plateau.sum() < 0.4 * (fall - rise):
+        return None
+    # The foot by its lowest ink: a lead label printed just above it leaves that alone.
+    foot = (
+        has
+        & (columns > fall_end)
+        & (columns <= fall_end + 2 * px_per_mm)
+        & (np.abs(last - lower) <= tolerance)
+    )
+    pen = float(np.median(extent[plateau]))
+    if foot.any():
+        foot_y, foot_x = float(np.median(last[foot])) - pen / 2, float(np.mean(columns[foot]))
+    elif abs(float(last[fall : fall_end + 1].max()) - lower) <= tolerance:
+        foot_y, foot_x = lower - pen / 2, float(fall_end)
+    else:
+        return None
+    pulse_height = foot_y - float(np.median(centre[plateau]))
+    if pulse_height <= 2.0 * px_per_mm:  # at least 2 mm/mV
+        return None
+    return rise, fall, pulse_height, foot_y, foot_x
+
+
 def _calibrate(
     mask: np.ndarray, row: Row, runs: list[tuple[int, int]], px_per_mm: float, pitch: float
 ) -> None:
-    """Measure the 1 mV calibration pulse in the run just before the trace, if any.
+    """Find and measure the row's 1 mV calibration pulse, wherever the cart printed it: a
+    run of ink just before the trace or just after it, or joined to the trace's first or
+    last 0.3 s (its baseline running on into the trace). A joined pulse is cut off the trace:
+    the row's time axis starts 0.04 s after its fall (or ends 0.08 s before its rise).
 
     The pulse is two tall vertical strokes 0.2 s apart; the flat stroke between them is
-    1 mV, the flat stroke after it (towards the trace) is the printer's 0 mV line for the
-    row. Both are measured as stroke centres, so the pen width cancels out; a lead label
-    printed next to the pulse is neither tall nor between the edges, so it is ignored.
+    1 mV, the flat stroke on the trace's side is the printer's 0 mV line for the row.
     """
+    px_per_s = (row.x_end - row.x_start) / DURATION_S
+    window = int(0.32 * px_per_s)
     before = [(s, e) for s, e in runs if e < row.x_start and row.x_start - e < 8 * px_per_mm]
-    if not before:
-        return
-    s, e = before[-1]
-    shape, top = _pulse_shape(mask, row, s, e, pitch)
-    has, centre, extent = _centres(shape)
-    if not has.any():
-        return
-    tall = np.flatnonzero(has & (extent >= 0.6 * extent.max()))
-    rise, fall = tall[0], tall[-1]
-    expected_width = 0.2 * (row.x_end - row.x_start) / DURATION_S  # the pulse lasts 0.2 s
-    flat = has & (extent <= max(3, 0.6 * px_per_mm))
-    columns = np.arange(centre.size)
-    plateau = flat & (columns > rise) & (columns < fall)
-    foot = flat & (columns > fall)
-    if fall - rise < 2 * px_per_mm or plateau.sum() < 0.4 * (fall - rise) or not foot.any():
-        return  # not a pulse
-    row.pulse_ratio = (fall - rise) / expected_width
-    if not 0.6 <= row.pulse_ratio <= 1.5:
-        return  # a pulse, but not 0.2 s of this row's time: the row is not 10 s (cropped?)
-    height = float(np.median(centre[foot]) - np.median(centre[plateau]))
-    if height > 2.0 * px_per_mm:  # at least 2 mm/mV
-        row.px_per_mv = height
+    after = [(s, e) for s, e in runs if s > row.x_end and s - row.x_end < 8 * px_per_mm]
+    # (columns, the shape is the one standing on the baseline at the window's right end,
+    # the pulse is read from the left, where: -1 joined to the start, 1 to the end, 0 apart)
+    candidates = []
+    if before:
+        candidates.append((before[-1], True, True, 0))
+    if after:
+        candidates.append((after[0], False, False, 0))
+    candidates += [
+        ((row.x_start, row.x_start + window), False, True, -1),
+        ((row.x_end - window, row.x_end), True, False, 1),
+    ]
+    for (s, e), foot_right, from_left, joined in candidates:
+        shape, top = _pulse_shape(mask, row, s, e, pitch, foot_right)
+        baseline_y = float(row.baseline(np.array([float(s + e) / 2]))[0])
+        pulse = _measure_pulse(shape, top, s, px_per_mm, from_left, baseline_y)
+        if pulse is None:
+            continue
+        if joined:  # the pulse's own rise must be at the run's very end, not a QRS within it
+            edge = pulse.rise - row.x_start if joined < 0 else row.x_end - pulse.fall
+            if edge > 0.12 * px_per_s:  # 3 mm: the pulse's foot
+                continue
+            # Carts run 1-3 mm of 0 mV line between pulse and trace: the middle of that.
+            if joined < 0:
+                row.x_start = int(round(pulse.fall + 0.04 * px_per_s))
+            else:
+                row.x_end = int(round(pulse.rise - 0.08 * px_per_s))
+            px_per_s = (row.x_end - row.x_start) / DURATION_S
+        row.pulse_ratio = (pulse.fall - pulse.rise) / (0.2 * px_per_s)
+        if not 0.6 <= row.pulse_ratio <= 1.5:
+            return  # a pulse, but not 0.2 s of this row's time: the row is not 10 s (cropped?)
+        row.px_per_mv = pulse.height
         row.calibrated = True
         # Re-anchor the baseline on the pulse's foot, keeping the slope fitted on the trace.
-        foot_x = float(np.mean(columns[foot])) + s
-        row.intercept = top + float(np.median(centre[foot])) - row.slope * foot_x
+        row.intercept = pulse.foot_y - row.slope * pulse.foot_x
+        return
 
 
 def _agree_on_ends(rows: list[Row]) -> list[str]:
@@ -408,6 +525,8 @@ def find_layout(mask: np.ndarray) -> PageLayout:
     guess_px_per_mm = w / PAGE_MM[0]
     mask = _without_frame(mask)
     ys, coverage = find_baselines(mask, guess_px_per_mm)
+    thin = _thin_rows(mask, ys, guess_px_per_mm)
+    ys, coverage = ys[thin], coverage[thin]
     shape = _best_shape(ys, coverage)
     if shape is None:
         raise IntakeError(

@@ -41,12 +41,15 @@ def _mask(polylines: list[Polyline]) -> np.ndarray:
 
 
 def _pulse_height_mm(
-    polylines: list[Polyline], baseline_mm: float, x_start_mm: float, pitch_mm: float
+    polylines: list[Polyline], baseline_mm: float, x_start_mm: float, x_end_mm: float, pitch_mm: float
 ) -> float | None:
-    """Height of the calibration pulse standing on ``baseline_mm`` just left of the trace."""
+    """Height of the calibration pulse standing on ``baseline_mm`` just left of the trace
+    or just right of it (a polyline of its own, shorter than a trace)."""
     for line in polylines:
         x, y = line[:, 0], line[:, 1]
-        if not (x.max() <= x_start_mm + 0.5 and x_start_mm - x.min() < 15.0):
+        before = x.max() <= x_start_mm + 1.5 and x_start_mm - x.min() < 15.0
+        after = x.min() >= x_end_mm - 1.5 and x.max() - x_end_mm < 15.0
+        if not (before or after) or x.max() - x.min() > 12.0:
             continue
         foot = np.abs(y - baseline_mm) < 0.15 * pitch_mm
         if foot.any() and (~foot).any():
@@ -67,6 +70,7 @@ def read_vector_signal(
     baselines = np.array([row.baseline(np.array([float(row.x_start)]))[0] for row in page.rows]) / per_mm
     pitch = float(np.median(np.diff(baselines))) if len(baselines) > 1 else 40.0
     starts = np.array([row.x_start for row in page.rows]) / per_mm
+    ends = np.array([row.x_end for row in page.rows]) / per_mm
     traces: list[list[Polyline]] = [[] for _ in page.rows]
     for line in polylines:
         x = line[:, 0]
@@ -74,7 +78,9 @@ def read_vector_signal(
         if span < _MIN_TRACE_S or x.max() < starts.min():
             continue
         traces[int(np.argmin(np.abs(baselines - np.median(line[:, 1]))))].append(line)
-    heights = [_pulse_height_mm(polylines, b, s, pitch) for b, s in zip(baselines, starts, strict=True)]
+    heights = [
+        _pulse_height_mm(polylines, b, s, e, pitch) for b, s, e in zip(baselines, starts, ends, strict=True)
+    ]
     found = [h for h in heights if h is not None]
     signal = EcgSignal.empty()
     signal.sample_rate = rate

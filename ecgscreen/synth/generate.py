@@ -22,11 +22,12 @@ from ..contract import GAIN_MM_PER_MV
 from ..leads import LAYOUTS, RHYTHM_LEADS
 from . import dicom_writer
 from .cohort import Patient, draw_patient
+from .designs import draw_design, draw_dpi, draw_palette
 from .masks import record_masks, write_masks_card
 from .pdf_writer import write_pdf
 from .printout import GRIDS, Header, PrintStyle, compose_page
 from .raster_writer import PAPER, rasterize
-from .scan import ScanArtefacts, apply_artefacts, draw_artefacts
+from .scan import ScanArtefacts, apply_artefacts, draw_artefacts, draw_world_extras
 from .signals import SAMPLE_RATE, apply_markers, draw_shape, r_peak_times, synthesize
 
 __all__ = [
@@ -70,10 +71,11 @@ LABEL_COLUMNS = (
     "format", "layout", "grid", "rotation_deg", "paper_speed", "gain", "scar_territory",
     "acquisition", "dpi", "jpeg_quality", "heart_rate", *MARKER_COLUMNS,
     "calibration_pulse", "labels", "colour", "rhythm_leads",
+    "paper", "pulse_place", "separators", "minor_grid", "trace_mm", "furniture", "frame", "crop_mm",
 )  # fmt: skip
 # How a raster file stores its pixels: colour, or greyscale as many archives and fax-like
 # scanners keep them (8 bits, or 16 bits in PNG and DICOM; JPEG has no 16-bit greyscale).
-COLOURS = ("rgb", "grey8", "grey16")
+COLOURS = ("rgb", "grey8", "grey16", "binary")  # binary: a fax-like 1-bit scan
 # The printed layouts in the proportions the world's pictures show them (most are 3x4 with a
 # lead II strip, then 3x4 without strip; a few carts print V1 or V5 as the strip, GE prints
 # V1, II, V5), with 6x2 and 12x1 kept common enough to learn: (layout, strip leads) -> share.
@@ -91,6 +93,7 @@ LAYOUT_MIX: dict[tuple[str, tuple[str, ...]], float] = {
 # The layouts the generator drew before the others: drawn first, uniformly, as they were, so
 # a seed's records keep their draws; ``_world_layout`` then moves some to the other layouts.
 _FIRST_LAYOUTS = ("3x4+1", "6x2", "12x1")
+_FIRST_GRIDS = ("red", "pink", "green", "none")  # the same for the grid palettes
 
 _FIRST = (
     "ANNA",
@@ -147,6 +150,23 @@ class Record:
     def filename(self) -> str:
         return f"{self.index:06d}{EXTENSIONS[self.file_format]}"
 
+    def _design_columns(self, printed: bool) -> dict[str, object]:
+        """The page design's truth (``printout.PageDesign``), empty for a waveform."""
+        design = self.style.design
+        if not printed:
+            return dict.fromkeys(("paper", "pulse_place", "separators", "minor_grid", "trace_mm", "furniture",
+                                  "frame", "crop_mm"), "")  # fmt: skip
+        return {
+            "paper": design.paper,
+            "pulse_place": design.pulse if self.style.calibration else "none",
+            "separators": design.separators,
+            "minor_grid": design.minor,
+            "trace_mm": f"{design.trace_mm:.2f}",
+            "furniture": ";".join(design.furniture),
+            "frame": int(design.frame),
+            "crop_mm": f"{design.crop_mm:.1f}" if design.crop_mm else "",
+        }
+
     def label_row(self) -> dict[str, object]:
         p, m = self.patient, self.patient.markers
         printed = self.file_format != "dcm-waveform"
@@ -171,6 +191,7 @@ class Record:
             "labels": self.style.labels if printed else "",
             "colour": self.colour if self.file_format in RASTER_FORMATS else "",
             "rhythm_leads": ";".join(self.style.strip_leads) if printed else "",
+            **self._design_columns(printed),
         }
         for name in MARKER_COLUMNS:
             value = getattr(m, name)
@@ -249,7 +270,8 @@ def make_record(
     signal = synthesize(shape, r_peak_times(shape.heart_rate, rng), patient.noise, rng)
     file_format = _pick(rng, formats, FORMAT_WEIGHTS)
     first = [layout for layout in layouts if layout in _FIRST_LAYOUTS] or list(layouts)
-    style = PrintStyle(layout=_pick(rng, first), grid=_pick(rng, grids))
+    first_grids = [grid for grid in grids if grid in _FIRST_GRIDS] or list(grids)
+    style = PrintStyle(layout=_pick(rng, first), grid=_pick(rng, first_grids))
     artefacts = draw_artefacts(rng) if file_format in RASTER_FORMATS else ScanArtefacts()
     dpi = int(rng.choice([100, 125, 150]))
     jpeg_quality = int(rng.integers(60, 96))
@@ -268,7 +290,7 @@ def make_record(
     style = replace(
         style, calibration=bool(rng.random() >= 0.1), labels="touching" if rng.random() < 0.2 else "above"
     )
-    colour = str(rng.choice(COLOURS, p=[0.8, 0.12, 0.08]))
+    colour = str(rng.choice(COLOURS[:3], p=[0.8, 0.12, 0.08]))
     if colour == "grey16" and (file_format == "jpeg" or (file_format == "dcm-sc" and index % 2 == 1)):
         colour = "grey8"  # JPEG has no 16-bit greyscale
     if set(layouts) - set(_FIRST_LAYOUTS):  # the world's mix of layouts, drawn last
@@ -278,6 +300,17 @@ def make_record(
             style = replace(style, layout=layout, gain=gain)
         if strips != RHYTHM_LEADS[layout]:
             style = replace(style, rhythm_leads=strips)
+    # The world's pages, drawn after all of the above: page design, grid palette, resolution,
+    # fax-like 1-bit storage, a photo's surroundings and creases.
+    labels = "below" if style.labels == "above" and rng.random() < 0.2 else style.labels
+    style = replace(style, grid=draw_palette(rng, style.grid, grids), labels=labels)
+    style = replace(style, design=draw_design(rng, style))
+    dpi = draw_dpi(rng, dpi)
+    if dpi > 300 and not (file_format == "jpeg" or (file_format == "dcm-sc" and index % 2 == 1)):
+        dpi = 300  # a 600 dpi page kept losslessly is over the 25 MiB a request may carry
+    if file_format in ("png", "dcm-sc") and rng.random() < 0.04:
+        colour = "binary"
+    artefacts = draw_world_extras(rng, artefacts)
     return Record(
         index, patient, signal, shape.heart_rate, file_format, style, artefacts, dpi,
         jpeg_quality, header, dicom_patient, split, colour,
@@ -314,6 +347,8 @@ def _stored_colour(image: Image.Image, colour: str) -> Image.Image:
     grey = image.convert("L")
     if colour == "grey8":
         return grey
+    if colour == "binary":  # 1-bit, as a fax or a bilevel scanner stores it (kept as 8-bit grey)
+        return grey.point(lambda v: 255 if v >= 170 else 0)
     return Image.fromarray(np.asarray(grey, dtype=np.uint16) * 257)  # mode I;16
 
 

@@ -25,8 +25,8 @@ from PIL import Image, ImageDraw
 
 from ..leads import LEADS
 from .printout import Page
-from .raster_writer import _draw_grid, _font
-from .scan import ScanArtefacts, _warp_coefficients
+from .raster_writer import _draw_grid, _font, raster_supersample
+from .scan import ScanArtefacts, _curl, _warp_coefficients
 
 __all__ = ["CLASSES", "KIND_CLASS", "rasterize_classes", "warp_like_scan", "record_masks", "write_masks_card"]
 
@@ -56,10 +56,13 @@ def _block_class(sub: np.ndarray, s: int, n_values: int, at_least: int) -> np.nd
     return best
 
 
-def rasterize_classes(page: Page, dpi: float = 150.0, supersample: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def rasterize_classes(
+    page: Page, dpi: float = 150.0, supersample: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(classes, leads)``: two ``uint8`` label images of ``page`` the size of
     ``rasterize(page, dpi, supersample)`` (classes in ``CLASSES`` order; leads 1..12 in
     ``LEADS`` order on trace pixels, 0 elsewhere)."""
+    supersample = raster_supersample(dpi) if supersample is None else supersample
     px_per_mm = dpi / 25.4 * supersample
     width, height = (round(v * dpi / 25.4) * supersample for v in page.size_mm)
     canvas = np.zeros((height, width), dtype=np.uint8)
@@ -94,16 +97,28 @@ def rasterize_classes(page: Page, dpi: float = 150.0, supersample: int = 2) -> t
 
 
 def warp_like_scan(mask: np.ndarray, artefacts: ScanArtefacts) -> np.ndarray:
-    """``mask`` moved as ``scan.apply_artefacts`` moves the page (rotation, keystone), by
-    nearest-neighbour sampling; outside the page is 0."""
-    if artefacts.kind == "clean" or not (artefacts.rotation_deg or any(artefacts.keystone)):
+    """``mask`` moved as ``scan.apply_artefacts`` moves the page (rotation, keystone, a
+    photo's smaller page, curl), by nearest-neighbour sampling; outside the page and under
+    objects lying on the picture is 0."""
+    a = artefacts
+    if a.kind == "clean":
         return mask
-    image = Image.fromarray(mask)
-    coefficients = _warp_coefficients(image.size, artefacts)
-    warped = image.transform(
-        image.size, Image.Transform.PERSPECTIVE, coefficients, Image.Resampling.NEAREST, fillcolor=0
-    )
-    return np.asarray(warped)
+    if a.rotation_deg or any(a.keystone) or a.page_scale != 1.0:
+        image = Image.fromarray(mask)
+        coefficients = _warp_coefficients(image.size, a)
+        mask = np.asarray(
+            image.transform(
+                image.size, Image.Transform.PERSPECTIVE, coefficients, Image.Resampling.NEAREST, fillcolor=0
+            )
+        )
+    if a.curl:
+        mask = _curl(mask, a.curl, 0, (0,))
+    if a.objects:
+        mask = mask.copy()
+        h, w = mask.shape[:2]
+        for x0, y0, x1, y1, *_ in a.objects:
+            mask[int(y0 * h) : int(y1 * h), int(x0 * w) : int(x1 * w)] = 0
+    return mask
 
 
 def record_masks(record) -> tuple[np.ndarray, np.ndarray] | None:

@@ -33,13 +33,22 @@ def write_pdf(page: Page, title: str = "12-lead ECG", encrypt: str | None = None
         return x * mm, (height - y) * mm  # PDF's origin is bottom left, y up
 
     if page.grid is not None:
-        x0, y0, x1, y1 = page.grid.box
-        for step, color, line_mm in ((1, page.grid.minor, 0.1), (5, page.grid.major, 0.2)):
-            canvas.setStrokeColorRGB(*_rgb(color))
-            canvas.setLineWidth(line_mm * mm)
+        grid = page.grid
+        x0, y0, x1, y1 = grid.box
+        for step, color, line_mm, style in (
+            (1, grid.minor, grid.minor_mm, grid.minor_style),
+            (5, grid.major, grid.major_mm, "solid"),
+        ):
             xs = [x0 + i * step for i in range(int((x1 - x0) / step) + 1)]
             ys = [y0 + i * step for i in range(int((y1 - y0) / step) + 1)]
-            canvas.lines([(*xy(x, y0), *xy(x, y1)) for x in xs] + [(*xy(x0, y), *xy(x1, y)) for y in ys])
+            canvas.setStrokeColorRGB(*_rgb(color))
+            if style == "solid":
+                canvas.setLineWidth(line_mm * mm)
+                canvas.lines([(*xy(x, y0), *xy(x, y1)) for x in xs] + [(*xy(x0, y), *xy(x1, y)) for y in ys])
+            elif style == "dotted":  # a dot at each crossing: a stroke as long as it is wide
+                dot = max(line_mm, 0.15)
+                canvas.setLineWidth(dot * mm)
+                canvas.lines([(*xy(x, y), *xy(x + dot, y)) for x in xs for y in ys])
 
     canvas.setLineJoin(1)
     canvas.setLineCap(1)

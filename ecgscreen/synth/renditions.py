@@ -16,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 
 from .generate import RASTER_FORMATS, Record, encode_record, make_record
-from .scan import ScanArtefacts, draw_artefacts
+from .scan import ScanArtefacts, draw_artefacts, draw_world_extras
 
 __all__ = ["RENDITIONS", "REFERENCE", "ACQUISITION_OF", "render", "renditions_of"]
 
@@ -52,7 +52,7 @@ def _artefacts(record: Record, rendition: str, kind: str) -> ScanArtefacts:
     for _ in range(200):  # draw_artefacts picks the kind by chance: draw until it is this one
         artefacts = draw_artefacts(rng)
         if artefacts.kind == kind:
-            return artefacts
+            return draw_world_extras(rng, artefacts)
     raise RuntimeError(f"could not draw a {kind} acquisition")  # pragma: no cover
 
 

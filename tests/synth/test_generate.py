@@ -17,7 +17,7 @@ from ecgscreen.cli import app
 from ecgscreen.contract import PAGE_MM
 from ecgscreen.leads import LAYOUTS, LEADS, RHYTHM_LEADS
 from ecgscreen.synth.generate import FORMATS, LABEL_COLUMNS, LAYOUT_MIX, generate, make_record
-from ecgscreen.synth.printout import GRIDS
+from ecgscreen.synth.printout import GRIDS, LABEL_PLACES
 
 STUDY_COLUMNS = ["path", "scar_cad", "lvef", "female_gender", "dm", "ht", "smoke", "dlp", "age", "split"]
 RENDER_COLUMNS = ["format", "layout", "grid", "rotation_deg", "paper_speed", "gain", "scar_territory"]
@@ -52,7 +52,7 @@ def test_labels_have_the_study_columns_then_the_rendering_truth(dataset):
         assert r["paper_speed"] == "25"
         # 12x1 pages print at half gain or, overlapping their neighbours, at the standard 10
         assert r["gain"] in (("5", "10") if r["layout"] == "12x1" else ("10",))
-        assert r["calibration_pulse"] in ("0", "1") and r["labels"] in ("above", "touching")
+        assert r["calibration_pulse"] in ("0", "1") and r["labels"] in LABEL_PLACES
         strips = tuple(r["rhythm_leads"].split(";")) if r["rhythm_leads"] else ()
         assert len(strips) == len(RHYTHM_LEADS[r["layout"]]) and set(strips) <= set(LEADS)
     assert {r["split"] for r in rows} <= {"train", "val", "test"}

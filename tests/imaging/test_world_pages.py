@@ -1,0 +1,83 @@
+"""The world's page designs (issue 21): pulses before, joined to, after or joined to the end
+of the trace; headers, QR codes, barcodes, frames, dotted grids, the world's grid colours,
+screenshots cropped below the third row. Each page is read with its layout, its pulse found
+on every row, and no pulse in any lead's signal. (``python -m bench layouts`` runs the same
+on hundreds of random pages.)"""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from ecgscreen.imaging.pipeline import read_page
+from ecgscreen.leads import LEADS
+from ecgscreen.synth.designs import draw_design
+from ecgscreen.synth.generate import encode_record, make_record
+from ecgscreen.synth.printout import PageDesign
+from ecgscreen.synth.scan import ScanArtefacts
+
+
+def _page(
+    design: PageDesign, layout: str = "3x4+1", grid: str = "red", fmt: str = "png", labels: str = "above"
+):
+    base = make_record(77, 5)
+    style = replace(base.style, layout=layout, grid=grid, gain=None, rhythm_leads=None, calibration=True,
+                    labels=labels, design=design)  # fmt: skip
+    return replace(base, file_format=fmt, style=style, artefacts=ScanArtefacts(), dpi=150, colour="rgb")
+
+
+DESIGNS = {
+    "pulse joined to the trace": PageDesign(trace_x0=22.0, pulse="joined", separators="none"),
+    "pulse after the trace": PageDesign(trace_x0=14.0, pulse="end", separators="dashed"),
+    "pulse joined to the trace's end": PageDesign(trace_x0=14.0, pulse="end-joined", separators="gap"),
+    "header, QR code, barcode, frame": PageDesign(
+        grid_box=(8.0, 36.0, 289.0, 200.0),
+        trace_x0=26.0,
+        frame=True,
+        furniture=("measurements", "interpretation", "device", "footer", "qr", "barcode"),
+        seed=3,
+    ),  # fmt: skip
+    "Letter, dotted grid, thick trace": PageDesign(
+        paper="Letter", grid_box=(4.0, 20.0, 276.0, 210.0), trace_x0=18.0, minor="dotted", trace_mm=0.45
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(DESIGNS))
+def test_a_designed_page_is_read_with_its_layout_and_its_pulses(name):
+    record = _page(DESIGNS[name])
+    reading = read_page(encode_record(record))
+    assert reading.verdict.refusal is None, reading.verdict.refusal
+    assert reading.info["layout"] == "3x4+1"
+    assert all(row.calibrated for row in reading.page.layout.rows), name
+    # Every row read from its trace, not its pulse: the first 0.3 s of each row's first lead
+    # and the last 0.3 s of its last follow the recording (a pulse read as trace is a 1 mV
+    # step the recording lacks).
+    truth, values = record.signal, reading.signal.values
+    rate = truth.shape[1] / values.shape[1]
+    edge = int(0.3 * values.shape[1] / 10)
+    for i, lead in enumerate(LEADS):
+        printed = np.flatnonzero(np.isfinite(values[i]))
+        ends = [at for at in (printed[:edge], printed[-edge:]) if at[0] == 0 or at[-1] >= values.shape[1] - 2]
+        for at in ends:
+            read = values[i, at] - np.median(values[i, printed])
+            true = truth[i, (at * rate).astype(int)] - np.median(truth[i, (printed * rate).astype(int)])
+            assert np.median(np.abs(read - true)) < 0.3, f"{name}: {lead} strays from the recording"
+
+
+@pytest.mark.parametrize("grid", ["orange", "blue", "grey", "black"])
+def test_the_worlds_grid_colours_are_read(grid):
+    reading = read_page(encode_record(_page(PageDesign(), grid=grid, fmt="jpeg")))
+    assert reading.verdict.refusal is None and reading.info["layout"] == "3x4+1"
+
+
+def test_a_screenshot_cropped_below_the_third_row_is_a_3x4_page():
+    base = make_record(77, 5)
+    design = draw_design(np.random.default_rng(4), replace(base.style, layout="3x4"))
+    while design.crop_mm is None:  # draw until the screenshot is cropped
+        design = draw_design(np.random.default_rng(int(design.seed)), replace(base.style, layout="3x4"))
+    record = _page(replace(design, pulse="start", trace_x0=max(design.trace_x0, design.grid_box[0] + 12)),
+                   layout="3x4")  # fmt: skip
+    reading = read_page(encode_record(record))
+    assert reading.info["layout"] == "3x4"
+    assert reading.verdict.refusal is None
