@@ -29,10 +29,10 @@ from ecgscreen.training.predictors import OnnxPredictor
 P95_GOAL, MAX_GOAL = 0.05, 0.15
 
 
-def canonical_inputs(job: tuple[int, int]) -> dict[str, np.ndarray | str]:
+def canonical_inputs(job: tuple[int, int, bool]) -> dict[str, np.ndarray | str]:
     """Every rendition of record ``index`` through intake: canonical image or refusal reason."""
-    seed, index = job
-    _, files = renditions_of(seed, index)
+    seed, index, world_pages = job
+    _, files = renditions_of(seed, index, world_pages=world_pages)
     out: dict[str, np.ndarray | str] = {}
     for name, data in files.items():
         try:
@@ -42,12 +42,15 @@ def canonical_inputs(job: tuple[int, int]) -> dict[str, np.ndarray | str]:
     return out
 
 
-def measure(n: int, seed: int, repository: Path, workers: int | None = None, progress=None) -> dict:
-    """Per rendition: ``{"scar": deltas, "lvef": deltas, "refused": count}`` against the waveform."""
+def measure(
+    n: int, seed: int, repository: Path, workers: int | None = None, progress=None, world_pages: bool = True
+) -> dict:
+    """Per rendition: ``{"scar": deltas, "lvef": deltas, "refused": count}`` against the waveform
+    (the generator's world pages, or only its first page design)."""
     workers = workers or os.cpu_count() or 1
     with ProcessPoolExecutor(workers) as pool:
         results = []
-        for result in pool.map(canonical_inputs, [(seed, i) for i in range(n)], chunksize=2):
+        for result in pool.map(canonical_inputs, [(seed, i, world_pages) for i in range(n)], chunksize=2):
             results.append(result)
             if progress:
                 progress(1)
@@ -97,11 +100,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=31)
     parser.add_argument("--repository", type=Path, default=Path("model_repository"))
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--first-page", action="store_true", help="only the generator's first page design")
     args = parser.parse_args(argv)
     from rich.progress import Progress
 
     print(f"{args.n} ECGs (seed {args.seed}) x {len(RENDITIONS)} formats, canonical {CANONICAL_SIZE} px")
     with Progress() as bar:
         task = bar.add_task("intake", total=args.n)
-        result = measure(args.n, args.seed, args.repository, args.workers, lambda k: bar.advance(task, k))
+        result = measure(
+            args.n,
+            args.seed,
+            args.repository,
+            args.workers,
+            lambda k: bar.advance(task, k),
+            not args.first_page,
+        )
     report(result)

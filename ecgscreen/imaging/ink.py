@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageChops
 from scipy import ndimage
 
-__all__ = ["Ink", "separate_ink", "threshold_ink", "without_grid_lines", "value_and_chroma"]
+__all__ = ["Ink", "separate_ink", "threshold_ink", "without_grid_lines", "off_page", "value_and_chroma"]
 
 _BLOCK = 16  # px; the paper brightness is the brightest value in each block
 _SAMPLE = 8  # grid colour is judged on every 8th pixel in each direction
@@ -168,3 +168,25 @@ def _threshold(darkness: np.ndarray, grid: str, grid_in_darkness: bool) -> Ink:
 def threshold_ink(darkness: np.ndarray, grid: str) -> Ink:
     """The ``Ink`` record of a darkness map that holds no grid (any more)."""
     return _threshold(darkness, grid, False)
+
+
+def off_page(image: np.ndarray, shape: tuple[int, int], px_per_mm: float) -> np.ndarray:
+    """Where a photo shows what lies around the page, at ``shape`` (the ink map's size): the
+    regions reaching the picture's edge that stay darker than 0.4 of the paper over a 10 mm
+    window (a dark desk, a phone on it), grown by 3 mm over their edge. A trace, text or grid
+    line is too thin to stay; a lighter desk is left alone."""
+    grey = image if image.ndim == 2 else image.mean(axis=2)
+    small_shape = (max(1, shape[0] // 4), max(1, shape[1] // 4))
+    small = np.asarray(Image.fromarray(grey.astype(np.uint8)).resize(small_shape[::-1], Image.Resampling.BOX))
+    paper = float(np.percentile(small, 95))
+    size = max(3, round(10.0 * px_per_mm / 4))
+    # Thin dark strokes close up; uneven light leaves paper above 0.4 of its brightest.
+    dark = ndimage.grey_closing(small, size=(size, size)) < 0.4 * paper
+    labels, count = ndimage.label(dark)
+    border = np.unique(np.r_[labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    dark = np.isin(labels, border[border > 0])  # what lies around the page reaches the edge
+    if not dark.any():
+        return np.zeros(shape, dtype=bool)
+    dark = ndimage.binary_dilation(dark, iterations=max(1, round(3.0 * px_per_mm / 4)))
+    full = np.asarray(Image.fromarray(dark).resize(shape[::-1], Image.Resampling.NEAREST))
+    return full

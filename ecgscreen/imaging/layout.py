@@ -134,12 +134,14 @@ def find_baselines(mask: np.ndarray, px_per_mm: float) -> tuple[np.ndarray, np.n
     return ys, smooth[ys]
 
 
-def _thin_rows(mask: np.ndarray, ys: np.ndarray, px_per_mm: float) -> np.ndarray:
-    """Which candidate rows are drawn by a thin line: a trace spends most columns on its
-    baseline, one pen wide, where a line of text is a glyph's height tall in most of them
-    (a header line can sit a row's pitch above the first row, and cover as much)."""
+def _trace_like_rows(mask: np.ndarray, ys: np.ndarray, px_per_mm: float) -> np.ndarray:
+    """Which candidate rows are drawn like a trace: by a thin line (a trace spends most
+    columns on its baseline, one pen wide, where a line of text is a glyph's height tall in
+    most of them) that runs unbroken for at least 25 mm (a line of text breaks between its
+    words). A header or a device line can sit a row's pitch from the rows, and cover as much."""
     reach = round(2.5 * px_per_mm)
-    thin = np.ones(ys.size, dtype=bool)
+    gap = max(1, round(0.75 * px_per_mm))
+    keep = np.ones(ys.size, dtype=bool)
     for k, y in enumerate(ys):
         band = mask[max(0, y - reach) : y + reach + 1]
         has = band.any(axis=0)
@@ -147,8 +149,11 @@ def _thin_rows(mask: np.ndarray, ys: np.ndarray, px_per_mm: float) -> np.ndarray
             continue
         first = np.argmax(band, axis=0)[has]
         last = band.shape[0] - 1 - np.argmax(band[::-1], axis=0)[has]
-        thin[k] = float(np.median(last - first)) <= 1.5 * px_per_mm
-    return thin
+        # Within 4 mm of the baseline: P and T waves leave a narrower band, breaking the run.
+        runs = _runs(mask[max(0, y - round(4 * px_per_mm)) : y + round(4 * px_per_mm) + 1].any(axis=0), gap)
+        longest = max((e - s for s, e in runs), default=0)
+        keep[k] = float(np.median(last - first)) <= 1.5 * px_per_mm and longest >= 25 * px_per_mm
+    return keep
 
 
 def _without_frame(mask: np.ndarray) -> np.ndarray:
@@ -525,8 +530,11 @@ def find_layout(mask: np.ndarray) -> PageLayout:
     guess_px_per_mm = w / PAGE_MM[0]
     mask = _without_frame(mask)
     ys, coverage = find_baselines(mask, guess_px_per_mm)
-    thin = _thin_rows(mask, ys, guess_px_per_mm)
-    ys, coverage = ys[thin], coverage[thin]
+    # A row within 3 mm of the picture's top or bottom is the page's edge or frame (a trace
+    # there would be cut off), else it must be drawn like a trace.
+    margin = 3.0 * guess_px_per_mm
+    trace_like = _trace_like_rows(mask, ys, guess_px_per_mm) & (ys >= margin) & (ys <= h - 1 - margin)
+    ys, coverage = ys[trace_like], coverage[trace_like]
     shape = _best_shape(ys, coverage)
     if shape is None:
         raise IntakeError(

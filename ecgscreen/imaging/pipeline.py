@@ -9,7 +9,7 @@ the file.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from .dicom_reader import Waveform, read_dicom
 from .digitize import read_signal
 from .errors import IntakeError
 from .images import WORKING_PX_PER_MM, decode_image
-from .ink import separate_ink, threshold_ink, without_grid_lines
+from .ink import off_page, separate_ink, threshold_ink, without_grid_lines
 from .judge import Verdict, judge
 from .layout import PageLayout, find_layout
 from .limits import DEFAULT_LIMITS, Limits
@@ -83,6 +83,8 @@ def _from_printout(image: np.ndarray, info: dict) -> tuple[EcgSignal, LevelledPa
     """The signal of a printed page (RGB or grey pixels), and the page it was read from."""
     scale = min(1.0, WORKING_PX_PER_MM * PAGE_MM[0] / max(image.shape[:2]))
     ink = separate_ink(image, scale)
+    around = off_page(image, ink.mask.shape, max(ink.mask.shape) / PAGE_MM[0])  # a photo's desk
+    ink = replace(ink, mask=ink.mask & ~around)
     angle, confidence = estimate_rotation(ink.mask)
     info["grid"] = ink.grid
     darkness = rotate(np.round(ink.darkness * 255).astype(np.uint8), angle).astype(np.float32) / 255
@@ -91,7 +93,7 @@ def _from_printout(image: np.ndarray, info: dict) -> tuple[EcgSignal, LevelledPa
         # are straight across the page and come out by their shape (``without_grid_lines``).
         px_per_mm = max(darkness.shape) / PAGE_MM[0]
         ink = threshold_ink(without_grid_lines(darkness, px_per_mm), ink.grid)
-        return _from_trace(ink.mask, ink.darkness, angle, confidence, info)
+        return _from_trace(ink.mask & ~rotate(around, angle), ink.darkness, angle, confidence, info)
     return _from_trace(rotate(ink.mask, angle), darkness, angle, confidence, info)
 
 

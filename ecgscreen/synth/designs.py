@@ -21,7 +21,7 @@ __all__ = ["draw_design", "draw_palette", "draw_dpi", "WORLD_GRIDS", "WORLD_DPIS
 
 WORLD_GRIDS = {"orange": 0.3, "blue": 0.3, "grey": 0.25, "black": 0.15}
 WORLD_DPIS = {72: 0.25, 96: 0.25, 200: 0.25, 300: 0.2, 600: 0.05}
-_INKS = {INK: 0.8, (0, 0, 0): 0.15, (20, 30, 110): 0.05}
+_INKS = {INK: 0.8, (0, 0, 0): 0.2}  # coloured (blue) ink is left out: intake discounts colour as grid
 _FURNITURE_SHARE = {
     "measurements": 0.35, "interpretation": 0.3, "device": 0.4, "footer": 0.25, "qr": 0.15, "barcode": 0.1,
 }  # fmt: skip

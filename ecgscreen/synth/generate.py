@@ -262,8 +262,13 @@ def make_record(
     formats: Sequence[str] = FORMATS,
     layouts: Sequence[str] = LAYOUTS,
     grids: Sequence[str] = GRIDS,
+    world_pages: bool = True,
 ) -> Record:
-    """Draw record ``index`` of the dataset with ``seed`` (no file is written)."""
+    """Draw record ``index`` of the dataset with ``seed`` (no file is written).
+
+    ``world_pages``: draw the world's page designs, grid colours, resolutions, fax-like
+    storage and photo surroundings (``synth.designs``); without, every page is the first
+    page the generator drew (one geometry, four grids, 100-150 dpi), as older datasets hold."""
     rng = np.random.default_rng([seed, index])
     patient = draw_patient(rng, difficulty)
     shape = apply_markers(draw_shape(rng), patient.markers)
@@ -302,6 +307,11 @@ def make_record(
             style = replace(style, rhythm_leads=strips)
     # The world's pages, drawn after all of the above: page design, grid palette, resolution,
     # fax-like 1-bit storage, a photo's surroundings and creases.
+    if not world_pages:
+        return Record(
+            index, patient, signal, shape.heart_rate, file_format, style, artefacts, dpi,
+            jpeg_quality, header, dicom_patient, split, colour,
+        )  # fmt: skip
     labels = "below" if style.labels == "above" and rng.random() < 0.2 else style.labels
     style = replace(style, grid=draw_palette(rng, style.grid, grids), labels=labels)
     style = replace(style, design=draw_design(rng, style))

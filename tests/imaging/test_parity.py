@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_every_format_answers_as_its_waveform():
-    result = measure(8, seed=43, repository=DEFAULT_REPOSITORY, workers=2)
+    result = measure(8, seed=43, repository=DEFAULT_REPOSITORY, workers=2, world_pages=False)
     assert set(result["table"]) == set(ACQUISITION_OF) and set(result["tasks"]) == {"scar", "lvef"}
     for name, row in result["table"].items():
         if ACQUISITION_OF[name] in ("vector PDF", "clean raster"):

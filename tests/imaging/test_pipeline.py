@@ -1,6 +1,7 @@
 """Intake over synthetic printouts: layout, rotation, and one canonical input per ECG."""
 
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import pytest
@@ -12,8 +13,11 @@ from ecgscreen.imaging.errors import IntakeError
 from ecgscreen.imaging.pipeline import preprocess
 from ecgscreen.leads import LAYOUTS, LEADS, panel_box
 from ecgscreen.synth.generate import FORMATS, RASTER_FORMATS, encode_record, make_record
-from ecgscreen.synth.printout import GRIDS
 from ecgscreen.synth.scan import ScanArtefacts
+
+# These tests hold intake to its numbers on the generator's first page design; the world's
+# page designs have their own tests (test_world_pages) and ``python -m bench layouts``.
+make_record = partial(make_record, world_pages=False)
 
 
 def agreement(a: np.ndarray, b: np.ndarray) -> float:
@@ -49,7 +53,7 @@ def corpus():
 def test_layout_is_found_for_at_least_99_percent(corpus):
     printed = [(r, p) for r, p in corpus if r.file_format != "dcm-waveform"]
     assert {r.style.layout for r, _ in printed} == set(LAYOUTS)
-    assert {r.style.grid for r, _ in printed} == set(GRIDS)
+    assert {r.style.grid for r, _ in printed} == {"red", "pink", "green", "none"}  # the first page's
     assert {r.file_format for r, _ in corpus} == set(FORMATS)
     right = sum(p.info["layout"] == r.style.layout for r, p in printed)
     assert right / len(printed) >= 0.99, [(r.index, r.style.layout, p.info["layout"]) for r, p in printed]
