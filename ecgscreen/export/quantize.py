@@ -2,9 +2,24 @@
 
 ``quantize_export`` writes ``MODEL/<version>/model.int8.onnx`` next to ``model.onnx``:
 onnxruntime's static quantization (QDQ, per-channel INT8 weights, UINT8 activations, MinMax
-calibration) of the convolutions, the whole of the network's arithmetic. The input's
-normalisation, the heads, the probabilities and the closed-form Grad-CAM++ stay in FP32.
-Calibration images are canonical inputs painted by the serving intake
+calibration) of the convolutions, with three corrections measured on the demo network
+(issue 23; ``scripts/int8_parity.py --sweep`` measures them for another one):
+
+- **Sensitive convolutions stay FP32** (``FP32_CONVS``, matched by node name): the stem (its
+  input is three differently normalised copies of one grey image, which one per-tensor INT8
+  grid cannot hold, and on the CPU its narrow INT8 kernels are slower than FP32's), the
+  residual downsample convolutions (their output is the block's identity path: alone, layer2's
+  moved the demo's probabilities by 0.09), and the 3x3 convolutions that a one-layer-at-a-time
+  sweep on calibration-seed ECGs found most sensitive.
+- **The identity path stays FP32** (``_float_identity``): a residual block's input feeds the
+  next convolution through its Q/DQ pair, but the residual Add, pools and the heads read the
+  float tensor, so the quantization error does not accumulate along the skip connections.
+- **Bias correction** (``_correct_biases``, Nagel et al. 2019): in order, each quantized
+  convolution's per-channel mean output error against FP32 on the calibration images is
+  subtracted from its INT32 bias.
+
+The input's normalisation, the heads, the probabilities and the closed-form Grad-CAM++ stay in
+FP32. Calibration images are canonical inputs painted by the serving intake
 (``imaging.pipeline.preprocess``) from generator ECGs in every format (or from ``--data``'s
 files); a quarter of them is held out.
 
@@ -51,9 +66,25 @@ MAX_AUC_DIFF = 0.005  # |AUC(INT8) - AUC(FP32)| per task, fresh ECGs
 CALIBRATION_SEED = 23_000  # generator seeds never used for training (1) or the demo's test (20000)
 FRESH_SEED = 23_001
 QUANTIZED_OPS = ("Conv",)
+# Convolutions kept in FP32, by node-name fragment (timm ResNet-D names). The stem and the
+# downsample convolutions by construction (see the module docstring); the six 3x3 ones are the
+# demo network's most sensitive in a one-layer sweep on calibration-seed ECGs (issue 23).
+FP32_CONVS = (
+    "/conv1/conv1.",  # stem: conv1.0, conv1.3, conv1.6
+    "/downsample/",  # the residual identity path's 1x1 convolutions
+    "/layer1/layer1.0/conv1/",
+    "/layer1/layer1.1/conv2/",
+    "/layer2/layer2.0/conv2/",
+    "/layer2/layer2.1/conv1/",
+    "/layer2/layer2.1/conv2/",
+    "/layer3/layer3.0/conv1/",
+)
 METHOD = (
     "onnxruntime static quantization (quantize_static), QDQ, per-channel INT8 weights, UINT8 "
-    "activations, MinMax calibration; Conv only (normalisation, heads, probabilities and CAM in FP32)"
+    "activations, MinMax calibration, of the convolutions except {fp32} (kept FP32); residual "
+    "identity paths read the float tensors (only convolution inputs are quantized); per-channel "
+    "bias correction of each INT8 convolution on the calibration images; normalisation, heads, "
+    "probabilities and CAM in FP32"
 )
 
 
@@ -64,6 +95,7 @@ class Int8Options:
     n_calibration: int = 128  # intake-painted ECGs; a quarter of them held out
     n_fresh: int = 600  # fresh ECGs for the AUC check
     data: Path | None = None  # calibrate on this dataset's files (``labels.csv``) instead
+    fp32_convs: tuple[str, ...] = FP32_CONVS  # node-name fragments of convolutions kept FP32
     seed: int = CALIBRATION_SEED
     fresh_seed: int = FRESH_SEED
     max_probability_diff: float = MAX_PROBABILITY_DIFF
@@ -125,9 +157,13 @@ class _Reader:
         return None if batch is None else {MODEL_INPUT: batch}
 
 
-def quantize_network(fp32: Path, out: Path, images: np.ndarray) -> None:
+def quantize_network(
+    fp32: Path, out: Path, images: np.ndarray, fp32_convs: tuple[str, ...] = FP32_CONVS
+) -> list[str]:
     """Write the static INT8 quantization of ``fp32`` (our image ONNX) to ``out``, calibrated
-    on ``images`` (``(N, S, S)`` uint8 canonical inputs)."""
+    and bias-corrected on ``images`` (``(N, S, S)`` uint8 canonical inputs); convolutions whose
+    node name contains one of ``fp32_convs`` stay FP32. Returns those nodes' names."""
+    import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -142,14 +178,99 @@ def quantize_network(fp32: Path, out: Path, images: np.ndarray) -> None:
     with tempfile.TemporaryDirectory(prefix="ecgscreen-int8-") as work:
         prepared = Path(work) / "prepared.onnx"
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        convs = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type in QUANTIZED_OPS]
+        kept = [n for n in convs if any(f in n for f in fp32_convs)]
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         quantize_static(
             str(prepared), str(tmp), reader, quant_format=QuantFormat.QDQ,
             op_types_to_quantize=list(QUANTIZED_OPS), per_channel=True,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
+            calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=kept,
         )  # fmt: skip
+        model = _float_identity(onnx.load(str(tmp)))
+        model = _correct_biases(model, onnx.load(str(prepared)), images)
+        onnx.save(model, str(tmp))
     os.replace(tmp, out)
+    return kept
+
+
+def _float_identity(model, quantized_ops=QUANTIZED_OPS):
+    """Consumers of a DequantizeLinear output that are not quantized ops (a residual Add, a
+    pool, the heads) read the float tensor its QuantizeLinear read: only convolution inputs
+    are quantized, and the skip connections carry FP32. A quantized op's own output Q/DQ stays
+    (onnxruntime fuses it into QLinearConv)."""
+    graph = model.graph
+    producer = {o: n for n in graph.node for o in n.output}
+    initializers = {i.name for i in graph.initializer}
+    for node in graph.node:
+        if node.op_type in (*quantized_ops, "QuantizeLinear", "DequantizeLinear"):
+            continue
+        for k, name in enumerate(node.input):
+            dq = producer.get(name)
+            if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] in initializers:
+                continue
+            q = producer.get(dq.input[0])
+            source = producer.get(q.input[0]) if q is not None else None
+            if q is None or q.op_type != "QuantizeLinear" or (source and source.op_type in quantized_ops):
+                continue
+            node.input[k] = q.input[0]
+    while True:  # Q/DQ pairs nobody reads any more
+        used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+        dead = [
+            n for n in graph.node
+            if n.op_type in ("QuantizeLinear", "DequantizeLinear") and not any(o in used for o in n.output)
+        ]  # fmt: skip
+        if not dead:
+            return model
+        for node in dead:
+            graph.node.remove(node)
+
+
+def _channel_means(model, names: list[str], images: np.ndarray, batch: int = 16) -> dict[str, np.ndarray]:
+    """Per-channel mean of each ``names`` tensor (N, C, H, W) of ``model`` over ``images``."""
+    import onnx
+    import onnxruntime as ort
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    have = {o.name for o in probe.graph.output}
+    probe.graph.output.extend(
+        onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in names if n not in have
+    )
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    sums, counts = dict.fromkeys(names, 0.0), dict.fromkeys(names, 0)
+    for i in range(0, len(images), batch):
+        for name, value in zip(names, session.run(names, {MODEL_INPUT: images[i : i + batch]}), strict=True):
+            sums[name] = sums[name] + value.sum(axis=(0, 2, 3), dtype=np.float64)
+            counts[name] += value.shape[0] * value.shape[2] * value.shape[3]
+    return {n: sums[n] / counts[n] for n in names}
+
+
+def _correct_biases(model, reference, images: np.ndarray):
+    """Empirical bias correction, in graph order: each INT8 convolution's per-channel mean
+    output error against ``reference`` (the FP32 graph) on ``images`` is taken off its INT32
+    bias (in steps of the bias's own scale)."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    producer = {o: n for n in graph.node for o in n.output}
+    initializers = {i.name: i for i in graph.initializer}
+
+    def quantized(node) -> bool:
+        dq = producer.get(node.input[1])
+        return len(node.input) > 2 and dq is not None and dq.op_type == "DequantizeLinear"
+
+    convs = [n for n in graph.node if n.op_type == "Conv" and quantized(n)]
+    target = _channel_means(reference, [c.output[0] for c in convs], images)
+    for conv in convs:
+        error = _channel_means(model, [conv.output[0]], images)[conv.output[0]] - target[conv.output[0]]
+        dq = producer[conv.input[2]]
+        bias, scale = initializers[dq.input[0]], numpy_helper.to_array(initializers[dq.input[1]])
+        values = numpy_helper.to_array(bias).astype(np.int64) - np.round(error / scale).astype(np.int64)
+        bias.CopyFrom(numpy_helper.from_array(values.astype(np.int32), bias.name))
+    return model
 
 
 def _probabilities(
@@ -211,7 +332,7 @@ def quantize_export(
     order = rng.permutation(len(images))
     n_held = max(2, len(images) // 4)
     held, calibration = images[order[:n_held]], images[order[n_held:]]
-    quantize_network(fp32, int8, calibration)
+    kept = quantize_network(fp32, int8, calibration, options.fp32_convs)
 
     tasks = list(card.tasks)
     fresh, labels = fresh_canonicals(options.n_fresh, options.fresh_seed, card.input_size)
@@ -247,7 +368,7 @@ def quantize_export(
         file=str(Path(card.onnx.file).with_name(INT8_MODEL_FILE)),
         sha256=_sha256(int8),
         bytes=int8.stat().st_size,
-        method=METHOD,
+        method=METHOD.format(fp32=", ".join(kept) or "none"),
         calibration=described,
         n_calibration=len(calibration),
         n_held_out=n_held,

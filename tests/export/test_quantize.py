@@ -17,9 +17,9 @@ from ecgscreen.export.quantize import Int8Options, quantize_export
 from ecgscreen.serving.precision import cpu_network
 
 COMMITTED = Path(__file__).resolve().parents[2] / "model_repository" / MODEL_NAME
-# Small sets for CI time. The demo network is narrow (8-128 channels): its INT8 answers move by
-# up to ~0.1 on single ECGs (README, "Measured"), so the default 0.02 refuses it; these limits
-# are loose enough for the real variant and far too tight for a broken one.
+# Small sets for CI time: 9 calibration ECGs are too few for the default limits (the committed
+# variant, calibrated on 96, meets them: README, "Measured"); these limits are loose enough for
+# the real variant and far too tight for a broken one.
 SMALL = dict(n_calibration=12, n_fresh=40, max_probability_diff=0.3, max_auc_diff=0.05, max_canary_diff=0.3)
 
 
@@ -31,16 +31,21 @@ def repository(tmp_path) -> Path:
     return tmp_path
 
 
-def test_the_real_variant_passes_is_a_quarter_of_fp32_and_answers_the_canary(repository):
+def test_the_real_variant_passes_is_under_half_of_fp32_and_answers_the_canary(repository):
     card = quantize_export(repository, options=Int8Options(**SMALL))
     q, folder = card.int8, repository / MODEL_NAME
     assert q.passed and q.refused is None, q.refused
     path = folder / q.file
     assert path.name == INT8_MODEL_FILE and path.is_file() and path.stat().st_size == q.bytes
-    assert q.bytes < 0.4 * card.onnx.bytes  # INT8 conv weights; heads and fc stay FP32
+    assert q.bytes < 0.5 * card.onnx.bytes  # INT8 conv weights; heads, fc and FP32_CONVS stay FP32
+    assert "kept FP32" in q.method and "/downsample/" in q.method
     proto = onnx.load(str(path))
     assert {n.op_type for n in proto.graph.node} >= {"QuantizeLinear", "DequantizeLinear", "Conv"}
     assert [o.name for o in proto.graph.output] == list(card.outputs)  # every output kept, same names
+    # the residual identity path reads FP32: an Add takes at most its convolution's DQ output
+    made_by = {o: n.op_type for n in proto.graph.node for o in n.output}
+    adds = [n for n in proto.graph.node if n.op_type == "Add" and "layer" in n.name]
+    assert adds and all(sum(made_by.get(i) == "DequantizeLinear" for i in n.input) <= 1 for n in adds)
     assert q.max_abs_diff_held_out <= SMALL["max_probability_diff"] and q.n_fresh == SMALL["n_fresh"]
     assert set(q.auc_fp32) == set(q.auc_int8) == set(card.tasks)
     # the card round-trips and the canary's expected answer is now the INT8 network's
