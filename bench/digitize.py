@@ -11,7 +11,12 @@ than any printout at 25 mm/s can draw), and the score of the recording reduced t
 per pixel column of the record's raster (``dpi``; 10 ms a column at 100 dpi and 25 mm/s)
 and interpolated back: what a perfect reader of that raster could reach.
 
-Options: ``--n N`` (default 300), ``--seed S`` (default 37), ``--workers W``.
+A second table gives the Challenge's own definition (no shift, no offset: ``aligned=False``)
+per style of page: acquisition, grid palette, where the pulse is, lead separators, minor
+grid, resolution, paper and page furniture (the generator's world pages; ``--first-page``
+for the first page design only).
+
+Options: ``--n N`` (default 300), ``--seed S`` (default 37), ``--workers W``, ``--first-page``.
 """
 
 from __future__ import annotations
@@ -35,12 +40,29 @@ YARDSTICK_SIGMA_S = 0.003
 YARDSTICKS = ("yardstick", "column yardstick")
 
 
-def record_scores(job: tuple[int, int]) -> dict[str, float | str]:
-    """Mean lead SNR of record ``index`` per rendition (or the refusal reason), and the
-    yardstick (the recording smoothed) under ``"yardstick"``."""
-    seed, index = job
-    record, files = renditions_of(seed, index, tuple(ACQUISITION_OF))
-    scores: dict[str, float | str] = {}
+def _styles(record) -> dict[str, str]:
+    """The page's style, by each of the attributes the per-style table groups on."""
+    design = record.style.design
+    dpi = "<= 96 dpi" if record.dpi <= 96 else ("100-150 dpi" if record.dpi <= 150 else ">= 200 dpi")
+    return {
+        "grid": record.style.grid + ("" if design.minor == "solid" else f" ({design.minor} 1 mm)"),
+        "pulse": design.pulse if record.style.calibration else "no pulse",
+        "separators": design.separators,
+        "resolution": dpi,
+        "paper": design.paper + (", screenshot crop" if design.crop_mm else ""),
+        "furniture": "header/QR/frame"
+        if design.frame or {"qr", "barcode"} & set(design.furniture)
+        else "plain",
+    }
+
+
+def record_scores(job: tuple[int, int, bool]) -> dict[str, float | str]:
+    """Mean lead SNR of record ``index`` per rendition (or the refusal reason), the same by
+    the Challenge's definition under ``"challenge:<rendition>"``, the yardstick (the
+    recording smoothed) under ``"yardstick"`` and the page's styles under ``"styles"``."""
+    seed, index, world_pages = job
+    record, files = renditions_of(seed, index, tuple(ACQUISITION_OF), world_pages)
+    scores: dict = {"styles": _styles(record)}
     for name, data in files.items():
         try:
             signal, _ = read_ecg(data)
@@ -48,6 +70,8 @@ def record_scores(job: tuple[int, int]) -> dict[str, float | str]:
             scores[name] = error.reason
             continue
         scores[name] = float(np.mean(list(signal_snr_db(record.signal, SIGNAL_RATE_HZ, signal).values())))
+        strict = signal_snr_db(record.signal, SIGNAL_RATE_HZ, signal, aligned=False)
+        scores[f"challenge:{name}"] = float(np.mean(list(strict.values())))
     smooth = gaussian_filter1d(record.signal, YARDSTICK_SIGMA_S * SIGNAL_RATE_HZ, axis=1)
     scores["yardstick"] = _mean_snr(record.signal, smooth)
     scores["column yardstick"] = _mean_snr(record.signal, _per_pixel_column(record))
@@ -73,10 +97,12 @@ def _per_pixel_column(record) -> np.ndarray:
     return out
 
 
-def measure(n: int, seed: int, workers: int | None = None, progress=None) -> list[dict]:
+def measure(
+    n: int, seed: int, workers: int | None = None, progress=None, world_pages: bool = True
+) -> list[dict]:
     with ProcessPoolExecutor(workers or os.cpu_count() or 1) as pool:
         out = []
-        for scores in pool.map(record_scores, [(seed, i) for i in range(n)], chunksize=2):
+        for scores in pool.map(record_scores, [(seed, i, world_pages) for i in range(n)], chunksize=2):
             out.append(scores)
             if progress:
                 progress(1)
@@ -88,7 +114,7 @@ def by_acquisition(results: list[dict]) -> dict[str, dict]:
     groups: dict[str, dict] = defaultdict(lambda: {"snr": [], "refused": []})
     for scores in results:
         for name, value in scores.items():
-            if name in YARDSTICKS:
+            if name in YARDSTICKS or name == "styles" or name.startswith("challenge:"):
                 continue
             group = groups[ACQUISITION_OF[name]]
             (group["refused"] if isinstance(value, str) else group["snr"]).append(value)
@@ -112,7 +138,32 @@ def report(results: list[dict]) -> bool:
     column = np.median([r["column yardstick"] for r in results])
     print(f"{'yardstick':14s}{column:10.1f}   (the recording as one value per pixel column of its raster)")
     print("all goals met: " + ("PASS" if passed else "FAIL"))
+    by_style(results)
     return passed
+
+
+def by_style(results: list[dict]) -> None:
+    """Median Challenge SNR (no alignment) of the raster files per style of page and
+    acquisition, and how many of them were refused."""
+    rows: dict[tuple[str, str], dict] = defaultdict(lambda: {"snr": [], "refused": 0})
+    for scores in results:
+        for name, value in scores.items():
+            if name in YARDSTICKS or name == "styles" or name.startswith("challenge:"):
+                continue
+            kind = ACQUISITION_OF[name]
+            for attribute, style in [("acquisition", kind), *scores["styles"].items()]:
+                if attribute != "acquisition" and kind == "vector PDF":
+                    continue  # the styles of a raster page
+                row = rows[(attribute, style)]
+                if isinstance(value, str):
+                    row["refused"] += 1
+                else:
+                    row["snr"].append(scores[f"challenge:{name}"])
+    print("\nChallenge SNR (no alignment, NaN as 0), median per style; rasters unless named")
+    print(f"{'style':40s}{'median dB':>10s}{'files':>7s}{'refused':>9s}")
+    for (attribute, style), row in sorted(rows.items()):
+        median = float(np.median(row["snr"])) if row["snr"] else float("nan")
+        print(f"{attribute + ': ' + style:40s}{median:10.1f}{len(row['snr']):7d}{row['refused']:9d}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -120,11 +171,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--seed", type=int, default=37)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--first-page", action="store_true", help="only the generator's first page design")
     args = parser.parse_args(argv)
     from rich.progress import Progress
 
-    print(f"{args.n} ECGs (seed {args.seed}) x {len(ACQUISITION_OF)} printed formats")
+    pages = "the first page design" if args.first_page else "the world's page designs"
+    print(f"{args.n} ECGs (seed {args.seed}) x {len(ACQUISITION_OF)} printed formats, {pages}")
     with Progress() as bar:
         task = bar.add_task("digitising", total=args.n)
-        results = measure(args.n, args.seed, args.workers, lambda k: bar.advance(task, k))
+        results = measure(
+            args.n, args.seed, args.workers, lambda k: bar.advance(task, k), not args.first_page
+        )
     report(results)
