@@ -47,7 +47,8 @@ def _pulse_in_signal(reading, record) -> bool:
             at = np.arange(max(0, lo), min(values.size, hi))
             window = values[at]
             reference = truth[i, (at * ratio).astype(int).clip(0, truth.shape[1] - 1)]
-            error = np.abs((window - np.nanmedian(values)) - (reference - np.median(truth[i])))
+            truth_printed = truth[i, (printed * ratio).astype(int).clip(0, truth.shape[1] - 1)]
+            error = np.abs((window - np.nanmedian(values)) - (reference - np.median(truth_printed)))
             run = np.convolve(error > PULSE_MV, np.ones(step), "valid")
             if run.size and run.max() >= step:
                 return True

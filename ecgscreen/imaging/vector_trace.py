@@ -31,6 +31,16 @@ VECTOR_PX_PER_MM = 4.0  # the layout is found on a mask this fine, as for a scan
 _MIN_TRACE_S = 0.5  # shorter polylines are marks (pulse, ticks, glyph strokes), not traces
 
 
+def _is_rule(line: Polyline) -> bool:
+    """A straight rule drawn dark: a grid line or a frame (axis-aligned segments only, over
+    30 mm). A trace has a point per sample, and a calibration pulse is shorter."""
+    steps = np.diff(line, axis=0)
+    straight = (
+        bool(np.all((np.abs(steps[:, 0]) < 1e-6) | (np.abs(steps[:, 1]) < 1e-6))) if len(steps) else True
+    )
+    return straight and float(np.ptp(line, axis=0).max()) > 30.0
+
+
 def _mask(polylines: list[Polyline]) -> np.ndarray:
     w, h = (int(round(v * VECTOR_PX_PER_MM)) for v in PAGE_MM)
     image = Image.new("1", (w, h), 0)
@@ -65,6 +75,7 @@ def read_vector_signal(
     """The 12-lead signal drawn by ``polylines`` (page mm), and the layout it was read with;
     ``IntakeError('no_layout')`` as for any page without an ECG layout. ``printed_gain`` is
     asked only when no row has a calibration pulse."""
+    polylines = [line for line in polylines if not _is_rule(line)]  # a dark grid, a frame
     page = find_layout(_mask(polylines))
     per_mm = VECTOR_PX_PER_MM
     baselines = np.array([row.baseline(np.array([float(row.x_start)]))[0] for row in page.rows]) / per_mm
@@ -72,11 +83,12 @@ def read_vector_signal(
     starts = np.array([row.x_start for row in page.rows]) / per_mm
     ends = np.array([row.x_end for row in page.rows]) / per_mm
     traces: list[list[Polyline]] = [[] for _ in page.rows]
+    left, right = starts.min() - 2.0, ends.max() + 2.0  # mm: beyond every row is not a trace
     for line in polylines:
         x = line[:, 0]
         span = (x.max() - x.min()) / (page.px_per_mm / per_mm * 25.0)  # seconds at the page's scale
-        if span < _MIN_TRACE_S or x.max() < starts.min():
-            continue
+        if span < _MIN_TRACE_S or x.max() < starts.min() or x.min() < left or x.max() > right:
+            continue  # a mark, or a frame or rule drawn across the page
         traces[int(np.argmin(np.abs(baselines - np.median(line[:, 1]))))].append(line)
     heights = [
         _pulse_height_mm(polylines, b, s, e, pitch) for b, s, e in zip(baselines, starts, ends, strict=True)

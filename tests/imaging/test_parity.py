@@ -24,10 +24,12 @@ from ecgscreen.serving.triton import DEFAULT_REPOSITORY
 from ecgscreen.synth.renditions import ACQUISITION_OF
 
 pytestmark = pytest.mark.slow
+N = 12
 
 
 def test_every_format_answers_as_its_waveform():
-    result = measure(8, seed=43, repository=DEFAULT_REPOSITORY, workers=2, world_pages=False)
+    # 12 ECGs: with 8, one photo read (rather than refused) moves a median across the goal.
+    result = measure(N, seed=43, repository=DEFAULT_REPOSITORY, workers=2, world_pages=False)
     assert set(result["table"]) == set(ACQUISITION_OF) and set(result["tasks"]) == {"scar", "lvef"}
     for name, row in result["table"].items():
         if ACQUISITION_OF[name] in ("vector PDF", "clean raster"):
@@ -40,7 +42,7 @@ def test_every_format_answers_as_its_waveform():
             )
         for task in result["tasks"]:
             deltas = row[task]
-            assert deltas.size == 8 - len(row["refused"])
+            assert deltas.size == N - len(row["refused"])
             shown = (name, task, np.round(deltas, 3).tolist())
             if ACQUISITION_OF[name] == "vector PDF":
                 assert float(deltas.max()) <= P95_GOAL, shown
