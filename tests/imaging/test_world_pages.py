@@ -9,6 +9,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from ecgscreen.contract import SIGNAL_RATE_HZ
+from ecgscreen.imaging.fidelity import signal_snr_db
 from ecgscreen.imaging.pipeline import read_page
 from ecgscreen.leads import LEADS
 from ecgscreen.synth.designs import draw_design
@@ -81,3 +83,24 @@ def test_a_screenshot_cropped_below_the_third_row_is_a_3x4_page():
     reading = read_page(encode_record(record))
     assert reading.info["layout"] == "3x4"
     assert reading.verdict.refusal is None
+
+
+def test_a_framed_vector_pdf_with_a_black_grid_is_read_exactly():
+    """A dark grid's rules and the page's frame are straight lines as dark as the trace: they
+    are neither rows nor part of any lead."""
+    design = replace(DESIGNS["header, QR code, barcode, frame"], pulse="joined", trace_x0=20.0)
+    record = _page(design, layout="12x1", grid="black", fmt="pdf")
+    reading = read_page(encode_record(record))
+    assert reading.info["layout"] == "12x1" and reading.verdict.refusal is None
+    snr = signal_snr_db(record.signal, SIGNAL_RATE_HZ, reading.signal)
+    assert min(snr.values()) > 40.0, snr
+
+
+def test_a_photo_on_a_dark_desk_is_read_without_the_desk():
+    """What lies around a photographed page (a dark desk, a phone beside the page, the page's
+    edge against it) is not trace: the page is read with its layout."""
+    photo = ScanArtefacts(kind="photo", rotation_deg=1.5, page_scale=0.8, background=(60, 60, 65), blur_px=0.6,
+                          noise_sd=3.0, objects=((0.0, 0.9, 0.07, 1.0, 20.0, 20.0, 25.0),), seed=5)  # fmt: skip
+    record = replace(_page(PageDesign(), fmt="jpeg"), artefacts=photo)
+    reading = read_page(encode_record(record))
+    assert reading.info["layout"] == "3x4+1" and reading.verdict.refusal is None
