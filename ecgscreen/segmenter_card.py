@@ -55,7 +55,8 @@ class SegmenterMetrics(_Strict):
 
     data: str
     seed: int
-    n_pages: int
+    n_pages: int  # evaluated
+    pages_skipped: int = 0  # drawn but not paired (segment_data.make_pair refused them)
     pages_by_acquisition: dict[str, int]
     per_class_iou: dict[str, float | None]
     mean_iou: float

@@ -13,6 +13,7 @@ neighbour, which breaks one-pixel traces.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ __all__ = [
     "decode_page",
     "make_pair",
     "rescale_classes",
+    "ink_on_trace",
     "rescale_pair",
     "to_segmenter_scale",
     "write_pages",
@@ -43,10 +45,16 @@ __all__ = [
     "CropSampler",
 ]
 
+log = logging.getLogger(__name__)
+
 # How much a class's share of an output pixel counts when the mask is reduced: a thin trace
 # covering a third of a pixel beats the paper covering the rest (the image shows it dark).
 LABEL_WEIGHTS = np.array([1.0, 1.5, 3.0, 3.0, 2.5, 2.5, 3.0], dtype=np.float32)
 _LIMITS = Limits()
+TRACE = 2  # SEGMENTER_CLASSES.index("trace")
+# A pair is kept only when at least this share of its trace pixels is ink (``ink_on_trace``):
+# generated pages gave 0.63-1.0, a mask lying beside the trace gives near 0.
+MIN_INK_ON_TRACE = 0.5
 
 
 @dataclass
@@ -86,7 +94,26 @@ def make_pair(seed: int, index: int) -> PagePair:
         factor = image.shape[1] / classes.shape[1]
         classes = rescale_classes(classes, (image.shape[1], image.shape[0]))
         px_per_mm *= factor
+    share = ink_on_trace(image, classes)
+    if share < MIN_INK_ON_TRACE:
+        raise ValueError(
+            f"the mask of record {index} (seed {seed}, {record.artefacts.kind}) does not follow its picture: "
+            f"{share:.0%} of its trace pixels are ink"
+        )
     return PagePair(image, classes, px_per_mm, record.artefacts.kind, index, record.file_format)
+
+
+def ink_on_trace(image: np.ndarray, classes: np.ndarray, offset: int = 4, contrast: float = 12.0) -> float:
+    """The share of the mask's trace pixels that are darker, by ``contrast`` grey levels, than
+    the brighter of the pixels ``offset`` rows above and below them: near 1 when the mask lies
+    on the printed trace, near 0 when it lies beside it (a mask that does not follow the
+    picture's geometry). Local, so a dark table around a photographed page does not matter."""
+    trace = classes == TRACE
+    if not trace.any():
+        return 0.0
+    grey = image.astype(np.float32).mean(axis=2) if image.ndim == 3 else image.astype(np.float32)
+    above, below = np.roll(grey, offset, axis=0), np.roll(grey, -offset, axis=0)
+    return float((grey[trace] < np.maximum(above, below)[trace] - contrast).mean())
 
 
 def rescale_classes(classes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -125,7 +152,9 @@ def to_segmenter_scale(pair: PagePair) -> tuple[np.ndarray, np.ndarray]:
 
 def write_pages(folder: Path, seed: int, n: int, progress: Callable[[int], None] | None = None) -> Path:
     """Cache pages ``0..n-1`` of ``seed`` in ``folder`` (resumable: pages already written are
-    kept); return ``folder / "pages.jsonl"``."""
+    kept; a page the generator fails to draw, or whose mask does not follow its picture, is
+    left out with a warning and listed as rejected); return
+    ``folder / "pages.jsonl"``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     index_path = folder / "pages.jsonl"
@@ -133,7 +162,7 @@ def write_pages(folder: Path, seed: int, n: int, progress: Callable[[int], None]
     if index_path.exists():
         for line in index_path.read_text().splitlines():
             entry = json.loads(line)
-            if entry.get("seed") == seed and (folder / entry["image"]).exists():
+            if entry.get("seed") == seed and ("rejected" in entry or (folder / entry["image"]).exists()):
                 done[entry["index"]] = line
     with index_path.open("w") as out:
         for line in done.values():
@@ -144,7 +173,12 @@ def write_pages(folder: Path, seed: int, n: int, progress: Callable[[int], None]
         for index in range(n):
             if index in done:
                 continue
-            pair = make_pair(seed, index)
+            try:
+                pair = make_pair(seed, index)
+            except ValueError as error:  # a generator bug costs one page, not the cache
+                log.warning("page %d of seed %d not cached: %s", index, seed, error)
+                out.write(json.dumps({"seed": seed, "index": index, "rejected": str(error)}) + "\n")
+                continue
             stem = f"{seed}-{index:06d}"
             np.save(folder / f"{stem}.image.npy", pair.image)
             np.save(folder / f"{stem}.classes.npy", pair.classes)
@@ -167,7 +201,9 @@ class PageCache:
         path = self.folder / "pages.jsonl"
         if not path.exists():
             raise ValueError(f"{self.folder} holds no cached pages (no pages.jsonl)")
-        self.entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        self.entries = [entry for entry in lines if "rejected" not in entry]
+        self.rejected = [entry for entry in lines if "rejected" in entry]
         if not self.entries:
             raise ValueError(f"{path} lists no pages")
 

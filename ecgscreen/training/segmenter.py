@@ -59,13 +59,13 @@ class SegmenterConfig:
     variant: str = "small"  # nets.segmenter.SEGMENTER_VARIANTS
     # data: pages 0..n_pages-1 of train_seed (segment_data.write_pages), crops of `crop` px
     train_seed: int = 1
-    n_pages: int = 300
+    n_pages: int = 220
     crop: int = 256
     scale_jitter: float = 1.25
     grey: float = 0.1
     photometric: float = 0.5
     # optimisation
-    steps: int = 3600
+    steps: int = 4400
     batch_size: int = 8
     lr: float = 3e-3
     weight_decay: float = 1e-4
@@ -202,7 +202,7 @@ def train_segmenter(
     cache.entries = [
         e for e in cache.entries if e["seed"] == config.train_seed and e["index"] < config.n_pages
     ]
-    if len(cache) < config.n_pages:
+    if len(cache) < 0.75 * config.n_pages:  # write_pages leaves out pages it could not pair
         raise ValueError(
             f"{pages} caches {len(cache)} pages of seed {config.train_seed}; the config trains on {config.n_pages}"
         )
@@ -328,9 +328,16 @@ def evaluate_segmenter(
     total = np.zeros((k, k), dtype=np.int64)
     by_acquisition: dict[str, np.ndarray] = {}
     pages: dict[str, int] = {}
-    elapsed = []
+    elapsed, skipped = [], 0
     for index in range(n):
-        pair = make_pair(seed, index)
+        try:
+            pair = make_pair(seed, index)
+        except ValueError as error:  # the generator could not draw or pair it: not the model's fault
+            log.warning("evaluation page %d of seed %d skipped: %s", index, seed, error)
+            skipped += 1
+            if progress:
+                progress(1)
+            continue
         image, classes = to_segmenter_scale(pair)
         start = time.perf_counter()
         pred = predict(image)
@@ -346,7 +353,8 @@ def evaluate_segmenter(
     tp = int(total[TRACE, TRACE])
     return {
         "seed": seed,
-        "n_pages": n,
+        "n_pages": n - skipped,
+        "pages_skipped": skipped,
         "pages_by_acquisition": dict(sorted(pages.items())),
         "per_class_iou": {
             name: None if v is None else round(v, 4) for name, v in zip(SEGMENTER_CLASSES, iou, strict=True)

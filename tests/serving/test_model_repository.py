@@ -26,21 +26,25 @@ def test_config_parses_with_tritons_schema(path):
     assert config.max_batch_size > 0
 
 
-def test_repository_has_the_three_models_and_the_cpu_variant():
+def test_repository_has_the_four_models_and_the_cpu_variants():
     assert {p.parent.name for p in REPOSITORY.glob("*/config.pbtxt")} == {
         "ecg_screening",
         "ecg_preprocess",
         "ecg_multitask",
+        "ecg_segment",  # the page segmenter (issue 22); no model calls it yet
     }
     assert (REPOSITORY / "ecg_multitask/configs/cpu.pbtxt").exists()
+    assert (REPOSITORY / "ecg_segment/configs/cpu.pbtxt").exists()
+    assert (REPOSITORY / "ecg_segment/1/model.py").exists()
     assert (REPOSITORY / "ecg_screening/1").is_dir()  # an ensemble keeps an empty version folder
     assert (REPOSITORY / "ecg_preprocess/1/model.py").exists()
     assert (REPOSITORY / "ecg_multitask/1/model.py").exists()
 
 
-def test_gpu_config_is_native_onnxruntime_with_tensorrt_fp16_and_cpu_config_is_python():
-    gpu = load(REPOSITORY / "ecg_multitask/config.pbtxt")
-    cpu = load(REPOSITORY / "ecg_multitask/configs/cpu.pbtxt")
+@pytest.mark.parametrize("model", ["ecg_multitask", "ecg_segment"])
+def test_gpu_config_is_native_onnxruntime_with_tensorrt_fp16_and_cpu_config_is_python(model):
+    gpu = load(REPOSITORY / model / "config.pbtxt")
+    cpu = load(REPOSITORY / model / "configs/cpu.pbtxt")
     assert gpu.platform == "onnxruntime_onnx" and gpu.instance_group[0].kind == mc.ModelInstanceGroup.KIND_GPU
     (trt,) = gpu.optimization.execution_accelerators.gpu_execution_accelerator
     assert trt.name == "tensorrt" and trt.parameters["precision_mode"] == "FP16"
@@ -74,9 +78,10 @@ def test_ensemble_wiring_names_dtypes_and_dims_agree(variant):
     assert {"SCAR_PROB", "LVEF_PROB", "EMBEDDING", "CAM", "PREPROC_INFO"} <= set(tensors(ensemble, "output"))
 
 
-def test_onnx_model_matches_its_config():
-    config = load(REPOSITORY / "ecg_multitask/config.pbtxt")
-    graph = onnx.load(REPOSITORY / "ecg_multitask/1/model.onnx").graph
+@pytest.mark.parametrize("model", ["ecg_multitask", "ecg_segment"])
+def test_onnx_model_matches_its_config(model):
+    config = load(REPOSITORY / model / "config.pbtxt")
+    graph = onnx.load(REPOSITORY / model / "1/model.onnx").graph
 
     def shape(value):
         dims = [d.dim_value if d.HasField("dim_value") else -1 for d in value.type.tensor_type.shape.dim]

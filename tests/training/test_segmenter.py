@@ -12,11 +12,14 @@ import torch
 from ecgscreen.contract import SEGMENTER_CLASSES, SEGMENTER_PX_PER_MM
 from ecgscreen.synth import masks
 from ecgscreen.training.segment_data import (
+    MIN_INK_ON_TRACE,
     CropSampler,
     PageCache,
+    ink_on_trace,
     make_pair,
     rescale_classes,
     to_segmenter_scale,
+    write_pages,
 )
 from ecgscreen.training.segmenter import (
     load_segmenter,
@@ -138,3 +141,28 @@ def test_too_few_cached_pages_is_refused(tmp_path):
     config = load_segmenter_config("segmenter", variant="tiny", n_pages=3, val_pages=0)
     with pytest.raises(ValueError, match="caches 2 pages"):
         train_segmenter(config, tmp_path / "pages", tmp_path / "run")
+
+
+def test_a_mask_beside_its_picture_is_told_apart_from_one_on_it():
+    image, classes = fake_page(np.random.default_rng(2))
+    assert ink_on_trace(image, classes) > 0.9
+    assert ink_on_trace(image, np.roll(classes, 6, axis=0)) < MIN_INK_ON_TRACE
+
+
+def test_pages_that_cannot_be_paired_are_listed_as_rejected_and_not_redrawn(tmp_path, monkeypatch):
+    from ecgscreen.training import segment_data
+
+    calls = []
+
+    def fails(seed, index):
+        calls.append(index)
+        raise ValueError("the mask does not follow its picture")
+
+    monkeypatch.setattr(segment_data, "make_pair", fails)
+    write_pages(tmp_path, 1, 2)
+    write_pages(tmp_path, 1, 2)
+    assert calls == [0, 1]
+    cache_lines = (tmp_path / "pages.jsonl").read_text().splitlines()
+    assert [json.loads(line)["rejected"] for line in cache_lines] == [
+        "the mask does not follow its picture"
+    ] * 2
