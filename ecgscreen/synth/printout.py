@@ -55,7 +55,7 @@ GRID_COLORS: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]] | None]
     "black": ((190, 190, 190), (105, 105, 105)),
 }
 GRIDS = tuple(GRID_COLORS)
-PAPERS = {"A4": (297.0, 210.0), "Letter": (279.4, 215.9)}  # landscape, mm
+PAPERS = {"A4": PAGE_MM, "Letter": (279.4, 215.9)}  # landscape, mm
 # Before the trace, joined to its start, after its end (apart), joined to its end.
 PULSE_PLACES = ("start", "joined", "end", "end-joined")
 SEPARATORS = ("tick", "dashed", "gap", "none")  # what marks a lead change within a row
