@@ -687,4 +687,24 @@ def _reads_as_3x4(profiles: list[np.ndarray], marks: np.ndarray, rows: list[Row]
         twos = float(counts[3:, 1].mean()) / at_5  # > 0 on 6x2 (V4-V6 start), ~0 below 3x4
         return fours > twos and fours >= 0.1
     lead_rows = layout_rows("3x4")
-    return min(strips.best_matches(profiles, rows, lead_rows, r)[0][0] for r in range(3, 6)) >= strips.MATCH
+    repeats = (
+        min(strips.best_matches(profiles, rows, lead_rows, r)[0][0] for r in range(3, 6)) >= strips.MATCH
+    )
+    # Neighbouring leads look alike (V3 and V4 repeat each other's windows), so a strip must
+    # also be one lead all along: a 6x2 page's bottom rows change lead at 5 s.
+    return repeats and all(_one_lead(profiles[r]) for r in range(3, 6))
+
+
+def _one_lead(profile: np.ndarray) -> bool:
+    """Whether a row's two halves look like one lead: their swings (2nd to 98th percentile
+    of the trace's height) within a factor of 1.6 of each other and leaning the same way
+    (the QRS mostly above or mostly below the baseline)."""
+    halves = [h[np.isfinite(h)] for h in np.array_split(profile, 2)]
+    if min(h.size for h in halves) < 10:
+        return True  # too little read to tell: the trace match decides
+    lows, mids, highs = zip(*(np.percentile(h, [2, 50, 98]) for h in halves), strict=True)
+    swings = [max(hi - lo, 1e-6) for lo, hi in zip(lows, highs, strict=True)]
+    leans = [(hi - mid) - (mid - lo) for lo, mid, hi in zip(lows, mids, highs, strict=True)]
+    alike = max(swings) / min(swings) <= 1.6
+    same_way = leans[0] * leans[1] >= 0 or min(abs(v) for v in leans) < 0.2 * min(swings)
+    return alike and same_way

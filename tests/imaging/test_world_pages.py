@@ -104,3 +104,13 @@ def test_a_photo_on_a_dark_desk_is_read_without_the_desk():
     record = replace(_page(PageDesign(), fmt="jpeg"), artefacts=photo)
     reading = read_page(encode_record(record))
     assert reading.info["layout"] == "3x4+1" and reading.verdict.refusal is None
+
+
+@pytest.mark.parametrize("index", [1, 3, 5])
+def test_six_rows_without_lead_change_marks_are_a_6x2_page(index):
+    """A vector 6x2 page with no separators carries no marks to count: its bottom rows
+    change lead at 5 s, where a 3x4+3 page's strips are one lead all along (neighbouring
+    leads alone repeat each other's windows)."""
+    base = _page(PageDesign(separators="none", trace_x0=22.0), layout="6x2", fmt="pdf")
+    record = replace(base, signal=make_record(91, index).signal)
+    assert read_page(encode_record(record)).info["layout"] == "6x2"
