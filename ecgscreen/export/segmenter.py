@@ -13,7 +13,7 @@ native onnxruntime, TensorRT FP16; ``configs/cpu.pbtxt`` + ``1/model.py``: the s
 python backend) are committed files; export checks them against the card.
 
 ``build_segmenter_model`` is the whole recipe: cache the training pages, train
-``configs/segmenter.yaml`` (resumable), export, evaluate the exported ONNX on fresh pages
+``configs/segmenter/segmenter.yaml`` (resumable), export, evaluate the exported ONNX on fresh pages
 (per-class IoU, trace IoU per acquisition), time it on one core, write the card.
 """
 
@@ -212,7 +212,7 @@ def export_segmenter(run: Path, repository: Path, version: str | None = None) ->
             "validation": f"{config['val_crops']} crops of {config['val_pages']} pages of seed {config['val_seed']}",
         },
         training={
-            "config": "ecgscreen/training/configs/segmenter.yaml",
+            "config": "ecgscreen/training/configs/segmenter/segmenter.yaml",
             "steps": meta["step"],
             "planned_steps": config["steps"],
             "batch_size": config["batch_size"],
@@ -253,7 +253,7 @@ def build_segmenter_model(
         config.n_pages,
         progress=progress("synthesising pages", config.n_pages) if progress else None,
     )
-    step("training configs/segmenter.yaml")
+    step("training configs/segmenter/segmenter.yaml")
     last = train_segmenter(config, pages, work / "run", resume=True, threads=threads, progress=progress, say=step,
                            max_seconds=None if max_minutes is None else max_minutes * 60)  # fmt: skip
     _, meta = load_segmenter(last)

@@ -1,6 +1,6 @@
 """Training and evaluation of the page segmenter (``nets.segmenter``) on the generator's masks.
 
-Recipe (``configs/segmenter.yaml``): random square crops of cached generator pages at the
+Recipe (``configs/segmenter/segmenter.yaml``): random square crops of cached generator pages at the
 segmenter's scale (``segment_data.CropSampler``), AdamW with a linear warm-up then cosine decay
 per step, loss = class-weighted cross-entropy + ``dice_weight`` x soft Dice averaged over the
 printed classes (trace, pulse, labels, text, separators: the paper and the grid are most of
@@ -47,7 +47,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "ecgscreen-segmenter-checkpoint/1"
-CONFIG_DIR = Path(__file__).parent / "configs"
+CONFIG_DIR = Path(__file__).parent / "configs" / "segmenter"  # apart from the network recipes (packaged_configs)
 TRACE = SEGMENTER_CLASSES.index("trace")
 
 
@@ -107,7 +107,7 @@ class SegmenterConfig:
 
 
 def load_segmenter_config(name: str | Path = "segmenter", **overrides: Any) -> SegmenterConfig:
-    """A packaged config by name (``configs/<name>.yaml``) or a YAML path, with overrides;
+    """A packaged config by name (``configs/segmenter/<name>.yaml``) or a YAML path, with overrides;
     ``ValueError`` naming unknown keys."""
     path = Path(name)
     if not path.suffix:
