@@ -120,6 +120,8 @@ def _decode_frame(image: Image.Image, fmt: str, name: str, limits: Limits) -> np
         ) from None
     remaining = _reduction(image.size)
     if remaining > 1:
+        if image.mode.startswith("I") or image.mode == "F":  # Pillow reduces 8-bit modes only
+            image = Image.fromarray(to_rgb_array(image))
         image = image.reduce(remaining)
     return to_rgb_array(image)
 

@@ -170,3 +170,18 @@ def test_a_tiff_of_tiny_pages_is_refused_as_too_small():
 def test_an_animated_gif_gives_its_first_frame(page, reference):
     data = _encode(page, "GIF", save_all=True, append_images=[Image.new("RGB", page.size, "black")])
     assert preprocess(data).info["layout"] == reference["layout"]
+
+
+def test_a_16_bit_grey_scan_large_enough_to_be_reduced_is_read():
+    """Pillow reduces 8-bit images only: a 300 dpi 16-bit greyscale PNG (as archives store
+    scans) used to stop intake with ``ValueError: image has wrong mode``."""
+    from dataclasses import replace
+
+    from ecgscreen.synth.generate import encode_record, make_record
+    from ecgscreen.synth.scan import ScanArtefacts
+
+    base = make_record(5, 1, world_pages=False)
+    record = replace(base, file_format="png", colour="grey16", dpi=300, artefacts=ScanArtefacts())
+    data = encode_record(record)
+    assert Image.open(io.BytesIO(data)).mode.startswith("I;16")
+    assert preprocess(data).info["layout"] == record.style.layout
