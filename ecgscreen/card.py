@@ -26,7 +26,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
@@ -303,7 +303,38 @@ def impute(clinical: np.ndarray, means: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(clinical), np.asarray(means, dtype=np.float32), clinical).astype(np.float32)
 
 
-class ModelCard(_Strict):
+class _CardFile(_Strict):
+    """A card kept as ``model_card.json`` in its model's folder: read with every problem
+    named, written atomically (a reader never sees half a card)."""
+
+    _kind: ClassVar[str] = "model card"  # what the error calls it
+
+    @classmethod
+    def load(cls, folder: Path):
+        """The card in ``folder`` (the model's folder, ``model_repository/<name>``);
+        ``ValueError`` naming the file and every problem when it is missing or invalid."""
+        path = Path(folder) / MODEL_CARD_FILE
+        try:
+            return cls.model_validate_json(path.read_bytes())
+        except FileNotFoundError:
+            raise ValueError(f"no model card at {path}") from None
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or '(card)'}: {e['msg']}" for e in exc.errors()
+            )
+            raise ValueError(f"{path} is not a valid {cls._kind}: {problems}") from None
+
+    def save(self, folder: Path) -> Path:
+        """Write ``folder/model_card.json`` atomically."""
+        path = Path(folder) / MODEL_CARD_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.model_dump(mode="json", exclude_unset=True), indent=2) + "\n")
+        os.replace(tmp, path)
+        return path
+
+
+class ModelCard(_CardFile):
     """``model_card.json``, typed. See the module docstring for the key policy."""
 
     name: str
@@ -369,30 +400,6 @@ class ModelCard(_Strict):
         return self
 
     # -- files -----------------------------------------------------------------------------
-
-    @classmethod
-    def load(cls, folder: Path) -> ModelCard:
-        """The card in ``folder`` (the model's folder, ``model_repository/<MODEL_NAME>``);
-        ``ValueError`` naming the file and every problem when it is missing or invalid."""
-        path = Path(folder) / MODEL_CARD_FILE
-        try:
-            return cls.model_validate_json(path.read_bytes())
-        except FileNotFoundError:
-            raise ValueError(f"no model card at {path}") from None
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or '(card)'}: {e['msg']}" for e in exc.errors()
-            )
-            raise ValueError(f"{path} is not a valid model card: {problems}") from None
-
-    def save(self, folder: Path) -> Path:
-        """Write ``folder/model_card.json`` atomically (a reader never sees half a card)."""
-        path = Path(folder) / MODEL_CARD_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.model_dump(mode="json", exclude_unset=True), indent=2) + "\n")
-        os.replace(tmp, path)
-        return path
 
     # -- what consumers ask ------------------------------------------------------------------
 

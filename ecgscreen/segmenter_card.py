@@ -9,17 +9,14 @@ and its measured per-class IoU on pages it never saw.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import ValidationError, field_validator, model_validator
+from pydantic import field_validator, model_validator
 
-from .card import OnnxFile, Recipe, TensorSpec, _Strict
+from .card import OnnxFile, Recipe, TensorSpec, _CardFile, _Strict
 from .contract import (
-    MODEL_CARD_FILE,
     SEGMENTER_CLASS_OUTPUT,
     SEGMENTER_CLASSES,
     SEGMENTER_INPUT,
@@ -88,7 +85,9 @@ class SegmenterSpeed(_Strict):
     measured_with: str  # runtime, threads, machine
 
 
-class SegmenterCard(_Strict):
+class SegmenterCard(_CardFile):
+    _kind: ClassVar[str] = "segmenter card"
+
     name: str
     version: str
     created: str
@@ -115,29 +114,6 @@ class SegmenterCard(_Strict):
         if set(self.outputs) != expected:
             raise ValueError(f"outputs {sorted(self.outputs)} must be {sorted(expected)}")
         return self
-
-    @classmethod
-    def load(cls, folder: Path) -> SegmenterCard:
-        """The card in ``folder``; ``ValueError`` naming the file and every problem."""
-        path = Path(folder) / MODEL_CARD_FILE
-        try:
-            return cls.model_validate_json(path.read_bytes())
-        except FileNotFoundError:
-            raise ValueError(f"no model card at {path}") from None
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or '(card)'}: {e['msg']}" for e in exc.errors()
-            )
-            raise ValueError(f"{path} is not a valid segmenter card: {problems}") from None
-
-    def save(self, folder: Path) -> Path:
-        """Write ``folder/model_card.json`` atomically."""
-        path = Path(folder) / MODEL_CARD_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.model_dump(mode="json", exclude_unset=True), indent=2) + "\n")
-        os.replace(tmp, path)
-        return path
 
 
 def segmenter_config_problems(
