@@ -50,11 +50,12 @@ def _mask(polylines: list[Polyline]) -> np.ndarray:
     return np.asarray(image, dtype=bool)
 
 
-def _pulse_height_mm(
+def _pulse_mm(
     polylines: list[Polyline], baseline_mm: float, x_start_mm: float, x_end_mm: float, pitch_mm: float
-) -> float | None:
-    """Height of the calibration pulse standing on ``baseline_mm`` just left of the trace
-    or just right of it (a polyline of its own, shorter than a trace)."""
+) -> tuple[float, float] | None:
+    """Height and foot (the row's 0 mV line, page mm) of the calibration pulse standing near
+    ``baseline_mm`` just left of the trace or just right of it (a polyline of its own,
+    shorter than a trace)."""
     for line in polylines:
         x, y = line[:, 0], line[:, 1]
         before = x.max() <= x_start_mm + 1.5 and x_start_mm - x.min() < 15.0
@@ -63,9 +64,9 @@ def _pulse_height_mm(
             continue
         foot = np.abs(y - baseline_mm) < 0.15 * pitch_mm
         if foot.any() and (~foot).any():
-            height = float(np.median(y[foot]) - y.min())
-            if height > 2.0:  # at least 2 mm/mV
-                return height
+            zero = float(np.median(y[foot]))
+            if zero - y.min() > 2.0:  # at least 2 mm/mV
+                return zero - float(y.min()), zero
     return None
 
 
@@ -90,10 +91,13 @@ def read_vector_signal(
         if span < _MIN_TRACE_S or x.max() < starts.min() or x.min() < left or x.max() > right:
             continue  # a mark, or a frame or rule drawn across the page
         traces[int(np.argmin(np.abs(baselines - np.median(line[:, 1]))))].append(line)
-    heights = [
-        _pulse_height_mm(polylines, b, s, e, pitch) for b, s, e in zip(baselines, starts, ends, strict=True)
-    ]
-    found = [h for h in heights if h is not None]
+    pulses = [_pulse_mm(polylines, b, s, e, pitch) for b, s, e in zip(baselines, starts, ends, strict=True)]
+    found = [pulse[0] for pulse in pulses if pulse is not None]
+    # A row's 0 mV line is its pulse's foot, exactly as drawn; the layout's baseline (fitted
+    # on a raster of the page, a pixel at a time) only where the row has no pulse.
+    baselines = np.array(
+        [b if pulse is None else pulse[1] for b, pulse in zip(baselines, pulses, strict=True)]
+    )
     signal = EcgSignal.empty()
     signal.sample_rate = rate
     if found:
