@@ -193,8 +193,10 @@ class QuantizedFile(_Strict):
     max_abs_diff_fresh: float
     auc_fp32: dict[str, float]
     auc_int8: dict[str, float]
-    canary_diff: float | None  # |P(INT8) - P(FP32)| on the readiness canary
-    limits: dict[str, float]  # max_abs_diff, auc_diff
+    # max |P(INT8) - P(FP32)| on the readiness canary, for people: each variant has its own
+    # expected answer (``Canary.expected_int8``), so it is no gate
+    canary_diff: float | None
+    limits: dict[str, float]  # max_abs_diff, auc_diff (cards before issue 23 also canary_diff)
     measured_with: str
     passed: bool
     refused: str | None = None
@@ -219,25 +221,43 @@ class Novelty(_Strict):
 
 class Canary(_Strict):
     """The known answer that proves the served pipeline works: ``file`` (next to the card) sent
-    through the whole ensemble must come back with ``expected`` (each task's positive-class
-    probability) within ``tolerance``, absolute. Export computes ``expected`` through the
-    exported ONNX and the real intake (``ecgscreen.export.canary``); the gateway's readiness,
-    the ``serve`` supervisor and Kubernetes' liveness probe of Triton all ask this question."""
+    through the whole ensemble must come back with the served variant's expected answer (each
+    task's positive-class probability) within ``tolerance``, absolute. ``expected`` is
+    ``model.onnx``'s answer (what the GPU config's FP32/FP16 and the CPU config's FP32 serve);
+    ``expected_int8`` is the INT8 variant's (``model.int8.onnx``), present when that variant
+    passed its parity check (``ModelCard.int8``), and what the CPU config serves by default
+    (``serving.precision``). Export computes both through the exported ONNX files and the real
+    intake (``ecgscreen.export.canary``); the gateway's readiness, the ``serve`` supervisor and
+    Kubernetes' liveness probe of Triton all ask this question of the variant Triton runs."""
 
     file: str  # relative to the card's folder
     sha256: str
     source: str  # where the file came from (a project sample), for people
-    expected: dict[str, float]  # task -> positive-class probability
+    expected: dict[str, float]  # task -> positive-class probability, through model.onnx (FP32)
     # absolute; loose enough for onnxruntime CPU vs TensorRT FP16, tight enough for a wrong answer
     tolerance: float
-    computed_with: str  # what produced ``expected``: the ONNX file and the intake, for people
+    computed_with: str  # what produced the expected answers: the ONNX files and the intake, for people
+    # through model.int8.onnx; absent when there is no INT8 variant that passed (or an older card)
+    expected_int8: dict[str, float] | None = None
 
-    @field_validator("expected")
+    @field_validator("expected", "expected_int8")
     @classmethod
-    def _tasks_and_probabilities(cls, expected: dict[str, float]) -> dict[str, float]:
+    def _tasks_and_probabilities(cls, expected: dict[str, float] | None) -> dict[str, float] | None:
+        if expected is None:
+            return None
         if not expected or any(t not in TASKS or not 0.0 <= p <= 1.0 for t, p in expected.items()):
             raise ValueError(f"expected {expected} must map tasks of {list(TASKS)} to probabilities")
         return expected
+
+    def expected_for(self, precision: str) -> dict[str, float]:
+        """The expected answer of the network variant that runs: ``"int8"`` (the CPU config's
+        INT8 variant) or ``"fp32"`` (``model.onnx``, also what FP16 is compared with). A card
+        without ``expected_int8`` computed ``expected`` through the variant it served then."""
+        if precision == "int8" and self.expected_int8 is not None:
+            return self.expected_int8
+        if precision not in ("int8", "fp32"):
+            raise ValueError(f"precision {precision!r}: expected int8 or fp32")
+        return self.expected
 
     def read(self, folder: Path) -> bytes:
         """The canary file's bytes; ``ValueError`` when it is missing or not the one recorded."""
@@ -250,16 +270,18 @@ class Canary(_Strict):
             raise ValueError(f"canary file {path} is not the one the model card records (sha256 differs)")
         return data
 
-    def problems(self, probabilities: Mapping[str, float]) -> list[str]:
-        """How an answer differs from the expected one (empty: the canary passed)."""
+    def problems(self, probabilities: Mapping[str, float], precision: str = "fp32") -> list[str]:
+        """How an answer of the ``precision`` variant (``expected_for``) differs from its
+        expected one (empty: the canary passed)."""
         out = []
-        for task, expected in self.expected.items():
+        for task, expected in self.expected_for(precision).items():
             got = probabilities.get(task)
             if got is None:
                 out.append(f"no {task} probability in the answer")
             elif not abs(float(got) - expected) <= self.tolerance:  # NaN fails too
                 out.append(
-                    f"{task} probability {float(got):.4f}, expected {expected:.4f} +- {self.tolerance}"
+                    f"{task} probability {float(got):.4f}, expected {expected:.4f} +- {self.tolerance} "
+                    f"({precision.upper()})"
                 )
         return out
 

@@ -622,8 +622,10 @@ def _print_int8(card: ModelCard) -> None:
         return
     verdict = "kept: the CPU config serves it" if q.passed else f"refused ({q.refused}): the CPU serves FP32"
     aucs = ", ".join(f"{t} {q.auc_fp32[t]:.4f} -> {q.auc_int8[t]:.4f}" for t in q.auc_fp32)
+    limits = f"limits: max |dP| {q.limits['max_abs_diff']}, AUC +- {q.limits['auc_diff']}"
     console.print(f"INT8 variant {q.file} ({q.bytes / 1e6:.1f} MB) {verdict}; max |dP| {q.max_abs_diff_held_out:.4f} "
-                  f"held-out (n={q.n_held_out}), {q.max_abs_diff_fresh:.4f} fresh (n={q.n_fresh}); AUC {aucs}")  # fmt: skip
+                  f"held-out (n={q.n_held_out}), {q.max_abs_diff_fresh:.4f} fresh (n={q.n_fresh}); AUC {aucs} "
+                  f"({limits})")  # fmt: skip
 
 
 @app.command(
@@ -691,8 +693,9 @@ def _print_card(card: ModelCard, repository: Path) -> None:
     console.print(f"thresholds {card.thresholds} ({card.threshold_source})")
     _print_int8(card)
     if card.canary:
-        console.print(f"readiness canary {card.canary.file}: expects {card.canary.expected} "
-                      f"+- {card.canary.tolerance}")  # fmt: skip
+        int8 = f", INT8 {card.canary.expected_int8}" if card.canary.expected_int8 is not None else ""
+        console.print(f"readiness canary {card.canary.file}: expects FP32 {card.canary.expected}{int8} "
+                      f"+- {card.canary.tolerance}, the served variant's")  # fmt: skip
 
 
 @app.command("import-mtecg")

@@ -11,6 +11,11 @@ stale (the next probe starts a round at once). A request Triton could not serve,
 retry then made good, makes the gateway not ready for ``interval_s``: a dead stub behind one
 of two instances fails only the requests that reach it, and a canary may well reach the other.
 
+The expected answer is that of the network variant Triton runs (``card.Canary.expected_for``):
+when the card has an INT8 answer, each round first asks Triton which config of the network it
+loaded (the CPU config runs the variant ``serving.precision`` picks for this environment's
+``ECGSCREEN_CPU_PRECISION``; the GPU config runs FP32/FP16), through ``precision_of``.
+
 A card without a canary (exported before canaries) falls back to Triton's model readiness,
 and says so at start-up.
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from ecgscreen.card import Canary
 from ecgscreen.contract import TASKS
@@ -42,6 +48,7 @@ class Readiness:
         timeout_s: float,
         count=None,
         repeat: int = 2,
+        precision_of: Callable[[str | None], str] = lambda backend: "fp32",
     ) -> None:
         self.triton = triton
         self.canary = canary
@@ -50,6 +57,9 @@ class Readiness:
         self.timeout_s = timeout_s
         self.count = count  # outcome -> None (a metric), optional
         self.repeat = repeat  # canaries per round, each without retry; all must pass
+        # Triton's network config backend -> the variant it runs ("int8" or "fp32"):
+        # ``serving.precision.served_precision`` with the card; ValueError for a refused setting
+        self.precision_of = precision_of
         self.tasks = tuple(t for t in TASKS if canary and t in canary.expected)
         self._ok = False
         self._last: tuple[str, str] | None = None
@@ -111,10 +121,13 @@ class Readiness:
             ok = await self.triton.ready(timeout_s=self.timeout_s)
             return ("ok", "") if ok else ("unavailable", "Triton's ensemble is not ready")
         try:
+            precision = "fp32"
+            if self.canary.expected_int8 is not None:  # which variant answers decides what is right
+                precision = self.precision_of(await self.triton.network_backend(timeout_s=self.timeout_s))
             for _ in range(self.repeat):  # requests go to the instances in turn: reach two of them
                 deadline = time.monotonic() + self.timeout_s
                 prediction = await self.triton.predict(self.data, deadline, tasks=self.tasks, attempts=1)
-                if problems := self.canary.problems(prediction.probability):
+                if problems := self.canary.problems(prediction.probability, precision):
                     return "wrong_answer", "; ".join(problems)
         except Unavailable as error:
             return "unavailable", str(error)
@@ -123,6 +136,8 @@ class Readiness:
         except IntakeError as error:  # the canary itself refused: intake changed under the card
             return "wrong_answer", f"intake refused the canary ({error.reason}); refresh it"
         except UpstreamError as error:
+            return "error", str(error)
+        except ValueError as error:  # ECGSCREEN_CPU_PRECISION names no variant this card has
             return "error", str(error)
         except Exception as error:  # noqa: BLE001 - readiness must answer, whatever went wrong
             return "error", type(error).__name__

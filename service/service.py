@@ -43,6 +43,7 @@ from ecgscreen.imaging.pipeline import read_page
 from ecgscreen.imaging.reading_picture import reading_png
 from ecgscreen.imaging.sniff import sniff
 from ecgscreen.pacs.results import Heatmap, ModelIdentity
+from ecgscreen.serving.precision import served_precision
 
 from .clinical import ClinicalFeatures, FusionHead, parse_clinical
 from .guard import GatewayGuard, error_response
@@ -129,6 +130,9 @@ class ECGScreening:
             self.settings.canary_interval_s,
             self.settings.canary_timeout_s,
             count=lambda outcome: self.metrics.canary.labels(outcome).inc(),
+            # the variant Triton runs: INT8 on the CPU config when the card's passed (its own
+            # expected answer), unless ECGSCREEN_CPU_PRECISION=fp32; FP32/FP16 on the GPU's
+            precision_of=lambda backend: served_precision(self.card, backend),
         )
 
     @bentoml.on_startup

@@ -26,6 +26,7 @@ from ecgscreen.contract import (
     ENSEMBLE_INPUT,
     ENSEMBLE_NAME,
     ENSEMBLE_PROBABILITY,
+    MODEL_NAME,
     TASKS,
 )
 from ecgscreen.imaging.errors import IntakeError, from_wire
@@ -117,6 +118,16 @@ class TritonGateway:
             return bool(await self.client.is_model_ready(ENSEMBLE_NAME, client_timeout=timeout_s))
         except (TimeoutError, InferenceServerException, OSError):
             return False
+
+    async def network_backend(self, timeout_s: float = 1.0) -> str | None:
+        """The backend of the network's config Triton loaded (``python``: the CPU config, which
+        runs the variant ``serving.precision`` picks; else the GPU config): which expected
+        answer the readiness canary compares with. ``Unavailable`` etc. as ``triton_error``."""
+        try:
+            answer = await self.client.get_model_config(MODEL_NAME, as_json=True, client_timeout=timeout_s)
+        except InferenceServerException as exc:
+            raise triton_error(str(exc.status()), exc.message() or "") from None
+        return (answer.get("config") or {}).get("backend") or None
 
     async def predict(
         self,

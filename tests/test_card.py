@@ -198,6 +198,12 @@ def test_the_committed_canary_is_what_the_committed_model_and_intake_answer(tmp_
         assert fresh.expected[task] == pytest.approx(expected, abs=1e-5), (
             "run: ecgscreen export --refresh-canary"
         )
+    # the INT8 variant's own answer, when it passed its parity check (what the CPU config serves)
+    assert (fresh.expected_int8 is None) == (committed.expected_int8 is None)
+    for task, expected in (committed.expected_int8 or {}).items():
+        assert fresh.expected_int8[task] == pytest.approx(expected, abs=1e-5), (
+            "run: ecgscreen export --refresh-canary"
+        )
 
 
 def test_a_canary_judges_answers_within_its_tolerance():
@@ -211,6 +217,20 @@ def test_a_canary_judges_answers_within_its_tolerance():
     assert problem.startswith("lvef probability")
     assert canary.problems({"scar": canary.expected["scar"]}) == ["no lvef probability in the answer"]
     assert len(canary.problems({t: float("nan") for t in canary.expected})) == 2
+    if canary.expected_int8 is not None:  # each variant is judged against its own answer
+        assert canary.problems(canary.expected_int8, "int8") == []
+        far = {t: p + 1.5 * canary.tolerance for t, p in canary.expected_int8.items()}
+        assert len(canary.problems(far, "int8")) == 2 and "(INT8)" in canary.problems(far, "int8")[0]
+
+
+def test_a_card_from_before_the_int8_canary_answer_loads(tmp_path):
+    """Cards written before ``canary.expected_int8`` existed lack the key: they still load, and
+    their one answer counts for whichever variant runs; a wrong INT8 answer is refused."""
+    card = ModelCard.load(_write(tmp_path, lambda c: c["canary"].pop("expected_int8", None)))
+    assert card.canary.expected_int8 is None
+    assert card.canary.expected_for("int8") == card.canary.expected_for("fp32") == card.canary.expected
+    with pytest.raises(ValueError, match="canary.expected_int8"):
+        ModelCard.load(_write(tmp_path, lambda c: c["canary"].update(expected_int8={"scar": 1.5})))
 
 
 def test_a_canary_file_that_is_missing_or_changed_is_refused(tmp_path):

@@ -10,6 +10,14 @@ tolerance (``card.Canary``). Three places ask it:
   Triton image, which has python3, numpy and pydantic but no tritonclient: hence the standard
   library's HTTP client and the binary tensor extension written out here;
 * the gateway's ``/readyz``, over its own gRPC path (``service.readiness``).
+
+The expected answer is that of the network variant Triton runs (``Canary.expected_for``): the
+CPU config runs the INT8 variant when the card's passed its parity check (unless
+``ECGSCREEN_CPU_PRECISION=fp32``, ``serving.precision``), the GPU config FP32/FP16. Unless told
+(``precision``), a check first asks Triton which config of the network it loaded
+(``/v2/models/<network>/config``, its ``backend``) when the card has an INT8 answer; the
+setting is read from this process's environment, which is Triton's for the supervisor (it
+starts Triton) and for the liveness probe (it runs in Triton's container).
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from pathlib import Path
 
 from ..card import Canary, ModelCard
 from ..contract import ENSEMBLE_INPUT, ENSEMBLE_NAME, ENSEMBLE_PROBABILITY, MODEL_NAME
+from .precision import served_precision
 
 __all__ = ["CanaryResult", "TritonCanary", "main"]
 
@@ -39,6 +48,7 @@ class CanaryResult:
     problem: str = ""  # empty when ok; never patient data (the canary is synthetic)
     elapsed_s: float = 0.0
     probabilities: dict[str, float] = field(default_factory=dict)
+    precision: str = ""  # the variant whose expected answer it was compared with, when it answered
 
     @property
     def ok(self) -> bool:
@@ -58,25 +68,68 @@ def _request_body(data: bytes, outputs: list[str]) -> tuple[bytes, int]:
 
 
 class TritonCanary:
-    """Ask the canary of Triton at ``http_url`` (``http://host:8000``)."""
+    """Ask the canary of Triton at ``http_url`` (``http://host:8000``). ``precision`` is the
+    variant whose expected answer counts (``"int8"`` or ``"fp32"``), or ``"auto"``: ask Triton
+    which config it loaded and ``serving.precision.served_precision(card, ...)``."""
 
-    def __init__(self, http_url: str, canary: Canary, data: bytes, timeout_s: float = 3.0) -> None:
-        self.url = f"{http_url.rstrip('/')}/v2/models/{ENSEMBLE_NAME}/infer"
+    def __init__(
+        self,
+        http_url: str,
+        canary: Canary,
+        data: bytes,
+        timeout_s: float = 3.0,
+        precision: str = "auto",
+        card: ModelCard | None = None,
+    ) -> None:
+        if precision not in ("auto", "int8", "fp32"):
+            raise ValueError(f"precision {precision!r}: expected auto, int8 or fp32")
+        if precision == "auto" and canary.expected_int8 is not None and card is None:
+            raise ValueError("precision auto needs the model card (which variant the CPU config runs)")
+        self.root = http_url.rstrip("/")
+        self.url = f"{self.root}/v2/models/{ENSEMBLE_NAME}/infer"
         self.canary = canary
+        self.card = card
+        self.precision = precision
         self.timeout_s = timeout_s
         self.outputs = {ENSEMBLE_PROBABILITY[task]: task for task in canary.expected}
         self.body, self.header_length = _request_body(data, list(self.outputs))
 
     @classmethod
-    def from_model_dir(cls, http_url: str, model_dir: Path, timeout_s: float = 3.0) -> TritonCanary | None:
+    def from_model_dir(
+        cls, http_url: str, model_dir: Path, timeout_s: float = 3.0, precision: str = "auto"
+    ) -> TritonCanary | None:
         """The canary of the model card in ``model_dir``; ``None`` when the card has none (a
         repository exported before canaries: ``ecgscreen export --refresh-canary`` adds it)."""
         card = ModelCard.load(model_dir)
         if card.canary is None:
             return None
-        return cls(http_url, card.canary, card.canary.read(model_dir), timeout_s)
+        return cls(http_url, card.canary, card.canary.read(model_dir), timeout_s, precision, card)
 
-    def _once(self) -> CanaryResult:
+    def served(self) -> str | CanaryResult:
+        """The variant Triton runs (``"int8"``/``"fp32"``), or the failed round that asking it was."""
+        if self.precision != "auto":
+            return self.precision
+        if self.canary.expected_int8 is None:  # one expected answer: no need to ask
+            return "fp32"
+        start = time.monotonic()
+        try:
+            url = f"{self.root}/v2/models/{MODEL_NAME}/config"
+            with urllib.request.urlopen(url, timeout=self.timeout_s) as response:
+                backend = json.loads(response.read()).get("backend")
+            return served_precision(self.card, backend)
+        except urllib.error.HTTPError as error:  # not loaded (yet): as an ensemble that is not
+            return CanaryResult(
+                "unavailable", f"{MODEL_NAME}'s config: HTTP {error.code}", time.monotonic() - start
+            )
+        except ValueError as error:  # ECGSCREEN_CPU_PRECISION refused, or a garbled answer
+            return CanaryResult("error", str(error), time.monotonic() - start)
+        except (TimeoutError, OSError) as error:
+            kind = "timeout" if isinstance(getattr(error, "reason", error), TimeoutError) else "unavailable"
+            return CanaryResult(
+                kind, f"cannot ask Triton {MODEL_NAME}'s config: {error}", time.monotonic() - start
+            )
+
+    def _once(self, precision: str) -> CanaryResult:
         request = urllib.request.Request(
             self.url,
             data=self.body,
@@ -107,17 +160,20 @@ class TritonCanary:
             for o in answer.get("outputs", [])
             if o.get("name") in self.outputs and o.get("data")
         }
-        if problems := self.canary.problems(got):
-            return CanaryResult("wrong_answer", "; ".join(problems), elapsed, got)
-        return CanaryResult("ok", "", elapsed, got)
+        if problems := self.canary.problems(got, precision):
+            return CanaryResult("wrong_answer", "; ".join(problems), elapsed, got, precision)
+        return CanaryResult("ok", "", elapsed, got, precision)
 
     def check(self, repeat: int = 1) -> CanaryResult:
         """``repeat`` canaries in a row (requests go to the instances in turn, so a round of
         two or more reaches a dead stub among two instances); the first failure, else the
         last answer."""
+        precision = self.served()
+        if isinstance(precision, CanaryResult):
+            return precision
         result = CanaryResult("ok")
         for _ in range(max(1, repeat)):
-            result = self._once()
+            result = self._once(precision)
             if not result.ok:
                 return result
         return result
@@ -136,9 +192,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
     parser.add_argument("--repeat", type=int, default=4, help="canaries in a row, all must pass")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "int8", "fp32"),
+        default="auto",
+        help="whose expected answer counts: the network variant Triton runs (auto: ask Triton "
+        "which config it loaded; the CPU config's follows ECGSCREEN_CPU_PRECISION)",
+    )
     args = parser.parse_args(argv)
     try:
-        canary = TritonCanary.from_model_dir(args.url, args.model_dir, args.timeout)
+        canary = TritonCanary.from_model_dir(args.url, args.model_dir, args.timeout, args.precision)
     except ValueError as error:
         print(f"canary: {error}")
         return 1
@@ -151,8 +214,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"canary: the model card has none and Triton is not ready ({error})")
             return 1
     result = canary.check(args.repeat)
+    variant = f" ({result.precision.upper()})" if result.precision else ""
     print(
-        f"canary {result.kind}: {result.problem or result.probabilities} ({result.elapsed_s * 1000:.0f} ms)"
+        f"canary {result.kind}{variant}: {result.problem or result.probabilities} "
+        f"({result.elapsed_s * 1000:.0f} ms)"
     )
     return 0 if result.ok else 1
 

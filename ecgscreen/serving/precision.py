@@ -7,6 +7,10 @@ says it passed its parity check, and ``model.onnx`` otherwise. ``ECGSCREEN_CPU_P
 the variant (an error when there is none that passed); ``auto`` or unset is the default. The
 GPU config (``config.pbtxt``, Triton's onnxruntime backend with TensorRT) always runs
 ``model.onnx``. The gateway asks the same question for ``/ui/about.json``.
+
+The readiness canary compares Triton's answer with the expected answer of the variant Triton
+runs (``card.Canary.expected_for``): ``served_precision`` tells it from the config Triton
+loaded (its ``backend``: ``python`` is the CPU config) and ``cpu_network``.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from dataclasses import dataclass
 from ..card import ModelCard
 from ..contract import CPU_PRECISION_ENV
 
-__all__ = ["PRECISIONS", "CpuNetwork", "cpu_network"]
+__all__ = ["PRECISIONS", "CPU_BACKEND", "CpuNetwork", "cpu_network", "served_precision"]
 
 PRECISIONS = ("auto", "int8", "fp32")
+CPU_BACKEND = "python"  # the backend of the network's CPU config (configs/cpu.pbtxt)
 
 
 @dataclass(frozen=True)
@@ -54,3 +59,13 @@ def cpu_network(card: ModelCard, environ: Mapping[str, str] | None = None) -> Cp
     if requested == "int8":
         raise ValueError(f"{CPU_PRECISION_ENV}=int8, but {why}")
     return CpuNetwork(fp32.precision, fp32.file, why)
+
+
+def served_precision(card: ModelCard, backend: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """The variant Triton's network runs, ``"int8"`` or ``"fp32"``: ``backend`` is the loaded
+    config's (Triton's model config ``backend``; ``None`` or another backend: the GPU config,
+    whose FP32/FP16 answer ``model.onnx``'s); the CPU config (``CPU_BACKEND``) runs
+    ``cpu_network(card, environ)``'s. ``ValueError`` as ``cpu_network``."""
+    if backend != CPU_BACKEND:
+        return "fp32"
+    return cpu_network(card, environ).precision

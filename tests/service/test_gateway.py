@@ -360,6 +360,8 @@ def test_a_wrong_canary_answer_makes_the_gateway_not_ready_though_it_serves(trit
     )
     card = ModelCard.load(folder)
     card.canary.expected = {t: abs(p - 0.5) for t, p in card.canary.expected.items()}
+    if card.canary.expected_int8 is not None:  # the answer of the variant the CPU config runs
+        card.canary.expected_int8 = {t: abs(p - 0.5) for t, p in card.canary.expected_int8.items()}
     card.save(folder)
     env = {"ECGSCREEN_MODEL_DIR": str(folder), "ECGSCREEN_CANARY_INTERVAL_S": "1"}
     gateway = Gateway(
@@ -378,6 +380,39 @@ def test_a_wrong_canary_answer_makes_the_gateway_not_ready_though_it_serves(trit
         assert _samples(gateway.url, "ecgscreen_canary_total")[(("outcome", "wrong_answer"),)] >= 1
     finally:
         gateway.stop()
+
+
+def test_readiness_compares_with_the_answer_of_the_variant_triton_runs(triton, tmp_path):
+    """The CPU config runs the card's INT8 variant: a card whose FP32 answer is wrong but whose
+    INT8 answer is right leaves the gateway ready; with ECGSCREEN_CPU_PRECISION=fp32 in the
+    gateway's environment (as it must be in Triton's), the same card's wrong FP32 answer counts."""
+    from ecgscreen.card import ModelCard
+    from ecgscreen.contract import CPU_PRECISION_ENV
+
+    folder = shutil.copytree(
+        Path(__file__).parents[2] / "model_repository" / "ecg_multitask", tmp_path / "model"
+    )
+    card = ModelCard.load(folder)
+    assert card.int8.passed and card.canary.expected_int8 is not None  # the committed INT8 variant
+    card.canary.expected = {t: abs(p - 0.5) for t, p in card.canary.expected.items()}
+    card.save(folder)
+    base = {"ECGSCREEN_MODEL_DIR": str(folder), "ECGSCREEN_CANARY_INTERVAL_S": "1"}
+    for setting, ready in (("auto", 200), ("fp32", 503)):
+        log = tmp_path / f"gateway-{setting}.log"
+        env = {**base, CPU_PRECISION_ENV: setting}
+        gateway = Gateway(free_ports(1)[0], triton.grpc_url, workers=1, log_file=log, env=env)
+        gateway.launch()
+        try:
+            wait_until(lambda g=gateway: _up(g.url), 60, what="the gateway answering")
+            outcome = "readiness canary ok" if ready == 200 else "readiness canary wrong_answer"
+            wait_until(lambda g=gateway, o=outcome, f=log: _probed(g.url) and o in f.read_text(), 30,
+                       what="a canary round (a probe starts one)")  # fmt: skip
+            assert httpx.get(gateway.url + "/readyz").status_code == ready
+            about = httpx.get(gateway.url + "/ui/about.json").json()
+            assert about["model"]["cpu_precision"] == ("int8" if setting == "auto" else "fp32")
+        finally:
+            gateway.stop()
+    assert "(FP32)" in (tmp_path / "gateway-fp32.log").read_text()
 
 
 def _probed(url: str) -> bool:
