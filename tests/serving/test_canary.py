@@ -42,7 +42,10 @@ def test_a_wrong_answer_an_error_and_no_server_are_told_apart(triton):
     card = ModelCard.load(MODEL_DIR)
     data = card.canary.read(MODEL_DIR)
     shifted = card.canary.model_copy(
-        update={"expected": _shifted(card.canary.expected), "expected_int8": _shifted(card.canary.expected_int8)}
+        update={
+            "expected": _shifted(card.canary.expected),
+            "expected_int8": _shifted(card.canary.expected_int8),
+        }
     )
     wrong = TritonCanary(triton.http_url, shifted, data, card=card).check()
     assert wrong.kind == "wrong_answer" and "expected" in wrong.problem and wrong.probabilities
