@@ -20,8 +20,10 @@ from pydicom.data import get_testdata_file
 from servers import children_of, free_ports, wait_until
 from tritonclient.utils import InferenceServerException
 
-from ecgscreen.contract import MODEL_INPUT
+from ecgscreen.card import ModelCard
+from ecgscreen.contract import MODEL_INPUT, MODEL_NAME
 from ecgscreen.imaging.pipeline import preprocess
+from ecgscreen.serving.precision import cpu_network
 from ecgscreen.serving.triton import DEFAULT_REPOSITORY, EmbeddedTriton, TritonPorts
 
 pytestmark = pytest.mark.integration
@@ -39,10 +41,11 @@ SAMPLES = {
 
 @pytest.fixture(scope="module")
 def reference():
-    """The in-process pipeline: intake + onnxruntime on the same model.onnx."""
-    session = ort.InferenceSession(
-        str(DEFAULT_REPOSITORY / "ecg_multitask/1/model.onnx"), providers=["CPUExecutionProvider"]
-    )
+    """The in-process pipeline: intake + onnxruntime on the network file the CPU config runs
+    (the card's INT8 variant when it passed, else model.onnx: ``serving.precision``)."""
+    folder = DEFAULT_REPOSITORY / MODEL_NAME
+    network = folder / cpu_network(ModelCard.load(folder)).file
+    session = ort.InferenceSession(str(network), providers=["CPUExecutionProvider"])
 
     def run(data: bytes) -> dict[str, np.ndarray]:
         canonical = preprocess(data).canonical[None]
