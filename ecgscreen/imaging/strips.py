@@ -194,16 +194,22 @@ def best_matches(
 # The leads carts print as rhythm strips: what an unlabelled strip may be.
 STRIP_LEADS = ("II", "V1", "V5")
 STRIP_RESIDUAL = 0.5  # rms of (strip - the lead's own print) over the print's rms, at most
+# ... and for a lead other than the one the layout names, since a wrong name puts one lead's
+# trace in another's place: on scans and photos a misread II matched V5's misread print
+# with residuals 0.30-0.45 (and II's with 0.63-0.68), while a V5 strip on a clean page
+# matched its own with 0.08 or less (bench layouts, seed 97).
+OTHER_STRIP_RESIDUAL = 0.25
 
 
 def identify_strip(signal, times: np.ndarray, values: np.ndarray, first: str) -> str | None:
     """The lead an unlabelled rhythm strip prints, once the rows of leads are read: the one
-    whose own print (its window in the rows above) the strip repeats sample for sample, as a
-    cart prints every row from the same 10 s. Leads of similar shape (II and V5) differ in
-    size and detail, so the closest print wins: the smallest residual, below half the
-    print's size and clearly below the next lead's (0.7 of it). ``times``/``values`` are the
-    strip's signal (s, mV); ``first`` is the lead its label or the layout names. ``None``
-    when no lead matches, or two match alike."""
+        whose own print (its window in the rows above) the strip repeats sample for sample, as a
+        cart prints every row from the same 10 s. Leads of similar shape (II and V5) differ in
+        size and detail, so the closest print wins: the smallest residual, below half the
+        print's size and clearly below the next lead's (0.7 of it); a lead other than ``first``
+    below a quarter of its print's size. ``times``/``values`` are the
+        strip's signal (s, mV); ``first`` is the lead its label or the layout names. ``None``
+        when no lead matches, or two match alike."""
     rate = signal.sample_rate
     residuals: dict[str, float] = {}
     for lead in dict.fromkeys((first, *STRIP_LEADS)):
@@ -226,4 +232,6 @@ def identify_strip(signal, times: np.ndarray, values: np.ndarray, first: str) ->
         return None
     if len(ranked) > 1 and residuals[ranked[0]] > 0.7 * residuals[ranked[1]]:
         return None  # two leads match alike: which one is not known
+    if ranked[0] != first and residuals[ranked[0]] >= OTHER_STRIP_RESIDUAL:
+        return None  # another lead than the layout's, on too rough a match to name it
     return ranked[0]
