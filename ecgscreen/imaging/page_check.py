@@ -5,7 +5,8 @@ know which: a picture that is not an ECG (``not_an_ecg``), an ECG printed with i
 (``no_signal``), or part of one (``incomplete_ecg``: say what was found). Each horizontal
 band of ink is followed as one line (its ink's mean height per column), and judged the way
 ``imaging.judge`` judges a lead: a flat line, or beats at a heart's rate, spiky like QRS
-complexes. A page with at least three such rows keeps the layout reader's own refusal.
+complexes. A page with at least three such rows, a third of its rows or more, keeps the
+layout reader's own refusal.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ FLAT_MM = 0.8  # a row whose line stays within this of its baseline is flat
 # bursts (spikiness 0.43-0.92; pixel noise ~0.38, a table's rules ~0.97).
 MIN_ROW_SPAN_MM = 2.8
 ROW_SPIKINESS = (0.42, 0.93)
+MAX_ROWS = 15  # 12x1 with three rhythm strips
 
 
 def _row_line(mask: np.ndarray, y: int, half: int) -> np.ndarray:
@@ -75,11 +77,14 @@ def why_no_layout(mask: np.ndarray, error: IntakeError) -> IntakeError:
     half = max(2, int(round(6 * px_per_mm)))
     kinds = [_row_kind(_row_line(mask, int(y), half), px_per_mm) for y in ys]
     ecg, flat = kinds.count("ecg"), kinds.count("flat")
-    if ecg == 0 and flat >= 3:
+    # More rows than any layout prints (12 leads and 3 strips): a table's rules, not leads off.
+    if ecg == 0 and 3 <= flat <= MAX_ROWS:
         return IntakeError(
             "no_signal", f"{flat} rows of flat lines and no heartbeat: were the electrodes connected?"
         )
-    if ecg == 0:
+    # A table's rules crossed by its column lines can pass for a few rows of beats; on an ECG
+    # page most rows are trace (a header or text block adds one or two).
+    if ecg == 0 or 3 * ecg < len(kinds):
         return IntakeError(
             "not_an_ecg", "no ECG trace found (no row of heartbeats). Is this a picture of a 12-lead ECG?"
         )

@@ -29,6 +29,7 @@ from .not_signal import cut_edge_strokes, cut_grid_sawtooth, cut_pulse_steps
 from .page_check import why_no_layout
 from .pdf_render import is_vector_pdf, render_pdf
 from .pdf_vectors import dark_polylines, printed_gain
+from .segment import Segmenter, default_segmenter, page_classes, strokes_not_trace
 from .signal import EcgSignal
 from .sniff import sniff
 from .vector_trace import read_vector_signal
@@ -46,6 +47,7 @@ __all__ = [
 ]
 
 PDF_PX_PER_MM = 8
+MAX_UPSCALE = 2.0  # how much a small picture is enlarged for the segmenter
 
 
 @dataclass
@@ -79,12 +81,20 @@ class Reading:
     verdict: Verdict | None = None
 
 
-def _from_printout(image: np.ndarray, info: dict) -> tuple[EcgSignal, LevelledPage]:
-    """The signal of a printed page (RGB or grey pixels), and the page it was read from."""
-    scale = min(1.0, WORKING_PX_PER_MM * PAGE_MM[0] / max(image.shape[:2]))
+def _from_printout(
+    image: np.ndarray, info: dict, segmenter: Segmenter | None
+) -> tuple[EcgSignal, LevelledPage]:
+    """The signal of a printed page (RGB or grey pixels), and the page it was read from; with a
+    ``segmenter``, only the ink it does not call grid, label, text or separator is read."""
+    scale = WORKING_PX_PER_MM * PAGE_MM[0] / max(image.shape[:2])
+    # The segmenter learned pages at its own scale: a small picture is enlarged to it (up to
+    # twice), which also gives the trace follower more pixels per millimetre.
+    scale = min(scale, MAX_UPSCALE if segmenter is not None else 1.0)
     ink = separate_ink(image, scale)
-    around = off_page(image, ink.mask.shape, max(ink.mask.shape) / PAGE_MM[0])  # a photo's desk
-    ink = replace(ink, mask=ink.mask & ~around)
+    dropped = off_page(image, ink.mask.shape, max(ink.mask.shape) / PAGE_MM[0])  # a photo's desk
+    if segmenter is not None:
+        dropped = dropped | strokes_not_trace(ink.mask, page_classes(image, ink.mask.shape, segmenter))
+    ink = replace(ink, mask=ink.mask & ~dropped)
     angle, confidence = estimate_rotation(ink.mask)
     info["grid"] = ink.grid
     darkness = rotate(np.round(ink.darkness * 255).astype(np.uint8), angle).astype(np.float32) / 255
@@ -93,11 +103,13 @@ def _from_printout(image: np.ndarray, info: dict) -> tuple[EcgSignal, LevelledPa
         # are straight across the page and come out by their shape (``without_grid_lines``).
         px_per_mm = max(darkness.shape) / PAGE_MM[0]
         ink = threshold_ink(without_grid_lines(darkness, px_per_mm), ink.grid)
-        return _from_trace(ink.mask & ~rotate(around, angle), ink.darkness, angle, confidence, info)
+        return _from_trace(ink.mask & ~rotate(dropped, angle), ink.darkness, angle, confidence, info)
     return _from_trace(rotate(ink.mask, angle), darkness, angle, confidence, info)
 
 
-def _from_pdf(data: bytes, info: dict, limits: Limits) -> tuple[EcgSignal, LevelledPage | None]:
+def _from_pdf(
+    data: bytes, info: dict, limits: Limits, segmenter: Segmenter | None
+) -> tuple[EcgSignal, LevelledPage | None]:
     if is_vector_pdf(data, limits):
         polylines = dark_polylines(data)
         if polylines:
@@ -107,7 +119,7 @@ def _from_pdf(data: bytes, info: dict, limits: Limits) -> tuple[EcgSignal, Level
                 pass  # the drawing is not what the vector reader expects: read the pixels
     rendered = render_pdf(data, limits, PDF_PX_PER_MM)
     if not rendered.vector:
-        return _from_printout(rendered.image, info)
+        return _from_printout(rendered.image, info, segmenter)
     # Grid and text were dropped as vectors: the pixels are just the trace, straight, on white.
     info["grid"] = "removed (vector)"
     darkness = 1.0 - rendered.image.astype(np.float32) / 255.0
@@ -175,16 +187,18 @@ def _from_waveform(waveform: Waveform, data: bytes, info: dict, limits: Limits) 
     return signal
 
 
-def read_page(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Reading:
+def read_page(data: bytes, limits: Limits = DEFAULT_LIMITS, segmenter: Segmenter | None = None) -> Reading:
     """What one ECG file holds, read into a 12-lead signal and judged lead by lead; an
     ``IntakeError`` only when nothing could be read (the judge's refusal waits in
-    ``reading.verdict`` so that what was read can still be shown)."""
+    ``reading.verdict`` so that what was read can still be shown). Raster pages go through
+    ``segmenter`` (default: ``segment.default_segmenter()``, in this process)."""
     if len(data) > limits.max_bytes:
         raise IntakeError(
             "too_large",
             f"the file is {len(data) / 2**20:.1f} MiB; the limit is {limits.max_bytes / 2**20:.0f} MiB",
         )
     fmt = sniff(data)
+    segmenter = segmenter if segmenter is not None else default_segmenter()
     info: dict = {"source_format": fmt, "warnings": []}
     page = None
     if fmt == "dicom":
@@ -193,13 +207,13 @@ def read_page(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Reading:
         if content.kind == "waveform":
             signal = _from_waveform(content.waveform, data, info, limits)
         elif content.kind == "pdf":
-            signal, page = _from_pdf(content.pdf, info, limits)
+            signal, page = _from_pdf(content.pdf, info, limits, segmenter)
         else:
-            signal, page = _from_printout(content.image, info)
+            signal, page = _from_printout(content.image, info, segmenter)
     elif fmt == "pdf":
-        signal, page = _from_pdf(data, info, limits)
+        signal, page = _from_pdf(data, info, limits, segmenter)
     else:
-        signal, page = _from_printout(decode_image(data, fmt, limits), info)
+        signal, page = _from_printout(decode_image(data, fmt, limits), info, segmenter)
     if info.get("layout") != "waveform":
         cut = cut_pulse_steps(signal)
         if cut:
@@ -226,18 +240,25 @@ def accept(reading: Reading) -> None:
             reading.signal.values[LEADS.index(lead)] = np.nan
 
 
-def read_ecg(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[EcgSignal, dict]:
+def read_ecg(
+    data: bytes, limits: Limits = DEFAULT_LIMITS, segmenter: Segmenter | None = None
+) -> tuple[EcgSignal, dict]:
     """The 12-lead signal of one ECG file and the info record, or an ``IntakeError``."""
-    reading = read_page(data, limits)
+    reading = read_page(data, limits, segmenter)
     accept(reading)
     return reading.signal, reading.info
 
 
-def preprocess(data: bytes, size: int = CANONICAL_SIZE, limits: Limits = DEFAULT_LIMITS) -> Preprocessed:
+def preprocess(
+    data: bytes,
+    size: int = CANONICAL_SIZE,
+    limits: Limits = DEFAULT_LIMITS,
+    segmenter: Segmenter | None = None,
+) -> Preprocessed:
     """The canonical model input of one ECG file, or an ``IntakeError`` that says why not:
     file -> 12-lead signal, judged (``read_page``) -> canonical image (``canonical.paint``)."""
     start = time.perf_counter()
-    return to_canonical(read_page(data, limits), size, start)
+    return to_canonical(read_page(data, limits, segmenter), size, start)
 
 
 def to_canonical(reading: Reading, size: int = CANONICAL_SIZE, start: float | None = None) -> Preprocessed:

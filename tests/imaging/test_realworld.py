@@ -20,13 +20,13 @@ with (DEV_SET / "labels.csv").open(newline="") as f:
 
 # Today's outcome of the full 12-lead pictures that are not yet read with their layout.
 NOT_YET = {
-    "ecg00010.png": "refused not_an_ecg (Mortara export, 768x420, low-amplitude traces)",
+    "ecg00010.png": "refused not_an_ecg (Mortara export, 768x420, faint grey traces under dark grid lines)",
     "ecg00014.png": "refused not_an_ecg (byte-identical to ecg00010.png)",
     "ecg00030.jpg": "refused unreadable, read as 3x4 (keystone photo, footer over the strip)",
-    "ecg00033.jpg": "refused unreadable: 3 of 12 leads read (photo)",
-    "ecg00046.jpg": "refused unreadable: 4 of 12 leads read (photo, shadow at top, paper edge)",
-    "ecg00049.jpg": "refused unreadable: 8 of 12 leads read (photo, finger at left edge)",
-    "ecg00050.jpg": "refused unreadable: 8 of 12 leads read (photo)",
+    "ecg00033.jpg": "refused unreadable: 4 of 12 leads read (photo)",
+    "ecg00048.jpg": "refused unreadable: 7 of 12 leads read (STEMI photo, dotted grid, crease)",
+    "ecg00049.jpg": "refused unreadable: 7 of 12 leads read (photo, finger at left edge)",
+    "ecg00050.jpg": "refused unreadable: 8 of 12 leads read (photo, shadow over the limb leads)",
 }
 FULL = [name for name, row in LABELS.items() if row["is_full_12lead"] == "yes"]
 

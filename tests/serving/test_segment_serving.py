@@ -1,18 +1,26 @@
 """ecg_segment in the embedded (CPU) tritonserver: it loads beside the ensemble and answers as
-the ONNX does in process; a malformed page fails only its own request."""
+the ONNX does in process; a malformed page fails only its own request; ecg_preprocess asks it
+(BLS) for raster pages only."""
+
+import json
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 import tritonclient.grpc as grpcclient
+from corpus import good_ecg
 from tritonclient.utils import InferenceServerException
 
 from ecgscreen.contract import (
+    ENSEMBLE_INFO,
+    ENSEMBLE_INPUT,
+    ENSEMBLE_NAME,
     SEGMENTER_CLASS_OUTPUT,
     SEGMENTER_INPUT,
     SEGMENTER_NAME,
     SEGMENTER_PROBABILITY_OUTPUT,
 )
+from ecgscreen.imaging.pipeline import read_page
 from ecgscreen.segmenter_card import SegmenterCard
 from ecgscreen.serving.triton import DEFAULT_REPOSITORY
 
@@ -44,3 +52,35 @@ def test_segment_answers_as_the_onnx_and_only_what_was_asked(triton):
 def test_a_page_too_small_is_refused_with_its_shape(triton):
     with pytest.raises(InferenceServerException, match=r"H, W >= 16; got \(1, 8, 130, 3\)"):
         infer(triton, np.zeros((1, 8, 130, 3), dtype=np.uint8))
+
+
+def _segment_count(triton) -> int:
+    client = grpcclient.InferenceServerClient(triton.grpc_url)
+    stats = client.get_inference_statistics(SEGMENTER_NAME, as_json=True)["model_stats"]
+    return sum(int(model["inference_count"]) for model in stats)
+
+
+def _screen(triton, data: bytes) -> dict:
+    client = grpcclient.InferenceServerClient(triton.grpc_url)
+    tensor = grpcclient.InferInput(ENSEMBLE_INPUT, [1, 1], "BYTES")
+    tensor.set_data_from_numpy(np.array([[data]], dtype=np.object_))
+    result = client.infer(ENSEMBLE_NAME, [tensor], outputs=[grpcclient.InferRequestedOutput(ENSEMBLE_INFO)])
+    return json.loads(result.as_numpy(ENSEMBLE_INFO).reshape(-1)[0])
+
+
+def test_preprocess_segments_raster_pages_through_bls_and_reads_them_as_intake_does(triton):
+    """A PNG page costs ecg_segment one inference (asked by ecg_preprocess through BLS) and
+    is read as the in-process intake reads it; a vector PDF and a waveform never reach it."""
+    page = good_ecg("png")
+    before = _segment_count(triton)
+    info = _screen(triton, page)
+    assert _segment_count(triton) == before + 1
+    local = read_page(page).info
+    assert (info["layout"], info["quality"], info["leads"]) == (
+        local["layout"],
+        local["quality"],
+        local["leads"],
+    )
+    for data in (good_ecg("pdf", index=1), good_ecg("dcm-waveform", index=4)):
+        _screen(triton, data)
+    assert _segment_count(triton) == before + 1

@@ -6,6 +6,10 @@ fails only its own request (INVALID_ARG, the refusal encoded by ``imaging.errors
 while the other requests of the same call get their answers. The canonical image leaves as
 it is drawn (uint8): the network normalises it inside its graph; the client's copy
 (``CANONICAL``) only when the client asked for it.
+
+Raster pages are segmented by the ``ecg_segment`` model, asked through BLS (Business Logic
+Scripting): on a GPU node it runs there, next to the network, and its dynamic batcher gathers
+the pages of all preprocess instances. Waveforms and vector PDFs never reach it.
 """
 
 import json
@@ -13,7 +17,15 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from ecgscreen.contract import ENSEMBLE_CANONICAL, ENSEMBLE_INFO, ENSEMBLE_INPUT, MODEL_INPUT
+from ecgscreen.contract import (
+    ENSEMBLE_CANONICAL,
+    ENSEMBLE_INFO,
+    ENSEMBLE_INPUT,
+    MODEL_INPUT,
+    SEGMENTER_CLASS_OUTPUT,
+    SEGMENTER_INPUT,
+    SEGMENTER_NAME,
+)
 from ecgscreen.imaging.errors import INTERNAL, IntakeError, to_wire
 from ecgscreen.imaging.pipeline import preprocess
 
@@ -30,7 +42,7 @@ class TritonPythonModel:
         for request in requests:
             files = pb_utils.get_input_tensor_by_name(request, ENSEMBLE_INPUT).as_numpy().reshape(-1)
             try:
-                results = [preprocess(bytes(data), self.size) for data in files]
+                results = [preprocess(bytes(data), self.size, segmenter=_segment) for data in files]
             except IntakeError as error:
                 responses.append(_refuse(error, pb_utils.TritonError.INVALID_ARG))
                 continue
@@ -46,6 +58,19 @@ class TritonPythonModel:
                 tensors.append(pb_utils.Tensor(ENSEMBLE_CANONICAL, canonical))
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
         return responses
+
+
+def _segment(page: np.ndarray) -> np.ndarray:
+    """The classes of one page (uint8 (H, W, 3)), from ``ecg_segment`` through BLS."""
+    request = pb_utils.InferenceRequest(
+        model_name=SEGMENTER_NAME,
+        inputs=[pb_utils.Tensor(SEGMENTER_INPUT, page[None])],
+        requested_output_names=[SEGMENTER_CLASS_OUTPUT],
+    )
+    response = request.exec()
+    if response.has_error():  # reaches the request as `internal`: never read by colour alone
+        raise RuntimeError(f"{SEGMENTER_NAME}: {response.error().message()}")
+    return pb_utils.get_output_tensor_by_name(response, SEGMENTER_CLASS_OUTPUT).as_numpy()[0]
 
 
 def _refuse(error: IntakeError, code) -> "pb_utils.InferenceResponse":
