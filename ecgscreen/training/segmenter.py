@@ -47,7 +47,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "ecgscreen-segmenter-checkpoint/1"
-CONFIG_DIR = Path(__file__).parent / "configs" / "segmenter"  # apart from the network recipes (packaged_configs)
+CONFIG_DIR = (
+    Path(__file__).parent / "configs" / "segmenter"
+)  # apart from the network recipes (packaged_configs)
 TRACE = SEGMENTER_CLASSES.index("trace")
 
 
