@@ -73,10 +73,11 @@ def _configure_logging() -> None:
         log.propagate = False
 
 
-def _reading_picture(data: bytes) -> tuple[bytes, IntakeError | None]:
+def _reading_picture(data: bytes, segmenter) -> tuple[bytes, IntakeError | None]:
     """The reading picture of one file and the judge's refusal of it, if any (CPU work: run
-    it in a thread). A file that cannot be read at all raises its ``IntakeError``."""
-    reading = read_page(data)
+    it in a thread). A file that cannot be read at all raises its ``IntakeError``. Raster
+    pages go through ``segmenter`` (Triton's ``ecg_segment``), as in Triton's intake."""
+    reading = read_page(data, segmenter=segmenter)
     return reading_png(reading), reading.verdict.refusal
 
 
@@ -265,7 +266,11 @@ class ECGScreening:
 
         async def work(data: bytes, deadline: float, request_id: str) -> Response:
             if format == "reading":
-                png, refusal = await anyio.to_thread.run_sync(_reading_picture, data)
+
+                def segmenter(page):  # called in the worker thread: back to the event loop
+                    return anyio.from_thread.run(self.triton.segment, page, deadline)
+
+                png, refusal = await anyio.to_thread.run_sync(_reading_picture, data, segmenter)
                 response = Response(png, media_type="image/png")
                 if refusal is not None:
                     response.headers["X-Ecgscreen-Refusal"] = refusal.reason

@@ -27,6 +27,9 @@ from ecgscreen.contract import (
     ENSEMBLE_NAME,
     ENSEMBLE_PROBABILITY,
     MODEL_NAME,
+    SEGMENTER_CLASS_OUTPUT,
+    SEGMENTER_INPUT,
+    SEGMENTER_NAME,
     TASKS,
 )
 from ecgscreen.imaging.errors import IntakeError, from_wire
@@ -128,6 +131,26 @@ class TritonGateway:
         except InferenceServerException as exc:
             raise triton_error(str(exc.status()), exc.message() or "") from None
         return (answer.get("config") or {}).get("backend") or None
+
+    async def segment(self, page: np.ndarray, deadline: float) -> np.ndarray:
+        """The page segmenter's classes of one page (uint8 (H, W, 3) -> (H, W)): the gateway's
+        reading picture reads raster pages as Triton's intake does, with Triton's segmenter.
+        ``Unavailable`` etc. as ``triton_error``; ``UpstreamTimeout`` past ``deadline``."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise UpstreamTimeout("the request deadline passed while waiting for Triton")
+        tensor = grpcclient.InferInput(SEGMENTER_INPUT, [1, *page.shape], "UINT8")
+        tensor.set_data_from_numpy(page[None])
+        try:
+            result = await self.client.infer(
+                SEGMENTER_NAME,
+                [tensor],
+                outputs=[grpcclient.InferRequestedOutput(SEGMENTER_CLASS_OUTPUT)],
+                client_timeout=min(self.call_timeout_s, remaining),
+            )
+        except InferenceServerException as exc:
+            raise triton_error(str(exc.status()), exc.message() or "") from None
+        return result.as_numpy(SEGMENTER_CLASS_OUTPUT)[0]
 
     async def predict(
         self,
