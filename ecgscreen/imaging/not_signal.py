@@ -131,7 +131,8 @@ EDGE_STROKE_RATIO = 1.5  # times the largest excursion inside the lead
 
 def cut_edge_strokes(signal: EcgSignal) -> list[str]:
     """Blank (NaN) an excursion at either end of a lead that dwarfs every beat inside it,
-    in place; the names of the leads that had one."""
+    in place; the names of the leads that had one. The ends are those of what was read: a
+    lead whose first 0.4 s were not found starts where its trace does."""
     rate = signal.sample_rate
     edge = int(EDGE_STROKE_S * rate)
     cut: list[str] = []
@@ -142,6 +143,10 @@ def cut_edge_strokes(signal: EcgSignal) -> list[str]:
         lo = int(np.ceil(span[0] * rate))
         hi = min(int(np.ceil(span[1] * rate)), signal.values.shape[1])
         values = signal.values[i]
+        read = np.flatnonzero(np.isfinite(values[lo:hi]))
+        if read.size == 0:
+            continue
+        lo, hi = lo + int(read[0]), lo + int(read[-1]) + 1
         inside = values[lo + edge : hi - edge]
         if hi - lo < 4 * edge or not np.isfinite(inside).any():
             continue

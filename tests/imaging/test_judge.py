@@ -172,3 +172,16 @@ def test_a_stroke_at_a_leads_edge_is_cut_but_no_beat_of_a_recording_is():
     assert np.isnan(signal.values[i, int(0.02 * rate) : int(0.06 * rate)]).all()
     assert np.isfinite(signal.values[i, int(0.3 * rate) : int(2.4 * rate)]).all()
     assert cut_edge_strokes(_recording(3)) == []
+
+
+def test_a_stroke_where_a_lead_starts_to_be_read_is_cut():
+    """A lead whose first 0.4 s were not found starts where its trace does: a stroke there
+    (the follower starting on another row's pulse) is an edge stroke too."""
+    signal = _as_3x4(_recording())
+    rate = signal.sample_rate
+    i = LEADS.index("II")
+    signal.values[i, : int(0.4 * rate)] = np.nan
+    signal.values[i, int(0.4 * rate) : int(0.47 * rate)] = -5.9
+    assert cut_edge_strokes(signal) == ["II"]
+    assert np.isnan(signal.values[i, : int(0.47 * rate)]).all()
+    assert np.isfinite(signal.values[i, int(0.6 * rate) : int(2.4 * rate)]).all()
