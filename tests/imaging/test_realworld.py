@@ -22,11 +22,8 @@ with (DEV_SET / "labels.csv").open(newline="") as f:
 NOT_YET = {
     "ecg00010.png": "refused not_an_ecg (Mortara export, 768x420, faint grey traces under dark grid lines)",
     "ecg00014.png": "refused not_an_ecg (byte-identical to ecg00010.png)",
-    "ecg00030.jpg": "refused unreadable, read as 3x4 (keystone photo, footer over the strip)",
-    "ecg00033.jpg": "refused unreadable: 4 of 12 leads read (photo)",
-    "ecg00048.jpg": "refused unreadable: 7 of 12 leads read (STEMI photo, dotted grid, crease)",
-    "ecg00049.jpg": "refused unreadable: 7 of 12 leads read (photo, finger at left edge)",
-    "ecg00050.jpg": "refused unreadable: 8 of 12 leads read (photo, shadow over the limb leads)",
+    "ecg00030.jpg": "refused unreadable: 6 of 12 leads read, read as 3x4 (keystone photo, footer over the strip)",
+    "ecg00049.jpg": "refused no_layout: trace rows differ in length (photo, finger at left edge)",
 }
 FULL = [name for name, row in LABELS.items() if row["is_full_12lead"] == "yes"]
 
