@@ -9,8 +9,9 @@ network, from the card, and leaves every comment and other setting as it was (a 
 card gives back the default configs byte for byte).
 
 A repository that has no configs yet (``import-mtecg --repository NEW``) first gets the
-default repository's intake and ensemble models and the network's configs and Python
-backend (never its weights, card or fusion head).
+default repository's intake, page segmenter (``ecg_segment``, which intake asks through BLS
+for raster pages; it serves any network) and ensemble models, and the network's configs and
+Python backend (never its weights, card or fusion head).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ..contract import (
     ENSEMBLE_PROBABILITY,
     MODEL_NAME,
     PREPROCESS_NAME,
+    SEGMENTER_NAME,
     TASKS,
     probability_output,
 )
@@ -50,14 +52,14 @@ _OUTPUT_MAP = re.compile(r'^(\s*)output_map\s*\{\s*key:\s*"([^"]+)"')
 
 
 def complete_repository(repository: Path, source: Path = DEFAULT_REPOSITORY) -> list[Path]:
-    """Copy what ``repository`` lacks to be served (intake, ensemble, the network's
-    configs and python backend) from ``source``; return the paths copied."""
+    """Copy what ``repository`` lacks to be served (intake, the page segmenter, ensemble, the
+    network's configs and python backend) from ``source``; return the paths copied."""
     repository, source = Path(repository), Path(source)
     if repository.resolve() == source.resolve():
         return []
     copied = []
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for model in (PREPROCESS_NAME, ENSEMBLE_NAME):
+    for model in (PREPROCESS_NAME, SEGMENTER_NAME, ENSEMBLE_NAME):
         if not (repository / model).exists():
             shutil.copytree(source / model, repository / model, ignore=ignore)
             copied.append(repository / model)

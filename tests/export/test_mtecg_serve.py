@@ -123,6 +123,7 @@ def test_a_clinical_model_answers_as_the_study_s_clinical_model(clinical_service
 def test_a_single_task_model_answers_its_task_and_null(tmp_path_factory):
     repository = tmp_path_factory.mktemp("single-repository")
     import_mtecg(FIXTURES / "single-task-lvef", repository)
+    assert (repository / "ecg_segment" / "1" / "model.onnx").is_file()  # intake asks it (BLS)
     triton, gateway = serve(repository, tmp_path_factory.mktemp("single-logs"))
     try:
         data = ECG.read_bytes()

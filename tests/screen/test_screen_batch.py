@@ -30,8 +30,10 @@ from ecgscreen.contract import (
     ENSEMBLE_INPUT,
     ENSEMBLE_PROBABILITY,
     MODEL_NAME,
+    SEGMENTER_NAME,
 )
 from ecgscreen.imaging import pipeline
+from ecgscreen.imaging.segment import OnnxSegmenter
 from ecgscreen.screen import runner
 from ecgscreen.screen.client import ScreenClient
 from ecgscreen.screen.sources import find_sources
@@ -67,9 +69,21 @@ def _pb_utils() -> types.ModuleType:
             self.outputs = {t.name: t.array for t in output_tensors}
             self.error = error
 
+    class InferenceRequest:  # BLS: ecg_segment, answered by the same ONNX in this process
+        def __init__(self, model_name, inputs, requested_output_names) -> None:
+            assert model_name == SEGMENTER_NAME
+            self.page, self.names = inputs[0].array, requested_output_names
+
+        def exec(self):
+            classes = OnnxSegmenter()(self.page[0])[None]
+            return InferenceResponse([Tensor(name, classes) for name in self.names])
+
+    InferenceResponse.has_error = lambda self: self.error is not None
     pb.TritonError, pb.Tensor, pb.InferenceResponse = TritonError, Tensor, InferenceResponse
+    pb.InferenceRequest = InferenceRequest
     pb.Logger = types.SimpleNamespace(log_error=lambda message: None)
     pb.get_input_tensor_by_name = lambda request, name: request.inputs[name]
+    pb.get_output_tensor_by_name = lambda response, name: Tensor(name, response.outputs[name])
     pb.get_output_config_by_name = lambda config, name: {"dims": [1, 384, 384]}
     return pb
 
