@@ -11,10 +11,11 @@ EEG) handwriting, which would cut a trace into pieces. Ink it calls background s
 a photo's shadow it misses faint trace the colour threshold finds.
 
 A segmenter is any callable from a page (RGB uint8 (H, W, 3) at ``SEGMENTER_PX_PER_MM``) to its
-classes (uint8 (H, W), indices into ``SEGMENTER_CLASSES``). Two exist: ``OnnxSegmenter`` runs
-the committed ONNX in this process (the CLI, the gateway's reading picture, benchmarks); Triton's
-``ecg_preprocess`` asks the ``ecg_segment`` model through BLS (its ``1/model.py``), so on a GPU
-node the segmenter runs on the GPU. ``ECGSCREEN_SEGMENTER=off`` reads by colour alone.
+classes (uint8 (H, W), indices into ``SEGMENTER_CLASSES``). ``OnnxSegmenter`` runs the
+committed ONNX in this process (the CLI, training data, benchmarks); Triton's ``ecg_preprocess``
+asks the ``ecg_segment`` model through BLS (its ``1/model.py``), so on a GPU node the segmenter
+runs on the GPU, and the gateway's reading picture asks Triton's over gRPC
+(``service.triton_client``). ``ECGSCREEN_SEGMENTER=off`` reads by colour alone.
 """
 
 from __future__ import annotations
@@ -43,20 +44,21 @@ __all__ = [
 Segmenter = Callable[[np.ndarray], np.ndarray]
 NOT_TRACE = (SEGMENTER_CLASSES.index("grid"),)
 TRACE = tuple(SEGMENTER_CLASSES.index(name) for name in ("trace", "pulse"))
-REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
 _OFF = ("0", "off", "false", "no")
 _MULTIPLE = 16  # 2 ** the segmenter's poolings
 
 
 class OnnxSegmenter:
-    """The segmenter's ONNX (from its model card in ``repository``) under onnxruntime on the
-    CPU, one thread: intake runs one page per process thread, so workers scale by process."""
+    """The segmenter's ONNX (from its model card in ``repository``, default the bundled one)
+    under onnxruntime on the CPU, one thread: intake runs one page per process thread, so workers scale by process."""
 
-    def __init__(self, repository: Path = REPOSITORY, threads: int = 1):
+    def __init__(self, repository: Path | None = None, threads: int = 1):
+        # imported here: Triton's image carries imaging/ but not the CPU server's helpers
         from ..segmenter_card import SegmenterCard
         from ..serving.onnx_backend import cpu_session, pruned_model
+        from ..serving.triton import DEFAULT_REPOSITORY
 
-        folder = Path(repository) / SEGMENTER_NAME
+        folder = Path(repository or DEFAULT_REPOSITORY) / SEGMENTER_NAME
         card = SegmenterCard.load(folder)
         self.version = card.version
         config = {"parameters": {"intra_op_threads": {"string_value": str(threads)}}}
