@@ -2,13 +2,15 @@
 
 The study's app rasterises the whole page at 300 dpi, removes the grid by three exact RGB
 values and crops a fixed box. ``study_baseline`` does those steps (for image files: resize
-to a 300-dpi page first); ours is ``ecgscreen.imaging.pipeline.preprocess``. Both run in
-this process, one file at a time, on one core.
+to a 300-dpi page first); ours is ``ecgscreen.imaging.pipeline.preprocess``, with the page
+segmenter and, as the same run's baseline, by colour alone (``ECGSCREEN_SEGMENTER=off``). All
+run in this process, one file at a time, on one core; a refused file is timed too.
 """
 
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import pydicom
@@ -16,6 +18,7 @@ import pypdfium2 as pdfium
 from PIL import Image
 
 from ecgscreen.contract import CANONICAL_SIZE
+from ecgscreen.imaging.errors import IntakeError
 from ecgscreen.imaging.pipeline import preprocess
 from ecgscreen.synth.generate import encode_record, make_record
 from ecgscreen.synth.printout import GRID_COLORS
@@ -56,25 +59,44 @@ def study_baseline(data: bytes, fmt: str) -> np.ndarray:
 
 
 def _time(fn, data_list) -> list[float]:
+    """Wall ms per file; a refusal is timed too (refusing is intake's work as well)."""
     import time
 
     times = []
     for data in data_list:
         start = time.perf_counter()
-        fn(data)
+        try:
+            fn(data)
+        except IntakeError:
+            pass
         times.append((time.perf_counter() - start) * 1000)
     return times
 
 
+def _colour_alone(data: bytes) -> None:
+    """Intake without the page segmenter (``ECGSCREEN_SEGMENTER=off``): the same run's baseline."""
+    os.environ["ECGSCREEN_SEGMENTER"] = "off"
+    try:
+        preprocess(data)
+    finally:
+        os.environ.pop("ECGSCREEN_SEGMENTER")
+
+
 def main() -> None:
     print(
-        f"{'format':13s} {'ours median':>11s} {'p95':>7s} {'study median':>12s} {'p95':>7s} {'speed-up':>9s}"
+        f"{'format':13s} {'ours median':>11s} {'p95':>7s} {'colour alone':>12s} {'x':>5s}"
+        f" {'study median':>12s} {'p95':>7s} {'speed-up':>9s}"
     )
     for fmt in FORMATS:
         files = [encode_record(make_record(11, i, formats=(fmt,))) for i in range(N_PER_FORMAT)]
-        preprocess(files[0])  # warm imports and caches
+        _time(preprocess, files[:1])  # warm imports, caches and the segmenter's session
         ours = summary(_time(preprocess, files))
-        line = f"{fmt:13s} {ours['median_ms']:9.1f}ms {ours['p95_ms']:5.1f}ms"
+        alone = summary(_time(_colour_alone, files))
+        cost = ours["median_ms"] / alone["median_ms"]
+        line = (
+            f"{fmt:13s} {ours['median_ms']:9.1f}ms {ours['p95_ms']:5.1f}ms"
+            f" {alone['median_ms']:10.1f}ms {cost:4.1f}x"
+        )
         if fmt == "dcm-waveform":
             print(line + f" {'(the study cannot read waveforms)':>30s}")
             continue
