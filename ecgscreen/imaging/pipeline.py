@@ -85,7 +85,7 @@ def _from_printout(
     image: np.ndarray, info: dict, segmenter: Segmenter | None
 ) -> tuple[EcgSignal, LevelledPage]:
     """The signal of a printed page (RGB or grey pixels), and the page it was read from; with a
-    ``segmenter``, only the ink it does not call grid, label, text or separator is read."""
+    ``segmenter``, the strokes of ink it calls grid are dropped first (``segment``)."""
     scale = WORKING_PX_PER_MM * PAGE_MM[0] / max(image.shape[:2])
     # The segmenter learned pages at its own scale: a small picture is enlarged to it (up to
     # twice), which also gives the trace follower more pixels per millimetre.
