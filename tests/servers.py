@@ -7,7 +7,18 @@ import time
 
 from ecgscreen.serving.procs import free_ports
 
-__all__ = ["free_ports", "wait_until", "children_of"]
+__all__ = ["free_ports", "wait_until", "children_of", "segmented_pages"]
+
+
+def segmented_pages(grpc_url: str) -> int:
+    """How many pages Triton's ``ecg_segment`` has answered (its inference statistics; a
+    count of zero is left out of the JSON)."""
+    import tritonclient.grpc as grpcclient
+
+    from ecgscreen.contract import SEGMENTER_NAME
+
+    stats = grpcclient.InferenceServerClient(grpc_url).get_inference_statistics(SEGMENTER_NAME, as_json=True)
+    return sum(int(model.get("inference_count", 0)) for model in stats["model_stats"])
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.2, what: str = "condition") -> None:

@@ -16,7 +16,7 @@ from corpus import bad_inputs, good_ecg
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 from pydicom.data import get_testdata_file
-from servers import free_ports, wait_until
+from servers import free_ports, segmented_pages, wait_until
 
 from ecgscreen.leads import LEADS
 from ecgscreen.serving.supervisor import Gateway
@@ -426,23 +426,14 @@ def _up(url: str) -> bool:
         return False
 
 
-def _segment_count(triton) -> int:
-    import tritonclient.grpc as grpcclient
-
-    stats = grpcclient.InferenceServerClient(triton.grpc_url).get_inference_statistics(
-        "ecg_segment", as_json=True
-    )
-    return sum(int(model.get("inference_count", 0)) for model in stats["model_stats"])
-
-
 def test_explain_reading_draws_what_was_read_even_for_a_refused_page(service, triton):
     from ecgscreen.synth.not_ecg import not_ecg_corpus
 
     corpus = {name: data for name, data, _ in not_ecg_corpus()}
-    before = _segment_count(triton)
+    before = segmented_pages(triton.grpc_url)
     answered = post(service.url, "/explain", good_ecg("png"), format="reading")
     assert answered.status_code == 200 and answered.headers["content-type"] == "image/png"
-    assert _segment_count(triton) == before + 1  # the page was segmented by Triton's ecg_segment
+    assert segmented_pages(triton.grpc_url) == before + 1  # the page was segmented by Triton's ecg_segment
     assert "x-ecgscreen-refusal" not in answered.headers
     with Image.open(io.BytesIO(answered.content)) as picture:
         assert picture.width >= 600

@@ -9,6 +9,7 @@ import onnxruntime as ort
 import pytest
 import tritonclient.grpc as grpcclient
 from corpus import good_ecg
+from servers import segmented_pages
 from tritonclient.utils import InferenceServerException
 
 from ecgscreen.contract import (
@@ -54,12 +55,6 @@ def test_a_page_too_small_is_refused_with_its_shape(triton):
         infer(triton, np.zeros((1, 8, 130, 3), dtype=np.uint8))
 
 
-def _segment_count(triton) -> int:
-    client = grpcclient.InferenceServerClient(triton.grpc_url)
-    stats = client.get_inference_statistics(SEGMENTER_NAME, as_json=True)["model_stats"]
-    return sum(int(model.get("inference_count", 0)) for model in stats)
-
-
 def _screen(triton, data: bytes) -> dict:
     client = grpcclient.InferenceServerClient(triton.grpc_url)
     tensor = grpcclient.InferInput(ENSEMBLE_INPUT, [1, 1], "BYTES")
@@ -72,9 +67,9 @@ def test_preprocess_segments_raster_pages_through_bls_and_reads_them_as_intake_d
     """A PNG page costs ecg_segment one inference (asked by ecg_preprocess through BLS) and
     is read as the in-process intake reads it; a vector PDF and a waveform never reach it."""
     page = good_ecg("png")
-    before = _segment_count(triton)
+    before = segmented_pages(triton.grpc_url)
     info = _screen(triton, page)
-    assert _segment_count(triton) == before + 1
+    assert segmented_pages(triton.grpc_url) == before + 1
     local = read_page(page).info
     assert (info["layout"], info["quality"], info["leads"]) == (
         local["layout"],
@@ -83,4 +78,4 @@ def test_preprocess_segments_raster_pages_through_bls_and_reads_them_as_intake_d
     )
     for data in (good_ecg("pdf", index=1), good_ecg("dcm-waveform", index=4)):
         _screen(triton, data)
-    assert _segment_count(triton) == before + 1
+    assert segmented_pages(triton.grpc_url) == before + 1
