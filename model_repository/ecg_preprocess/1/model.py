@@ -46,6 +46,14 @@ class TritonPythonModel:
             except IntakeError as error:
                 responses.append(_refuse(error, pb_utils.TritonError.INVALID_ARG))
                 continue
+            except SegmenterUnavailable as error:  # Triton stopping or restarting: retry, not a bug
+                message = f"{SEGMENTER_NAME} unavailable: {error}"
+                responses.append(
+                    pb_utils.InferenceResponse(
+                        error=pb_utils.TritonError(message, pb_utils.TritonError.UNAVAILABLE)
+                    )
+                )
+                continue
             except Exception as error:  # a bug must fail one request, never the batch
                 self.logger.log_error(f"ecg_preprocess: unexpected {type(error).__name__}")
                 failure = IntakeError(INTERNAL, "preprocessing failed unexpectedly")
@@ -60,6 +68,11 @@ class TritonPythonModel:
         return responses
 
 
+class SegmenterUnavailable(Exception):
+    """``ecg_segment`` did not answer (unloaded while Triton stops, its stub dead): the
+    request is answered UNAVAILABLE, which clients retry, never ``internal``."""
+
+
 def _segment(page: np.ndarray) -> np.ndarray:
     """The classes of one page (uint8 (H, W, 3)), from ``ecg_segment`` through BLS."""
     request = pb_utils.InferenceRequest(
@@ -68,8 +81,8 @@ def _segment(page: np.ndarray) -> np.ndarray:
         requested_output_names=[SEGMENTER_CLASS_OUTPUT],
     )
     response = request.exec()
-    if response.has_error():  # reaches the request as `internal`: never read by colour alone
-        raise RuntimeError(f"{SEGMENTER_NAME}: {response.error().message()}")
+    if response.has_error():  # never read by colour alone instead: the answer would differ
+        raise SegmenterUnavailable(response.error().message())
     return pb_utils.get_output_tensor_by_name(response, SEGMENTER_CLASS_OUTPUT).as_numpy()[0]
 
 
