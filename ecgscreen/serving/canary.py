@@ -11,6 +11,11 @@ tolerance (``card.Canary``). Three places ask it:
   library's HTTP client and the binary tensor extension written out here;
 * the gateway's ``/readyz``, over its own gRPC path (``service.readiness``).
 
+Raster pages go through a second model the ensemble's waveform canary never reaches: intake
+asks ``ecg_segment`` by BLS. When the repository holds it, every round also asks it for the
+classes of a small blank page, so that a dead segmenter stub fails the probe too (otherwise a
+pod would stay live and ready while every picture failed).
+
 The expected answer is that of the network variant Triton runs (``Canary.expected_for``): the
 CPU config runs the INT8 variant when the card's passed its parity check (unless
 ``ECGSCREEN_CPU_PRECISION=fp32``, ``serving.precision``), the GPU config FP32/FP16. Unless told
@@ -30,11 +35,19 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..card import Canary, ModelCard
-from ..contract import ENSEMBLE_INPUT, ENSEMBLE_NAME, ENSEMBLE_PROBABILITY, MODEL_NAME
+from ..contract import (
+    ENSEMBLE_INPUT,
+    ENSEMBLE_NAME,
+    ENSEMBLE_PROBABILITY,
+    MODEL_NAME,
+    SEGMENTER_CLASS_OUTPUT,
+    SEGMENTER_INPUT,
+    SEGMENTER_NAME,
+)
 from .precision import served_precision
 
 __all__ = ["CanaryResult", "TritonCanary", "main"]
@@ -67,6 +80,14 @@ def _request_body(data: bytes, outputs: list[str]) -> tuple[bytes, int]:
     return header + tensor, len(header)
 
 
+_BLANK_PX = 16  # the segmenter's smallest page (its U-Net pools 4 times)
+_BLANK_PAGE = json.dumps({
+    "inputs": [{"name": SEGMENTER_INPUT, "shape": [1, _BLANK_PX, _BLANK_PX, 3], "datatype": "UINT8",
+                "data": [255] * (_BLANK_PX * _BLANK_PX * 3)}],
+    "outputs": [{"name": SEGMENTER_CLASS_OUTPUT}],
+}).encode()  # fmt: skip
+
+
 class TritonCanary:
     """Ask the canary of Triton at ``http_url`` (``http://host:8000``). ``precision`` is the
     variant whose expected answer counts (``"int8"`` or ``"fp32"``), or ``"auto"``: ask Triton
@@ -80,6 +101,7 @@ class TritonCanary:
         timeout_s: float = 3.0,
         precision: str = "auto",
         card: ModelCard | None = None,
+        segmenter: bool = False,
     ) -> None:
         if precision not in ("auto", "int8", "fp32"):
             raise ValueError(f"precision {precision!r}: expected auto, int8 or fp32")
@@ -93,17 +115,21 @@ class TritonCanary:
         self.timeout_s = timeout_s
         self.outputs = {ENSEMBLE_PROBABILITY[task]: task for task in canary.expected}
         self.body, self.header_length = _request_body(data, list(self.outputs))
+        self.segmenter = segmenter  # also ask ecg_segment (raster pages' path)
 
     @classmethod
     def from_model_dir(
         cls, http_url: str, model_dir: Path, timeout_s: float = 3.0, precision: str = "auto"
     ) -> TritonCanary | None:
         """The canary of the model card in ``model_dir``; ``None`` when the card has none (a
-        repository exported before canaries: ``ecgscreen export --refresh-canary`` adds it)."""
+        repository exported before canaries: ``ecgscreen export --refresh-canary`` adds it).
+        It asks ``ecg_segment`` too when the repository beside ``model_dir`` holds it."""
         card = ModelCard.load(model_dir)
         if card.canary is None:
             return None
-        return cls(http_url, card.canary, card.canary.read(model_dir), timeout_s, precision, card)
+        segmenter = (Path(model_dir).parent / SEGMENTER_NAME / "config.pbtxt").is_file()
+        data = card.canary.read(model_dir)
+        return cls(http_url, card.canary, data, timeout_s, precision, card, segmenter=segmenter)
 
     def served(self) -> str | CanaryResult:
         """The variant Triton runs (``"int8"``/``"fp32"``), or the failed round that asking it was."""
@@ -129,18 +155,11 @@ class TritonCanary:
                 kind, f"cannot ask Triton {MODEL_NAME}'s config: {error}", time.monotonic() - start
             )
 
-    def _once(self, precision: str) -> CanaryResult:
-        request = urllib.request.Request(
-            self.url,
-            data=self.body,
-            method="POST",
-            headers={"Content-Type": "application/octet-stream",
-                     "Inference-Header-Content-Length": str(self.header_length)},
-        )  # fmt: skip
-        start = time.monotonic()
+    def _post(self, request: urllib.request.Request, start: float) -> dict | CanaryResult:
+        """Triton's JSON answer to ``request``, or the failed round it was."""
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                answer = json.loads(response.read())
+                return json.loads(response.read())
         except urllib.error.HTTPError as error:  # Triton answered, with an error
             try:
                 message = json.loads(error.read()).get("error", "")
@@ -154,7 +173,43 @@ class TritonCanary:
             return CanaryResult(kind, f"cannot reach Triton: {error.reason}", time.monotonic() - start)
         except (OSError, ValueError) as error:  # a dropped connection, a garbled answer
             return CanaryResult("unavailable", f"{type(error).__name__}: {error}", time.monotonic() - start)
+
+    def _segmenter_once(self) -> CanaryResult:
+        """``ecg_segment`` answers a blank page with a class map of its size."""
+        start = time.monotonic()
+        request = urllib.request.Request(
+            f"{self.root}/v2/models/{SEGMENTER_NAME}/infer", data=_BLANK_PAGE, method="POST",
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        answer = self._post(request, start)
+        if isinstance(answer, CanaryResult):
+            return replace(answer, problem=f"{SEGMENTER_NAME}: {answer.problem}")
+        shapes = [
+            o.get("shape") for o in answer.get("outputs", []) if o.get("name") == SEGMENTER_CLASS_OUTPUT
+        ]
+        if shapes != [[1, _BLANK_PX, _BLANK_PX]]:
+            return CanaryResult(
+                "error", f"{SEGMENTER_NAME} answered shapes {shapes}", time.monotonic() - start
+            )
+        return CanaryResult("ok", "", time.monotonic() - start)
+
+    def _once(self, precision: str) -> CanaryResult:
+        request = urllib.request.Request(
+            self.url,
+            data=self.body,
+            method="POST",
+            headers={"Content-Type": "application/octet-stream",
+                     "Inference-Header-Content-Length": str(self.header_length)},
+        )  # fmt: skip
+        start = time.monotonic()
+        answer = self._post(request, start)
+        if isinstance(answer, CanaryResult):
+            return answer
         elapsed = time.monotonic() - start
+        if self.segmenter:
+            segmented = self._segmenter_once()
+            if not segmented.ok:
+                return segmented
         got = {
             self.outputs[o["name"]]: float(o["data"][0])
             for o in answer.get("outputs", [])

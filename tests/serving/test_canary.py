@@ -5,7 +5,9 @@ network variant Triton runs (INT8 on the CPU by default, FP32 when ECGSCREEN_CPU
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -13,7 +15,8 @@ import pytest
 from servers import free_ports
 
 from ecgscreen.card import ModelCard
-from ecgscreen.contract import CPU_PRECISION_ENV, MODEL_NAME
+from bench.serve import label
+from ecgscreen.contract import CPU_PRECISION_ENV, MODEL_NAME, SEGMENTER_NAME
 from ecgscreen.serving.canary import TritonCanary, main
 from ecgscreen.serving.precision import cpu_network
 from ecgscreen.serving.triton import DEFAULT_REPOSITORY, EmbeddedTriton, TritonPorts
@@ -67,6 +70,35 @@ def fp32_triton(tmp_path, monkeypatch):
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def own_triton(tmp_path):
+    """An embedded tritonserver of this test's own, to break."""
+    http, grpc, metrics = free_ports(3)
+    server = EmbeddedTriton(ports=TritonPorts(http, grpc, metrics), log_file=tmp_path / "tritonserver.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_a_dead_segmenter_stub_fails_the_canary(own_triton):
+    """Raster pages reach ``ecg_segment`` by BLS; the waveform canary never does. Triton 2.51
+    restarts no stub and keeps calling the model ready, so without this a pod whose segmenter
+    stub died would stay live while every picture failed."""
+    canary = TritonCanary.from_model_dir(own_triton.http_url, MODEL_DIR)
+    assert canary.segmenter  # the bundled repository holds ecg_segment
+    assert canary.check(repeat=2).ok
+    stubs = [pid for pid in own_triton.stub_pids() if label(pid).startswith(f"stub {SEGMENTER_NAME}")]
+    assert len(stubs) == 2  # one per instance of the CPU config
+    for pid in stubs:
+        os.kill(pid, signal.SIGKILL)
+    result = canary.check(repeat=2)
+    assert not result.ok and result.kind in ("error", "unavailable", "timeout")
+    assert SEGMENTER_NAME in result.problem, result.problem
+    blind = TritonCanary.from_model_dir(own_triton.http_url, MODEL_DIR)
+    blind.segmenter = False  # the ensemble's own path still answers: only the segmenter is dead
+    assert blind.check().ok
 
 
 def test_each_variant_answers_the_canary_against_its_own_expected_answer(triton, fp32_triton, capsys):
