@@ -29,7 +29,7 @@ from .not_signal import cut_edge_strokes, cut_grid_sawtooth, cut_pulse_steps
 from .page_check import why_no_layout
 from .pdf_render import is_vector_pdf, render_pdf
 from .pdf_vectors import dark_polylines, printed_gain
-from .segment import Segmenter, default_segmenter, page_classes, strokes_not_trace
+from .segment import Segmenter, default_segmenter, light_grid, page_classes, strokes_not_trace
 from .signal import EcgSignal
 from .sniff import sniff
 from .vector_trace import read_vector_signal
@@ -93,7 +93,10 @@ def _from_printout(
     ink = separate_ink(image, scale)
     dropped = off_page(image, ink.mask.shape, max(ink.mask.shape) / PAGE_MM[0])  # a photo's desk
     if segmenter is not None:
-        dropped = dropped | strokes_not_trace(ink.mask, page_classes(image, ink.mask.shape, segmenter))
+        classes = page_classes(image, ink.mask.shape, segmenter)
+        dropped = dropped | strokes_not_trace(ink.mask, classes)
+        if not ink.greyscale:  # a greyscale page's grid lines come out by their shape, below
+            dropped = dropped | light_grid(ink.mask & ~dropped, classes, ink.darkness)
     ink = replace(ink, mask=ink.mask & ~dropped)
     angle, confidence = estimate_rotation(ink.mask)
     info["grid"] = ink.grid

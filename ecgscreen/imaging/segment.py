@@ -3,7 +3,8 @@
 Colour contrast finds the page's ink (``imaging.ink``), but ink is not only trace: a dotted or
 dark grid, text blocks and paper texture are dark too, and on a photo their contrast is the
 trace's. The segmenter, trained on the generator's pixel-exact masks, says per pixel what a
-stroke is. Intake drops the strokes of ink it calls grid (``strokes_not_trace``): the trace follower,
+stroke is. Intake drops the strokes of ink it calls grid (``strokes_not_trace``) and the bits
+of grid line, fainter than the pen, joined to a trace (``light_grid``); the trace follower,
 the layout reader and the pulse finder then read the rest. Lead labels and separators stay
 (they name the rhythm strips and tell 3x4 from 6x2). Text stays too: the layout reader tells
 text rows from trace rows by their height, and the segmenter calls a fast wiggle (noise, an
@@ -29,7 +30,13 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from ..contract import SEGMENTER_CLASS_OUTPUT, SEGMENTER_CLASSES, SEGMENTER_INPUT, SEGMENTER_NAME
+from ..contract import (
+    SEGMENTER_CLASS_OUTPUT,
+    SEGMENTER_CLASSES,
+    SEGMENTER_INPUT,
+    SEGMENTER_NAME,
+    SEGMENTER_PX_PER_MM,
+)
 
 __all__ = [
     "Segmenter",
@@ -39,12 +46,19 @@ __all__ = [
     "default_segmenter",
     "page_classes",
     "strokes_not_trace",
+    "light_grid",
 ]
 
 Segmenter = Callable[[np.ndarray], np.ndarray]
 NOT_TRACE = (SEGMENTER_CLASSES.index("grid"),)
 TRACE = tuple(SEGMENTER_CLASSES.index(name) for name in ("trace", "pulse"))
 _OFF = ("0", "off", "false", "no")
+# A piece of grid on the trace is dropped when its mean darkness is under this share of the
+# trace's median: on a photo's dark grid the bits measure ~0.5 of the trace (ecg00046).
+LIGHT_GRID = 0.75
+# ...measured on the pixels called trace when they are at least this share of the page (a
+# 12-lead page's trace covers 1-3 %; a page of flat lines, which the segmenter calls grid, 0.3 %).
+MIN_TRACE_SHARE = 0.005
 _MULTIPLE = 16  # 2 ** the segmenter's poolings
 
 
@@ -118,3 +132,32 @@ def strokes_not_trace(ink: np.ndarray, classes: np.ndarray) -> np.ndarray:
     dropped = (other >= 0.5 * total) & (trace < 0.1 * total)
     dropped[0] = False
     return dropped[labels]
+
+
+def light_grid(ink: np.ndarray, classes: np.ndarray, darkness: np.ndarray) -> np.ndarray:
+    """The pieces of ``ink`` the segmenter calls grid and that are lighter than the trace, less
+    the pixels where they touch other ink.
+
+    On a photo of a dark grid a stroke of trace carries bits of the grid lines it touches
+    (stubs, and whole rectangles of grid joined to it at two points). The stroke is mostly
+    trace, so ``strokes_not_trace`` keeps it, and the trace follower reads each stub as a spike
+    and each rectangle as a step. Such bits are fainter than the pen (about half the trace's
+    darkness on ecg00046). Pieces as dark as the trace stay: a pulse's edge or a QRS stroke
+    drawn along a grid line, which the segmenter gives to the grid. The touching pixels stay
+    so that the trace is not cut where a line crosses it. Pieces under 1 mm stay: they move a
+    sample by a pixel, no more."""
+    grid = ink & np.isin(classes, NOT_TRACE)
+    trace = ink & np.isin(classes, TRACE)
+    if trace.mean() < MIN_TRACE_SHARE:  # too little called trace to measure the pen by
+        return np.zeros_like(grid)
+    pieces, count = ndimage.label(grid, structure=np.ones((3, 3), dtype=bool))
+    if count == 0:
+        return np.zeros_like(grid)
+    touching = grid & ndimage.binary_dilation(ink & ~grid, structure=np.ones((3, 3), dtype=bool))
+    mean = ndimage.mean(darkness, pieces, np.arange(1, count + 1))
+    extent = np.array(
+        [max(b[0].stop - b[0].start, b[1].stop - b[1].start) for b in ndimage.find_objects(pieces)]
+    )
+    light = np.zeros(count + 1, dtype=bool)
+    light[1:] = (mean < LIGHT_GRID * np.median(darkness[trace])) & (extent >= SEGMENTER_PX_PER_MM)
+    return light[pieces] & ~touching

@@ -14,6 +14,7 @@ from ecgscreen.imaging.segment import (
     NOT_TRACE,
     OnnxSegmenter,
     default_segmenter,
+    light_grid,
     page_classes,
     strokes_not_trace,
 )
@@ -56,6 +57,36 @@ def test_strokes_are_dropped_whole_when_the_segmenter_calls_them_grid():
     assert not dropped[10].any() and not dropped[5:10, 2].any()  # the pulse, kept whole
     assert not dropped[15].any()  # ink called background stays
     assert not strokes_not_trace(np.zeros_like(ink), classes).any()
+
+
+def test_light_grid_joined_to_the_trace_is_dropped_but_where_it_touches():
+    """A photo of a dark grid (ecg00046): bits of grid line hang on the trace (stubs read as
+    spikes, rectangles read as steps); they are fainter than the pen and go. A QRS stroke
+    along a grid line is as dark as the trace and stays, though called grid."""
+    grid, trace = SEGMENTER_CLASSES.index("grid"), SEGMENTER_CLASSES.index("trace")
+    ink = np.zeros((40, 80), dtype=bool)
+    darkness = np.zeros(ink.shape, dtype=np.float32)
+    classes = np.zeros(ink.shape, dtype=np.uint8)
+    ink[20, :] = True  # the trace's baseline...
+    classes[20, :], darkness[20, :] = trace, 0.8
+    ink[5:20, 40] = True  # ...its R wave, drawn along a grid line: called grid, as dark as the pen
+    classes[5:20, 40], darkness[5:20, 40] = grid, 0.8
+    ink[21:30, 10] = True  # a faint stub of grid line hanging below
+    ink[21:30, 60] = ink[29, 60:75] = ink[21:30, 75] = True  # a faint rectangle joined at two points
+    faint = ink & (darkness == 0)
+    classes[faint], darkness[faint] = grid, 0.4
+    dropped = light_grid(ink, classes, darkness)
+    assert dropped[22:30, 10].all() and dropped[22:30, 60].all() and dropped[29, 61:75].all()
+    assert not dropped[21, 10] and not dropped[21, 60]  # the pixels touching the trace stay
+    assert not dropped[5:20, 40].any() and not dropped[20].any()
+    assert not light_grid(ink, np.zeros_like(classes), darkness).any()  # nothing called trace: no yardstick
+    wide = np.zeros((40, 2000), dtype=bool)  # the same on a page 25 times larger: too little trace
+    wide[:, :80] = ink
+    grown = np.zeros(wide.shape, dtype=np.uint8)
+    grown[:, :80] = classes
+    dark = np.zeros(wide.shape, dtype=np.float32)
+    dark[:, :80] = darkness
+    assert not light_grid(wide, grown, dark).any()
 
 
 def test_a_segmenter_answering_the_wrong_size_is_an_error():

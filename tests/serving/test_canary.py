@@ -14,8 +14,8 @@ import sys
 import pytest
 from servers import free_ports
 
-from ecgscreen.card import ModelCard
 from bench.serve import label
+from ecgscreen.card import ModelCard
 from ecgscreen.contract import CPU_PRECISION_ENV, MODEL_NAME, SEGMENTER_NAME
 from ecgscreen.serving.canary import TritonCanary, main
 from ecgscreen.serving.precision import cpu_network
