@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..contract import SEGMENTER_PX_PER_MM
+from ..contract import SEGMENTER_CLASSES, SEGMENTER_PX_PER_MM
 from ..imaging.dicom_reader import read_dicom
 from ..imaging.images import decode_image
 from ..imaging.limits import Limits
@@ -193,6 +193,9 @@ def write_pages(folder: Path, seed: int, n: int, progress: Callable[[int], None]
     return index_path
 
 
+PULSE = SEGMENTER_CLASSES.index("pulse")
+
+
 class PageCache:
     """The pages ``write_pages`` cached in ``folder``, memory-mapped."""
 
@@ -222,6 +225,10 @@ class CropSampler:
     log-uniformly in ``[1 / scale_jitter, scale_jitter]``, with photometric jitter
     (brightness, contrast, per-channel gain, greyscale).
 
+    ``pulse_crops``: the share of crops placed over a calibration pulse. Pulses are ~0.3 % of a
+    page's pixels and one or three of them a row; with uniform crops a run can learn to call
+    them trace and never predict the class (the committed run of round 3 did).
+
     Returns ``(pages, classes)``: uint8 ``(B, crop, crop, 3)`` and int64 ``(B, crop, crop)``.
     """
 
@@ -233,14 +240,27 @@ class CropSampler:
         grey: float = 0.1,
         photometric: float = 0.5,
         seed: int = 0,
+        pulse_crops: float = 0.0,
     ):
         if crop < 16:
             raise ValueError(f"crop {crop} must be at least 16 px")
         if scale_jitter < 1.0:
             raise ValueError(f"scale_jitter {scale_jitter} must be >= 1")
         self.cache, self.crop, self.scale_jitter = cache, crop, scale_jitter
-        self.grey, self.photometric = grey, photometric
+        self.grey, self.photometric, self.pulse_crops = grey, photometric, pulse_crops
         self.rng = np.random.default_rng(seed)
+        self._pulse_pixels: dict[int, np.ndarray] = {}
+
+    def _pulse_pixel(self, i: int, classes: np.ndarray) -> tuple[int, int] | None:
+        """A random pulse pixel of page ``i`` (its pixels found once, a subsample kept)."""
+        if i not in self._pulse_pixels:
+            found = np.argwhere(np.asarray(classes) == PULSE)
+            self._pulse_pixels[i] = found[:: max(1, len(found) // 256)]
+        pixels = self._pulse_pixels[i]
+        if not len(pixels):
+            return None
+        row, col = pixels[int(self.rng.integers(len(pixels)))]
+        return int(row), int(col)
 
     def one(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         image, classes, entry = self.cache.page(i)
@@ -248,8 +268,15 @@ class CropSampler:
         jitter = math.exp(rng.uniform(-math.log(self.scale_jitter), math.log(self.scale_jitter)))
         factor = SEGMENTER_PX_PER_MM * jitter / entry["px_per_mm"]
         window = min(math.ceil(size / factor), image.shape[0], image.shape[1])
-        top = int(rng.integers(0, image.shape[0] - window + 1))
-        left = int(rng.integers(0, image.shape[1] - window + 1))
+        pulse = self._pulse_pixel(i, classes) if rng.random() < self.pulse_crops else None
+        if pulse is None:
+            top = int(rng.integers(0, image.shape[0] - window + 1))
+            left = int(rng.integers(0, image.shape[1] - window + 1))
+        else:  # the pulse pixel anywhere in the window's middle half
+            top, left = (
+                int(np.clip(p - window * rng.uniform(0.25, 0.75), 0, extent - window))
+                for p, extent in zip(pulse, image.shape[:2], strict=True)
+            )
         region = np.ascontiguousarray(image[top : top + window, left : left + window])
         labels = np.ascontiguousarray(classes[top : top + window, left : left + window])
         region, labels = rescale_pair(region, labels, (size, size))

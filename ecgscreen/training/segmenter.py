@@ -66,6 +66,7 @@ class SegmenterConfig:
     scale_jitter: float = 1.25
     grey: float = 0.1
     photometric: float = 0.5
+    pulse_crops: float = 0.0  # share of crops placed over a calibration pulse
     # optimisation
     steps: int = 4400
     batch_size: int = 8
@@ -95,6 +96,8 @@ class SegmenterConfig:
         unknown = [c for c in self.dice_classes if c not in SEGMENTER_CLASSES]
         if unknown:
             raise ValueError(f"dice_classes {unknown} are not classes of {list(SEGMENTER_CLASSES)}")
+        if not 0.0 <= self.pulse_crops <= 1.0:
+            raise ValueError(f"pulse_crops {self.pulse_crops} must be a share between 0 and 1")
         for name in (
             "steps",
             "batch_size",
@@ -209,7 +212,13 @@ def train_segmenter(
             f"{pages} caches {len(cache)} pages of seed {config.train_seed}; the config trains on {config.n_pages}"
         )
     sampler = CropSampler(
-        cache, config.crop, config.scale_jitter, config.grey, config.photometric, config.seed
+        cache,
+        config.crop,
+        config.scale_jitter,
+        config.grey,
+        config.photometric,
+        config.seed,
+        pulse_crops=config.pulse_crops,
     )
     step, history, seconds = 0, [], 0.0
     last = run / "last.pt"

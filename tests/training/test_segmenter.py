@@ -95,6 +95,20 @@ def test_crops_have_the_asked_size_and_follow_their_masks(tmp_path):
         CropSampler(PageCache(tmp_path / "pages"), crop=8)
 
 
+def test_pulse_crops_are_placed_over_a_pulse(tmp_path):
+    write_fake_cache(tmp_path / "pages")
+    pulse = SEGMENTER_CLASSES.index("pulse")
+    for index in range(4):  # a pulse in the top left corner of each page, far from most crops
+        classes = np.load(tmp_path / "pages" / f"{index}.classes.npy")
+        classes[5:25, 3:8] = pulse
+        np.save(tmp_path / "pages" / f"{index}.classes.npy", classes)
+    cache = PageCache(tmp_path / "pages")
+    _, placed = CropSampler(cache, crop=40, scale_jitter=1.0, pulse_crops=1.0, seed=3).batch(12)
+    _, uniform = CropSampler(cache, crop=40, scale_jitter=1.0, pulse_crops=0.0, seed=3).batch(12)
+    assert all((c == pulse).any() for c in placed)
+    assert sum((c == pulse).any() for c in uniform) < 12
+
+
 def test_loss_is_lower_for_the_right_answer():
     target = torch.zeros(1, 8, 8, dtype=torch.long)
     target[0, 4] = TRACE
