@@ -22,7 +22,7 @@ with (DEV_SET / "labels.csv").open(newline="") as f:
 NOT_YET = {
     "ecg00010.png": "refused not_an_ecg (Mortara export, 768x420, faint grey traces under dark grid lines)",
     "ecg00014.png": "refused not_an_ecg (byte-identical to ecg00010.png)",
-    "ecg00030.jpg": "refused unreadable: 6 of 12 leads read, read as 3x4 (keystone photo, footer over the strip)",
+    "ecg00030.jpg": "refused not_an_ecg (keystone photo, footer over the strip; was unreadable, 6 of 12 leads read)",
     "ecg00049.jpg": "refused no_layout: trace rows differ in length (photo, finger at left edge)",
 }
 FULL = [name for name, row in LABELS.items() if row["is_full_12lead"] == "yes"]
