@@ -14,6 +14,9 @@ when a tracing looks odd:
   one lead is a beat in every lead printed over the same seconds (the column of a 3x4 page,
   the rhythm strip against every column, the rows of 12x1). A consensus beat train is taken
   across leads; a lead whose beats do not fall on it was read wrong somewhere.
+* **Beats read**: a lead whose reading has gaps where most of the consensus beats fall lost
+  its QRS complexes (a tall R wave cut out as grid sawtooth, or never followed); what is
+  left of it is the flat part between beats, which agrees with everything and says nothing.
 * **Rate**: the consensus rate lies between 25 and 250 bpm.
 
 Every lead gets a status (``read``, ``doubtful``, ``missing``) and a reason; the page gets a
@@ -51,6 +54,8 @@ BEAT_TOLERANCE_S = 0.15  # the same beat's QRS peaks in different leads (R in on
 REFRACTORY_S = 0.2  # no heart beats twice within this
 MIN_AGREEMENT = 0.5  # F1 of a lead's beats against the consensus
 MIN_ENERGY_RATIO = 2.5  # or: its slope around the consensus beats over its slope between them
+QRS_HALF_S = 0.04  # around a consensus beat, this far either way is its QRS complex
+MIN_BEATS_READ = 0.5  # share of the consensus beats in a lead's span read at their QRS
 
 
 @dataclass
@@ -90,6 +95,9 @@ class _Lead:
     spikiness: float = 0.0
     beats: np.ndarray = field(default_factory=lambda: np.zeros(0))  # absolute times, s
     wander_free: np.ndarray = field(default_factory=lambda: np.zeros(0))  # values less baseline
+    read: np.ndarray = field(
+        default_factory=lambda: np.zeros(0, dtype=bool)
+    )  # samples read, before gaps were filled
 
 
 def spikiness(x: np.ndarray) -> float:
@@ -142,7 +150,7 @@ def _measure(signal: EcgSignal, lead: str) -> _Lead | None:
     hi = min(int(np.ceil(span[1] * rate)), signal.values.shape[1])
     x = signal.lead(lead)[lo:hi].astype(np.float64)
     finite = np.isfinite(x)
-    measured = _Lead(lead, lo / rate, x, float(finite.mean()) if x.size else 0.0)
+    measured = _Lead(lead, lo / rate, x, float(finite.mean()) if x.size else 0.0, read=finite)
     if finite.sum() < 2:
         return measured
     k = np.arange(x.size)
@@ -178,7 +186,20 @@ def _beats_agree(lead: _Lead, consensus: np.ndarray, rate: float) -> float:
     return max(_agreement(lead, consensus, rate), MIN_AGREEMENT * by_energy)
 
 
-def _lead_verdict(m: _Lead | None, agreement: float) -> LeadVerdict:
+def _beats_read(lead: _Lead, consensus: np.ndarray, rate: float) -> tuple[int, int]:
+    """``(read, inside)``: of the consensus beats inside the lead's span, how many it read at
+    their QRS complex (most samples within ``QRS_HALF_S`` not a gap)."""
+    end = lead.t0 + lead.read.size / rate
+    inside = consensus[(consensus >= lead.t0 + QRS_HALF_S) & (consensus <= end - QRS_HALF_S)]
+    reach = int(QRS_HALF_S * rate)
+    read = 0
+    for t in inside:
+        k = int(round((t - lead.t0) * rate))
+        read += bool(lead.read[max(0, k - reach) : k + reach + 1].mean() >= 0.5)
+    return read, int(inside.size)
+
+
+def _lead_verdict(m: _Lead | None, agreement: float, beats_read: tuple[int, int] = (0, 0)) -> LeadVerdict:
     if m is None or m.coverage == 0.0:
         return LeadVerdict("missing", "not found on the page", 0.0)
     if m.coverage < MIN_COVERAGE:
@@ -198,6 +219,13 @@ def _lead_verdict(m: _Lead | None, agreement: float) -> LeadVerdict:
         )
     if agreement < MIN_AGREEMENT:
         return LeadVerdict("doubtful", "its beats do not fall where the other leads' beats are", m.coverage)
+    read, inside = beats_read
+    if inside >= 2 and read < MIN_BEATS_READ * inside:
+        return LeadVerdict(
+            "doubtful",
+            f"its QRS complexes were not read ({inside - read} of {inside} beats fall in gaps)",
+            m.coverage,
+        )
     return LeadVerdict("read", "beats agree with the other leads", m.coverage)
 
 
@@ -214,7 +242,14 @@ def judge(signal: EcgSignal) -> Verdict:
     present = [m for m in measured.values() if m is not None and m.coverage >= MIN_COVERAGE]
     consensus = _consensus(present, rate)
     agreement = {m.name: _beats_agree(m, consensus, rate) for m in present}
-    verdicts = {lead: _lead_verdict(measured[lead], agreement.get(lead, 0.0)) for lead in LEADS}
+    verdicts = {
+        lead: _lead_verdict(
+            measured[lead],
+            agreement.get(lead, 0.0),
+            _beats_read(measured[lead], consensus, rate) if measured[lead] is not None else (0, 0),
+        )
+        for lead in LEADS
+    }
     bpm = _rate_bpm(consensus)
     quality = float(np.mean([v.score for v in verdicts.values()]))
     verdict = Verdict(verdicts, round(quality, 3), None if bpm is None else round(bpm, 1))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ecgscreen.imaging.errors import IntakeError
-from ecgscreen.imaging.judge import MAX_DOUBTFUL_LEADS, judge
+from ecgscreen.imaging.judge import MAX_DOUBTFUL_LEADS, detect_beats, judge
 from ecgscreen.imaging.not_signal import cut_edge_strokes, cut_grid_sawtooth, cut_pulse_steps
 from ecgscreen.imaging.pipeline import preprocess, read_ecg
 from ecgscreen.imaging.signal import EcgSignal
@@ -63,6 +63,25 @@ def test_a_lead_that_is_not_a_hearts_is_doubtful_and_named():
     assert verdict.leads["V2"].status == "doubtful", verdict.leads["V2"]
     assert verdict.refusal is None  # one doubtful lead: answered, with the lead left blank
     assert any("V2" in w for w in verdict.warnings)
+
+
+def test_a_lead_whose_qrs_complexes_fall_in_gaps_is_doubtful():
+    """ecg00048's V4 (a phone photo): its tall R waves were cut out as grid sawtooth, and what
+    was left (the flat stretches between beats, 84 % of the span) passed every other check."""
+    signal = _as_3x4(_recording())
+    rate = signal.sample_rate
+    beats = detect_beats(signal.lead("II"), rate) / rate
+    cut = beats[(beats > 7.55) & (beats < 9.95)]
+    assert cut.size >= 2
+    i = LEADS.index("V4")
+    for t in cut:  # 60 ms at each R peak: the rest of each complex stays, and its beats agree
+        signal.values[i, int((t - 0.03) * rate) : int((t + 0.03) * rate)] = np.nan
+    verdict = judge(signal)
+    assert verdict.leads["V4"].status == "doubtful" and "QRS" in verdict.leads["V4"].reason
+    assert verdict.named("read") == [lead for lead in LEADS if lead != "V4"]
+    one_gap = _as_3x4(_recording())
+    one_gap.values[i, int((cut[0] - 0.03) * rate) : int((cut[0] + 0.03) * rate)] = np.nan
+    assert judge(one_gap).leads["V4"].status == "read"  # one beat in a gap of several: still read
 
 
 def test_a_lead_read_over_a_sliver_of_its_span_is_missing():
