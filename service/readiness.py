@@ -16,6 +16,10 @@ when the card has an INT8 answer, each round first asks Triton which config of t
 loaded (the CPU config runs the variant ``serving.precision`` picks for this environment's
 ``ECGSCREEN_CPU_PRECISION``; the GPU config runs FP32/FP16), through ``precision_of``.
 
+Raster pages take a path the waveform canary never does: intake asks ``ecg_segment`` by BLS.
+When Triton has that model loaded, each round also sends it a blank 16 px page (as the
+liveness probe does, ``serving.canary``), so a dead segmenter stub makes the gateway not ready.
+
 A card without a canary (exported before canaries) falls back to Triton's model readiness,
 and says so at start-up.
 """
@@ -27,8 +31,10 @@ import logging
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 from ecgscreen.card import Canary
-from ecgscreen.contract import TASKS
+from ecgscreen.contract import SEGMENTER_NAME, TASKS
 from ecgscreen.imaging.errors import IntakeError
 
 from .triton_client import TritonGateway, Unavailable, UpstreamError, UpstreamTimeout
@@ -36,6 +42,8 @@ from .triton_client import TritonGateway, Unavailable, UpstreamError, UpstreamTi
 __all__ = ["Readiness"]
 
 log = logging.getLogger("ecgscreen.gateway")
+
+_BLANK_PAGE = np.full((16, 16, 3), 255, dtype=np.uint8)  # the segmenter's smallest page
 
 
 class Readiness:
@@ -129,6 +137,9 @@ class Readiness:
                 prediction = await self.triton.predict(self.data, deadline, tasks=self.tasks, attempts=1)
                 if problems := self.canary.problems(prediction.probability, precision):
                     return "wrong_answer", "; ".join(problems)
+            if await self.triton.ready(timeout_s=self.timeout_s, name=SEGMENTER_NAME):
+                for _ in range(self.repeat):
+                    await self._segment_blank()
         except Unavailable as error:
             return "unavailable", str(error)
         except UpstreamTimeout:
@@ -142,3 +153,13 @@ class Readiness:
         except Exception as error:  # noqa: BLE001 - readiness must answer, whatever went wrong
             return "error", type(error).__name__
         return "ok", ""
+
+    async def _segment_blank(self) -> None:
+        """``ecg_segment`` answers a blank page with a class map of its size; its errors are
+        raised as Triton's, named."""
+        try:
+            classes = await self.triton.segment(_BLANK_PAGE, time.monotonic() + self.timeout_s)
+        except (Unavailable, UpstreamTimeout, UpstreamError) as error:
+            raise type(error)(f"{SEGMENTER_NAME}: {error}") from None
+        if classes.shape != _BLANK_PAGE.shape[:2]:
+            raise UpstreamError(f"{SEGMENTER_NAME} answered a {classes.shape} map for a 16x16 page")

@@ -116,9 +116,10 @@ class TritonGateway:
             await self._client.close()
             self._client = None
 
-    async def ready(self, timeout_s: float = 1.0) -> bool:
+    async def ready(self, timeout_s: float = 1.0, name: str = ENSEMBLE_NAME) -> bool:
+        """Whether Triton calls model ``name`` (default the ensemble) ready."""
         try:
-            return bool(await self.client.is_model_ready(ENSEMBLE_NAME, client_timeout=timeout_s))
+            return bool(await self.client.is_model_ready(name, client_timeout=timeout_s))
         except (TimeoutError, InferenceServerException, OSError):
             return False
 

@@ -2,8 +2,10 @@
 
 import io
 import json
+import os
 import re
 import shutil
+import signal
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -380,6 +382,36 @@ def test_a_wrong_canary_answer_makes_the_gateway_not_ready_though_it_serves(trit
         assert _samples(gateway.url, "ecgscreen_canary_total")[(("outcome", "wrong_answer"),)] >= 1
     finally:
         gateway.stop()
+
+
+def test_a_dead_segmenter_stub_makes_the_gateway_not_ready(tmp_path):
+    """The waveform canary never reaches ``ecg_segment`` (raster pages do, by BLS), and Triton
+    2.51 keeps calling a model with a dead stub ready: each readiness round also asks the
+    segmenter for a blank page, so the gateway stops taking traffic it would fail."""
+    from bench.serve import label
+    from ecgscreen.contract import SEGMENTER_NAME
+
+    http, grpc, metrics = free_ports(3)
+    own = EmbeddedTriton(ports=TritonPorts(http, grpc, metrics), log_file=tmp_path / "tritonserver.log")
+    own.start()
+    env = {"ECGSCREEN_CANARY_INTERVAL_S": "1"}
+    gateway = Gateway(free_ports(1)[0], own.grpc_url, workers=1, log_file=tmp_path / "gateway.log", env=env)
+    gateway.launch()
+    try:
+        wait_until(lambda: _up(gateway.url) and _probed(gateway.url), 60, what="the gateway answering")
+        wait_until(lambda: httpx.get(gateway.url + "/readyz").status_code == 200, 30, what="ready")
+        stubs = [pid for pid in own.stub_pids() if label(pid).startswith(f"stub {SEGMENTER_NAME}")]
+        assert len(stubs) == 2
+        for pid in stubs:
+            os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: httpx.get(gateway.url + "/readyz").status_code == 503, 30, what="not ready")
+        assert re.search(rf"readiness canary \w+: {SEGMENTER_NAME}", gateway.log_file.read_text())
+        assert (
+            post(gateway.url, "/predict", good_ecg("dcm-waveform", index=4)).status_code == 200
+        )  # its path lives
+    finally:
+        gateway.stop()
+        own.stop()
 
 
 def test_readiness_compares_with_the_answer_of_the_variant_triton_runs(triton, tmp_path):
