@@ -2,7 +2,8 @@
 
 * ``intake_alone``: ``ecgscreen.imaging.pipeline.preprocess`` over the files in a process pool
   of one worker per core (no server, no copies): ECGs/s, and each file's CPU time.
-* ``model_alone``: the served ``model.onnx`` under onnxruntime on a given list of batch sizes
+* ``model_alone``: the served network file (``bench.models.onnx_path``: INT8 when its variant
+  passed) under onnxruntime on a given list of batch sizes
   (those Triton formed), in the two sensible layouts of a CPU, one single-threaded session per
   core, or one session with a thread per core (threads that sleep while waiting); the better
   of the two is the bound.
@@ -18,6 +19,7 @@ import numpy as np
 
 from ecgscreen.contract import MODEL_INPUT
 from ecgscreen.imaging.pipeline import preprocess
+from ecgscreen.imaging.worker import settle_intake_process
 
 __all__ = ["intake_alone", "model_alone"]
 
@@ -32,7 +34,7 @@ def intake_alone(files: list[bytes], rounds: int, workers: int | None = None) ->
     """``{"throughput", "cpu_ms", "canonical"}``: ECGs/s over ``files * rounds``, mean CPU ms
     per file, and the canonical images (model inputs for ``model_alone``)."""
     workers = workers or os.cpu_count() or 1
-    with ProcessPoolExecutor(workers) as pool:
+    with ProcessPoolExecutor(workers, initializer=settle_intake_process) as pool:
         list(pool.map(_intake, files[:workers]))  # imports and caches warm in every worker
         start = time.perf_counter()
         results = list(pool.map(_intake, files * rounds, chunksize=1))

@@ -33,6 +33,7 @@ from ecgscreen.contract import SIGNAL_RATE_HZ
 from ecgscreen.imaging.errors import IntakeError
 from ecgscreen.imaging.fidelity import lead_snr_db, signal_snr_db
 from ecgscreen.imaging.pipeline import read_ecg
+from ecgscreen.imaging.worker import settle_intake_process
 from ecgscreen.synth.renditions import ACQUISITION_OF, renditions_of
 
 GOALS_DB = {"vector PDF": 25.0, "clean raster": 20.0, "scan": 15.0, "photo": 10.0}
@@ -100,7 +101,7 @@ def _per_pixel_column(record) -> np.ndarray:
 def measure(
     n: int, seed: int, workers: int | None = None, progress=None, world_pages: bool = True
 ) -> list[dict]:
-    with ProcessPoolExecutor(workers or os.cpu_count() or 1) as pool:
+    with ProcessPoolExecutor(workers or os.cpu_count() or 1, initializer=settle_intake_process) as pool:
         out = []
         for scores in pool.map(record_scores, [(seed, i, world_pages) for i in range(n)], chunksize=2):
             out.append(scores)

@@ -24,6 +24,7 @@ import numpy as np
 from ecgscreen.contract import SIGNAL_RATE_HZ
 from ecgscreen.imaging.errors import IntakeError
 from ecgscreen.imaging.pipeline import read_page
+from ecgscreen.imaging.worker import settle_intake_process
 from ecgscreen.leads import LAYOUTS, LEADS
 from ecgscreen.synth.generate import encode_record, make_record
 
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
     jobs = [(args.seed, i) for i in range(args.n)]
-    with ProcessPoolExecutor(args.workers) as pool:
+    with ProcessPoolExecutor(args.workers, initializer=settle_intake_process) as pool:
         results = list(pool.map(read_one, jobs, chunksize=4))
 
     confusion: dict[str, Counter] = defaultdict(Counter)

@@ -23,6 +23,7 @@ import numpy as np
 from ecgscreen.contract import CANONICAL_SIZE
 from ecgscreen.imaging.errors import IntakeError
 from ecgscreen.imaging.pipeline import preprocess
+from ecgscreen.imaging.worker import settle_intake_process
 from ecgscreen.synth.renditions import REFERENCE, RENDITIONS, renditions_of
 from ecgscreen.training.predictors import OnnxPredictor
 
@@ -48,7 +49,7 @@ def measure(
     """Per rendition: ``{"scar": deltas, "lvef": deltas, "refused": count}`` against the waveform
     (the generator's world pages, or only its first page design)."""
     workers = workers or os.cpu_count() or 1
-    with ProcessPoolExecutor(workers) as pool:
+    with ProcessPoolExecutor(workers, initializer=settle_intake_process) as pool:
         results = []
         for result in pool.map(canonical_inputs, [(seed, i, world_pages) for i in range(n)], chunksize=2):
             results.append(result)

@@ -28,6 +28,7 @@ from ecgscreen.contract import SIGNAL_RATE_HZ
 from ecgscreen.imaging.errors import IntakeError
 from ecgscreen.imaging.fidelity import signal_snr_db
 from ecgscreen.imaging.pipeline import read_page
+from ecgscreen.imaging.worker import settle_intake_process
 from ecgscreen.leads import LEADS
 from ecgscreen.synth.generate import encode_record, make_record
 from ecgscreen.synth.not_ecg import not_ecg_corpus
@@ -132,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
     corpus_table()
-    with ProcessPoolExecutor(args.workers) as pool:
+    with ProcessPoolExecutor(args.workers, initializer=settle_intake_process) as pool:
         results = list(pool.map(judge_record, [(args.seed, i) for i in range(args.n)], chunksize=4))
     generator_tables(results)
 

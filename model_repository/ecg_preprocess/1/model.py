@@ -28,6 +28,7 @@ from ecgscreen.contract import (
 )
 from ecgscreen.imaging.errors import INTERNAL, IntakeError, to_wire
 from ecgscreen.imaging.pipeline import preprocess
+from ecgscreen.imaging.worker import settle_intake_process
 
 
 class TritonPythonModel:
@@ -36,6 +37,7 @@ class TritonPythonModel:
         canonical = pb_utils.get_output_config_by_name(config, MODEL_INPUT)
         self.size = int(canonical["dims"][-1])
         self.logger = pb_utils.Logger
+        settle_intake_process()  # this stub does intake alone: one BLAS thread, buffers in the heap
 
     def execute(self, requests):
         responses = []
