@@ -27,6 +27,7 @@ generator's pages and the not-an-ECG corpus (``synth.not_ecg``); see ``bench ref
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass, field
 
@@ -117,6 +118,58 @@ def spikiness(x: np.ndarray) -> float:
 DETECTORS = ("neurokit", "elgendi2010")
 
 
+def _odd_extension(x: np.ndarray, edge: int) -> np.ndarray:
+    """``x`` extended by ``edge`` samples at each end, point-mirrored (scipy's ``odd_ext``)."""
+    return np.concatenate((2 * x[0] - x[edge:0:-1], x, 2 * x[-1] - x[-2 : -edge - 2 : -1]))
+
+
+@dataclass(frozen=True)
+class _NeurokitClean:
+    """neurokit2's cleaning for its own detector at one rate, designed once: a 0.5 Hz order-5
+    Butterworth high-pass, then a moving average over one period of 50 Hz, each run forwards
+    and backwards (scipy's ``sosfiltfilt`` and ``filtfilt``, odd padding). neurokit2 designs
+    the filter and scipy solves for its initial state on every call: that LAPACK work was a
+    third of the judge's time on a cart PDF."""
+
+    sos: np.ndarray
+    sos_state: np.ndarray  # the steady state per unit step (``sosfilt_zi``)
+    sos_edge: int
+    average: np.ndarray
+    average_state: np.ndarray  # (``lfilter_zi``)
+    average_edge: int
+
+    @staticmethod
+    @functools.lru_cache(maxsize=8)
+    def at(rate: int) -> _NeurokitClean:
+        from scipy.signal import butter, lfilter_zi, sosfilt_zi
+
+        sos = butter(5, 0.5, btype="highpass", output="sos", fs=rate)
+        taps = 2 * len(sos) + 1 - min(int((sos[:, 2] == 0).sum()), int((sos[:, 5] == 0).sum()))
+        average = np.ones(int(rate / 50) if rate >= 100 else 2)
+        state = lfilter_zi(average, [len(average)])
+        return _NeurokitClean(sos, sosfilt_zi(sos), 3 * taps, average, state, 3 * len(average))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        from scipy.signal import lfilter, sosfilt
+
+        if x.size <= max(self.sos_edge, self.average_edge):
+            raise ValueError(f"{x.size} samples: too few to filter forwards and backwards")
+        ext = _odd_extension(x, self.sos_edge)
+        y, _ = sosfilt(self.sos, ext, zi=self.sos_state[:, :] * ext[0])
+        y, _ = sosfilt(self.sos, y[::-1], zi=self.sos_state * y[-1])
+        y = y[::-1][self.sos_edge : -self.sos_edge]
+        ext = _odd_extension(y, self.average_edge)
+        a = [len(self.average)]
+        z, _ = lfilter(self.average, a, ext, zi=self.average_state * ext[0])
+        z, _ = lfilter(self.average, a, z[::-1], zi=self.average_state * z[-1])
+        return z[::-1][self.average_edge : -self.average_edge]
+
+
+def clean_for_neurokit(x: np.ndarray, rate: int) -> np.ndarray:
+    """``nk.ecg_clean(x, rate, method="neurokit")`` for a finite ``x`` (``_NeurokitClean``)."""
+    return _NeurokitClean.at(int(rate))(np.asarray(x, dtype=np.float64))
+
+
 def detect_beats(x: np.ndarray, rate: float) -> np.ndarray:
     """Sample indices of the QRS complexes in ``x`` (neurokit2's detectors, see ``DETECTORS``)."""
     import neurokit2 as nk  # 1.6 s to import: only where a signal is judged
@@ -129,7 +182,11 @@ def detect_beats(x: np.ndarray, rate: float) -> np.ndarray:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
             try:
-                cleaned = nk.ecg_clean(x, sampling_rate=int(rate), method=method)
+                cleaned = (
+                    clean_for_neurokit(x, int(rate))
+                    if method == "neurokit"
+                    else nk.ecg_clean(x, sampling_rate=int(rate), method=method)
+                )
                 peaks = np.asarray(
                     nk.ecg_findpeaks(cleaned, sampling_rate=int(rate), method=method)["ECG_R_Peaks"],
                     dtype=int,

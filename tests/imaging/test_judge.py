@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ecgscreen.imaging.errors import IntakeError
-from ecgscreen.imaging.judge import MAX_DOUBTFUL_LEADS, detect_beats, judge
+from ecgscreen.imaging.judge import MAX_DOUBTFUL_LEADS, clean_for_neurokit, detect_beats, judge
 from ecgscreen.imaging.not_signal import cut_edge_strokes, cut_grid_sawtooth, cut_pulse_steps
 from ecgscreen.imaging.pipeline import preprocess, read_ecg
 from ecgscreen.imaging.signal import EcgSignal
@@ -45,6 +45,16 @@ def test_a_recording_is_read_in_every_lead_at_its_rate():
         assert verdict.named("read") == list(LEADS), verdict.to_dict()
         assert verdict.quality > 0.95
         assert 25 <= verdict.heart_rate_bpm <= 250
+
+
+@pytest.mark.parametrize("rate", [100, 250, 500])
+def test_the_cached_clean_is_neurokits_own(rate):
+    import neurokit2 as nk
+
+    x = make_record(7, 3).signal[1].astype(np.float64)[: 10 * rate]
+    x = x + np.random.default_rng(rate).normal(0, 0.05, x.size) + np.linspace(0, 1, x.size)  # noise, drift
+    ours, theirs = clean_for_neurokit(x, rate), nk.ecg_clean(x, sampling_rate=rate, method="neurokit")
+    assert np.allclose(ours, theirs, rtol=0, atol=1e-12) and np.ptp(ours) > 0.5
 
 
 def test_a_3x4_page_is_judged_across_its_columns():
