@@ -11,7 +11,7 @@ from corpus import four_strips_page
 from PIL import Image
 
 from ecgscreen.imaging.errors import IntakeError
-from ecgscreen.imaging.layout import _best_shape
+from ecgscreen.imaging.layout import _best_shape, _without_frame
 from ecgscreen.imaging.pipeline import read_ecg
 from ecgscreen.leads import LEADS, RHYTHM_LEADS
 from ecgscreen.synth.generate import encode_record, make_record
@@ -93,6 +93,24 @@ def test_a_thin_frame_and_a_qr_code_are_ignored():
     signal, info = read_ecg(buffer.getvalue())
     assert info["layout"] == "3x4+1"
     assert all(signal.confidence.get(lead, 0.0) > 0.5 for lead in LEADS)
+
+
+def test_only_straight_runs_over_half_the_page_are_frame():
+    """Runs of at least half the width (or height) go; shorter runs and a row of dashes with as
+    much ink stay. PIL's bools (255, not 1) count as ink once."""
+    mask = np.zeros((60, 100), dtype=bool)
+    mask[5, :] = True  # a frame line
+    mask[10, 80:] = True  # 20 px at the edge (mirrored there: 40, under half)
+    mask[20, ::2] = True  # 50 px of ink, in dashes
+    mask[30, 10:70] = True  # a 60 px run: frame
+    mask[:, 3] = True  # a frame column
+    mask[40:52, 50] = True  # a short stroke
+    pil = np.asarray(Image.fromarray(mask).convert("1"), dtype=bool)
+    for m in (mask, pil):
+        kept = _without_frame(m)
+        # (an even filter length leaves a run's first pixel: a dot, no line)
+        assert kept[5].sum() <= 1 and kept[30].sum() <= 1 and kept[:, 3].sum() <= 1
+        assert kept[10, 80:].all() and kept[20, 4::2].all() and kept[40:52, 50].all()
 
 
 def test_rows_are_a_block_of_leads_and_strips_below_it():
