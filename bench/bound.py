@@ -35,7 +35,7 @@ from .alone import intake_alone, model_alone
 from .clients import GatewayClient, TritonClient
 from .cpu import ROLES, CpuMeter
 from .load import run_load
-from .models import DEMO, onnx_path, repository_for
+from .models import DEMO, onnx_path, repository_for, served_variant
 from .triton import bench_files
 
 __all__ = ["served", "batch_counts", "batches_between", "main"]
@@ -80,6 +80,7 @@ def _median(values: list[float]) -> float:
 
 def _measure(backbone: str, files: list[bytes], tmp: Path) -> dict:
     repository = repository_for(backbone, tmp)
+    print(f"  Triton's CPU config serves the {served_variant(repository).upper()} network", flush=True)
     found: dict = defaultdict(list)
     with served(repository, tmp) as (triton, gateway):
         meter = CpuMeter(triton=triton.process.pid, gateway=gateway.process.pid)

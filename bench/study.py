@@ -5,11 +5,14 @@ The study's approach (``bench.study_app``): one uvicorn process; per request a f
 300-dpi raster of the PDF with poppler, a fixed crop box, grid removal by RGB values, an eager
 PyTorch forward. Ours: the gateway (2 workers) -> the embedded Triton, as ``make serve`` runs
 it. Both serve the same network with the same seeded random weights (the study's at 384 px,
-``resnet34d``; and the demo model's architecture, ``resnet18d_tiny``), so the model's cost is
-the same on both sides; only the serving differs. Printed per concurrency (1 and 8): each
+``resnet34d``; and the demo model's architecture, ``resnet18d_tiny``). The study app runs it
+as an eager FP32 forward; ours as ``ecgscreen export`` makes it: the embedded CPU config runs
+its INT8 variant when that passed its parity check (``bench.models``), so the network's cost
+differs by what quantization saves, as it does in production. Printed per concurrency (1 and 8): each
 side's throughput and p50 latency, the throughput ratio and the p50 latency ratio; then where
 the time goes: the study app's own timing of each step, and our CPU time per role. Rounds
-alternate which side runs first; medians over rounds.
+alternate which side runs first; medians over rounds. ``BENCH_STUDY_MODELS=resnet34d`` (or
+``resnet18d_tiny``, comma-separated) measures fewer networks.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from .bound import served
 from .clients import GatewayClient
 from .cpu import ROLES, CpuMeter
 from .load import run_load
-from .models import random_network, repository_for
+from .models import random_network, repository_for, served_variant
 from .study_app import STEPS, StudyServer, parse_timing
 
 __all__ = ["main"]
@@ -59,6 +62,7 @@ def _measure(backbone: str, pdfs: list[bytes], tmp: Path) -> dict:
     weights = tmp / f"{backbone}.pt"
     torch.save(random_network(backbone).state_dict(), weights)  # the same seed as the export
     repository = repository_for(backbone, tmp)
+    print(f"  Triton's CPU config serves the {served_variant(repository).upper()} network", flush=True)
     found: dict = defaultdict(list)
     with served(repository, tmp) as (triton, gateway):
         with StudyServer(free_ports(1)[0], backbone, weights, log_file=tmp / "study.log") as study:
@@ -108,7 +112,8 @@ def main() -> None:
     pdfs = cart_pdfs()
     print(f"{len(pdfs)} cart PDFs ({sum(map(len, pdfs)) / len(pdfs) / 1024:.0f} kB on average), "
           f"{os.cpu_count()} cores, {ROUNDS} rounds; load {os.getloadavg()[0]:.1f} at the start")  # fmt: skip
-    for backbone, what in NETWORKS.items():
+    chosen = os.environ.get("BENCH_STUDY_MODELS", ",".join(NETWORKS)).split(",")
+    for backbone, what in ((b, NETWORKS[b]) for b in chosen):
         print(f"\n{backbone} ({what}), the same random weights on both sides", flush=True)
         with tempfile.TemporaryDirectory() as tmp:
             found = _measure(backbone, pdfs, Path(tmp))

@@ -153,7 +153,8 @@ class StudyServer(ManagedServer):
 
     def environment(self) -> dict[str, str]:
         root = str(Path(__file__).resolve().parents[1])
-        env = {**super().environment(), "STUDY_BACKBONE": self.backbone, "STUDY_WEIGHTS": str(self.weights)}
+        # the libraries' defaults, as its own uvicorn would start (not our servers' malloc settings)
+        env = {**os.environ, "STUDY_BACKBONE": self.backbone, "STUDY_WEIGHTS": str(self.weights)}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         return env
 

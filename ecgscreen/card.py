@@ -200,6 +200,8 @@ class QuantizedFile(_Strict):
     measured_with: str
     passed: bool
     refused: str | None = None
+    # recipes of FP32 convolutions refused before this one (``quantize.RECIPES``), and why
+    tried: list[str] = []
 
 
 class Recipe(_Strict):

@@ -40,6 +40,8 @@ def test_the_real_variant_passes_is_under_half_of_fp32_and_answers_the_canary(re
     assert path.name == INT8_MODEL_FILE and path.is_file() and path.stat().st_size == q.bytes
     assert q.bytes < 0.5 * card.onnx.bytes  # INT8 conv weights; heads, fc and FP32_CONVS stay FP32
     assert "kept FP32" in q.method and "/downsample/" in q.method
+    # the loose test limits pass the first recipe: only the stem and the downsample convs stay FP32
+    assert q.tried == [] and "layer1.0/conv1" not in q.method
     proto = onnx.load(str(path))
     assert {n.op_type for n in proto.graph.node} >= {"QuantizeLinear", "DequantizeLinear", "Conv"}
     assert [o.name for o in proto.graph.output] == list(card.outputs)  # every output kept, same names
@@ -80,6 +82,31 @@ def test_a_variant_calibrated_on_blank_paper_is_refused_and_deleted(repository, 
     assert card.canary.expected_int8 is None and INT8_MODEL_FILE not in card.canary.computed_with
     network = cpu_network(card, {})
     assert network.precision == "fp32" and network.file == card.onnx.file and "refused" in network.why
+
+
+def test_a_refused_recipe_gives_way_to_one_with_more_fp32_convolutions(repository, monkeypatch):
+    """The first recipe's variant moves the probabilities by 0.5: refused and recorded in
+    ``tried``; the next recipe (more convolutions FP32) passes and is the one kept."""
+    recipes = []
+    real_quantize, real_probabilities = quantize.quantize_network, quantize._probabilities
+
+    def recording(fp32, out, images, fp32_convs):
+        recipes.append(fp32_convs)
+        return real_quantize(fp32, out, images, fp32_convs)
+
+    def first_recipe_off(path, images, tasks, batch=16):
+        p = real_probabilities(path, images, tasks, batch)
+        first = Path(path).name == INT8_MODEL_FILE and len(recipes) == 1
+        return {t: np.clip(v + 0.5, 0, 1) if first else v for t, v in p.items()}
+
+    monkeypatch.setattr(quantize, "quantize_network", recording)
+    monkeypatch.setattr(quantize, "_probabilities", first_recipe_off)
+    card = quantize_export(repository, options=Int8Options(**SMALL))
+    q = card.int8
+    assert recipes == list(quantize.RECIPES) and len(recipes[0]) < len(recipes[1])
+    assert q.passed and len(q.tried) == 1 and "refused" in q.tried[0] and "max |dP|" in q.tried[0]
+    assert "/layer1/layer1.0/conv1/" in q.method  # the second recipe's FP32 convolutions
+    assert (repository / MODEL_NAME / q.file).is_file() and ModelCard.load(repository / MODEL_NAME) == card
 
 
 def test_the_gate_refuses_a_moved_auc(repository, monkeypatch):
