@@ -127,9 +127,11 @@ def _luma(op: bytes, operands: list[bytes]) -> float | None:
 
 
 def _interpret(content: bytes, height_pt: float) -> list[Polyline]:
-    tokens = np.array(content.split())
-    if tokens.size == 0:
+    words = content.split()
+    if not words:
         return []
+    # the width given: numpy would otherwise measure every token first (twice the time)
+    tokens = np.array(words, dtype=f"S{max(map(len, words))}")
     first = tokens.view(np.uint8).reshape(tokens.size, -1)[:, 0]
     numeric = ((first >= 48) & (first <= 57)) | (first == 45) | (first == 46) | (first == 43)
     op_index = np.flatnonzero(~numeric)
