@@ -23,7 +23,7 @@ from .contract import (
     SEGMENTER_PROBABILITY_OUTPUT,
 )
 
-__all__ = ["SegmenterArchitecture", "SegmenterInput", "SegmenterMetrics", "SegmenterSpeed", "SegmenterCard",
+__all__ = ["SegmenterArchitecture", "SegmenterInput", "SegmenterMetrics", "SegmenterSpeed", "SegmenterInt8", "SegmenterCard",
            "segmenter_config_problems"]  # fmt: skip
 
 ACQUISITIONS = ("clean", "scan", "photo")
@@ -85,6 +85,27 @@ class SegmenterSpeed(_Strict):
     measured_with: str  # runtime, threads, machine
 
 
+class SegmenterInt8(_Strict):
+    """The segmenter's INT8 variant (``export.segmenter_int8``): how it was made and how it
+    compares with FP32. The CPU server runs it only when ``passed``; a refused variant's file
+    is deleted and ``refused`` says why."""
+
+    file: str  # relative to the card's folder
+    sha256: str
+    bytes: int
+    method: str
+    calibration: str  # for people
+    fresh: str  # the fresh pages of the check, for people
+    trace_iou_fp32: float
+    trace_iou_int8: float
+    ms_per_page_fp32: float  # one A4 page, one thread, measured in turns in the same run
+    ms_per_page_int8: float
+    limits: dict[str, float]  # trace_iou_diff; and INT8 must be faster
+    measured_with: str
+    passed: bool
+    refused: str | None = None
+
+
 class SegmenterCard(_CardFile):
     _kind: ClassVar[str] = "segmenter card"
 
@@ -103,6 +124,7 @@ class SegmenterCard(_CardFile):
     metrics: SegmenterMetrics | None = None
     speed: SegmenterSpeed | None = None
     recipe: Recipe | None = None
+    int8: SegmenterInt8 | None = None
 
     @model_validator(mode="after")
     def _contract(self) -> SegmenterCard:

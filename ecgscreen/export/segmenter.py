@@ -271,6 +271,11 @@ def build_segmenter_model(
         **{k: v for k, v in results.items() if k != "median_ms_per_page"},
     )
     card.speed = time_onnx(folder / card.onnx.file)
+    step("making the INT8 variant and checking it against FP32")
+    from .segmenter_int8 import quantize_segmenter  # (it imports this module)
+
+    card.save(folder)
+    card = quantize_segmenter(repository)
     card.recipe = Recipe(command="make segmenter-model", minutes=round((time.monotonic() - start) / 60, 1),
                          measured="this run, including any resumed part of the training: "
                          f"{card.training['minutes']} min of training")  # fmt: skip

@@ -70,6 +70,7 @@ class OnnxSegmenter:
         # imported here: Triton's image carries imaging/ but not the CPU server's helpers
         from ..segmenter_card import SegmenterCard
         from ..serving.onnx_backend import cpu_session, pruned_model
+        from ..serving.precision import cpu_segmenter
         from ..serving.triton import DEFAULT_REPOSITORY
 
         folder = Path(repository or DEFAULT_REPOSITORY) / SEGMENTER_NAME
@@ -77,8 +78,9 @@ class OnnxSegmenter:
         self.version = card.version
         config = {"parameters": {"intra_op_threads": {"string_value": str(threads)}}}
         # the classes alone: the probabilities' output costs half again the classes' time
+        self.precision = cpu_segmenter(card)  # INT8 only when its card says it passed
         self.session = cpu_session(
-            pruned_model(str(folder / card.onnx.file), [SEGMENTER_CLASS_OUTPUT]), config
+            pruned_model(str(folder / self.precision.file), [SEGMENTER_CLASS_OUTPUT]), config
         )
 
     def __call__(self, page: np.ndarray) -> np.ndarray:

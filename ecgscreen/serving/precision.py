@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 from ..card import ModelCard
 from ..contract import CPU_PRECISION_ENV
+from ..segmenter_card import SegmenterCard
 
-__all__ = ["PRECISIONS", "CPU_BACKEND", "CpuNetwork", "cpu_network", "served_precision"]
+__all__ = ["PRECISIONS", "CPU_BACKEND", "CpuNetwork", "cpu_network", "cpu_segmenter", "served_precision"]
 
 PRECISIONS = ("auto", "int8", "fp32")
 CPU_BACKEND = "python"  # the backend of the network's CPU config (configs/cpu.pbtxt)
@@ -59,6 +60,29 @@ def cpu_network(card: ModelCard, environ: Mapping[str, str] | None = None) -> Cp
     if requested == "int8":
         raise ValueError(f"{CPU_PRECISION_ENV}=int8, but {why}")
     return CpuNetwork(fp32.precision, fp32.file, why)
+
+
+def cpu_segmenter(card: SegmenterCard, environ: Mapping[str, str] | None = None) -> CpuNetwork:
+    """The segmenter file the CPU runs (its CPU config and intake's in-process segmenter): the
+    INT8 variant when its card says it passed (``export.segmenter_int8``: trace IoU as FP32's
+    and faster), unless ``ECGSCREEN_CPU_PRECISION=fp32``. ``int8`` asks for it where there is
+    one; a segmenter without a passed variant then runs FP32 (the network's setting is the
+    one that insists). ``ValueError`` for an unknown setting."""
+    environ = os.environ if environ is None else environ
+    requested = (environ.get(CPU_PRECISION_ENV) or "auto").strip().lower()
+    if requested not in PRECISIONS:
+        raise ValueError(f"{CPU_PRECISION_ENV}={requested!r}: expected one of {', '.join(PRECISIONS)}")
+    int8 = card.int8
+    if requested != "fp32" and int8 is not None and int8.passed:
+        return CpuNetwork("int8", int8.file, "the segmenter card's INT8 variant passed its check")
+    why = (
+        f"{CPU_PRECISION_ENV}=fp32"
+        if requested == "fp32"
+        else "no INT8 variant"
+        if int8 is None
+        else f"its INT8 variant was refused: {int8.refused}"
+    )
+    return CpuNetwork("fp32", card.onnx.file, why)
 
 
 def served_precision(card: ModelCard, backend: str | None, environ: Mapping[str, str] | None = None) -> str:

@@ -17,6 +17,7 @@ import triton_python_backend_utils as pb_utils
 from ecgscreen.contract import SEGMENTER_INPUT
 from ecgscreen.segmenter_card import SegmenterCard
 from ecgscreen.serving.onnx_backend import OutputSessions, run_batched
+from ecgscreen.serving.precision import cpu_segmenter
 
 MIN_SIZE = 16  # 2 ** poolings of the segmenter (nets.segmenter.SegmenterNet.min_size)
 
@@ -25,8 +26,11 @@ class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
         card = SegmenterCard.load(args["model_repository"])
-        path = os.path.join(args["model_repository"], card.onnx.file)
-        pb_utils.Logger.log_info(f"ecg_segment on CPU runs {path} ({card.version})")
+        network = cpu_segmenter(card)  # INT8 only when its card says it passed
+        path = os.path.join(args["model_repository"], network.file)
+        pb_utils.Logger.log_info(
+            f"ecg_segment on CPU runs {path} ({card.version}, {network.precision}: {network.why})"
+        )
         self.outputs = [output["name"] for output in config["output"]]
         # one session per set of outputs: asking for the classes alone skips the probabilities
         self.session = OutputSessions(path, config, self.outputs)
