@@ -129,9 +129,13 @@ def main(argv: list[str] | None = None) -> None:
                   f"  {r.get('message', '')[:90]}")  # fmt: skip
     leaking = [r for r in results if r.get("pulse_in_signal")]
     if leaking:
-        print(f"\npages with a pulse in a lead's signal ({len(leaking)}; the judge's verdict after the arrow):")
+        print(
+            f"\npages with a pulse in a lead's signal ({len(leaking)}; the judge's verdict after the arrow):"
+        )
         for r in leaking:
-            print(f"  {r['index']:5d} {r['format']:7s} {r['printed']:6s} {r['style']} -> {r['refusal'] or 'accepted'}")
+            print(
+                f"  {r['index']:5d} {r['format']:7s} {r['printed']:6s} {r['style']} -> {r['refusal'] or 'accepted'}"
+            )
     missed = [r for r in with_pulse if not r["pulses_found"]]
     if missed:
         print(f"\npages with a pulse not found on some row ({len(missed)}):")
