@@ -609,8 +609,10 @@ def test_the_triton_image_carries_what_the_liveness_probe_imports():
         f for f in needed if f not in copied and not any(f.startswith(d) for d in copied if d.endswith("/"))
     }
     assert not missing, f"the Triton image lacks {missing}"
-    pinned = re.search(r'"pydantic==([0-9.]+)"', dockerfile)
-    assert pinned and f"pydantic=={pinned.group(1)}" in (REPO / "pyproject.toml").read_text()
+    # pydantic for the card; neurokit2 and threadpoolctl for intake (the judge, imaging/worker.py)
+    for package in ("pydantic", "neurokit2", "threadpoolctl"):
+        pinned = re.search(rf'"{package}==([0-9.]+)"', dockerfile)
+        assert pinned and f"{package}=={pinned.group(1)}" in (REPO / "pyproject.toml").read_text(), package
     assert (REPO / "model_repository" / "ecg_multitask" / "canary.dcm").is_file()
 
 
