@@ -47,6 +47,8 @@ __all__ = [
 ]
 
 PDF_PX_PER_MM = 8
+# the refusals of a page on which no ECG layout was found (``page_check``)
+_NO_LAYOUT = ("no_layout", "not_an_ecg", "incomplete_ecg")
 MAX_UPSCALE = 2.0  # how much a small picture is enlarged for the segmenter
 
 
@@ -84,13 +86,39 @@ class Reading:
 def _from_printout(
     image: np.ndarray, info: dict, segmenter: Segmenter | None
 ) -> tuple[EcgSignal, LevelledPage]:
-    """The signal of a printed page (RGB or grey pixels), and the page it was read from; with a
-    ``segmenter``, the strokes of ink it calls grid are dropped first (``segment``)."""
+    """The signal of a printed page (RGB or grey pixels), and the page it was read from.
+
+    Read through ``segmenter`` first. Where that finds no layout, the page is read once more by
+    colour alone, looking for a faint pen too (``ink.separate_ink``'s ``faint_pen``): the
+    segmenter learned the generator's pens, and calls a thin grey trace in a small export
+    "grid" and drops it (ecg00010). The judge then weighs that reading like any other; when it
+    too finds no layout, the first refusal stands."""
+    try:
+        return _read_printout(image, info, segmenter)
+    except IntakeError as error:
+        if segmenter is None or error.reason not in _NO_LAYOUT:
+            raise
+        again = {**info, "warnings": list(info["warnings"])}
+        try:
+            found = _read_printout(image, again, None, faint_pen=True)
+        except IntakeError:
+            raise error from None
+        info.clear()
+        info.update(again)
+        info["warnings"].append("read by colour alone: through the page segmenter no layout was found")
+        return found
+
+
+def _read_printout(
+    image: np.ndarray, info: dict, segmenter: Segmenter | None, faint_pen: bool = False
+) -> tuple[EcgSignal, LevelledPage]:
+    """``_from_printout``'s one reading; with a ``segmenter``, the strokes of ink it calls grid
+    are dropped first (``segment``)."""
     scale = WORKING_PX_PER_MM * PAGE_MM[0] / max(image.shape[:2])
     # The segmenter learned pages at its own scale: a small picture is enlarged to it (up to
     # twice), which also gives the trace follower more pixels per millimetre.
     scale = min(scale, MAX_UPSCALE if segmenter is not None else 1.0)
-    ink = separate_ink(image, scale)
+    ink = separate_ink(image, scale, faint_pen=faint_pen)
     dropped = off_page(image, ink.mask.shape, max(ink.mask.shape) / PAGE_MM[0])  # a photo's desk
     if segmenter is not None:
         classes = page_classes(image, ink.mask.shape, segmenter)

@@ -20,10 +20,8 @@ with (DEV_SET / "labels.csv").open(newline="") as f:
 
 # Today's outcome of the full 12-lead pictures that are not yet read with their layout.
 NOT_YET = {
-    "ecg00010.png": "refused not_an_ecg (Mortara export, 768x420, faint grey traces under dark grid lines)",
-    "ecg00014.png": "refused not_an_ecg (byte-identical to ecg00010.png)",
-    "ecg00030.jpg": "refused not_an_ecg (keystone photo, footer over the strip; was unreadable, 6 of 12 leads read)",
-    "ecg00049.jpg": "refused no_layout: trace rows differ in length (photo, finger at left edge)",
+    "ecg00030.jpg": "refused unreadable, read by colour alone as 3x4, 4 of 12 leads (keystone photo, footer over the strip)",
+    "ecg00049.jpg": "refused unreadable, read by colour alone, 7 of 12 leads (photo, finger at left edge)",
 }
 FULL = [name for name, row in LABELS.items() if row["is_full_12lead"] == "yes"]
 
@@ -62,6 +60,13 @@ def test_a_full_12_lead_picture_is_accepted_with_its_labelled_layout(name):
     label = LABELS[name]
     assert (outcome, layout) == ("accepted", label["layout"])
     assert rhythm_leads == [lead for lead in label["rhythm_leads"].split(";") if lead]
+
+
+def test_the_faint_mortara_export_is_read_by_colour_alone_with_every_lead():
+    """ecg00010 (= ecg00014): a thin grey pen in a 768 px export, which the segmenter calls grid."""
+    reading = read_page((DEV_SET / "ecg00010.png").read_bytes())
+    assert reading.verdict.refusal is None and len(reading.verdict.named("read")) == 12
+    assert any("read by colour alone" in w for w in reading.info["warnings"])
 
 
 def test_the_two_lead_fragment_is_refused():

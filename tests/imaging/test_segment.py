@@ -115,11 +115,30 @@ def test_the_committed_segmenter_tells_trace_from_grid_on_a_generated_page():
 def test_raster_pages_are_read_through_the_segmenter_and_its_map_is_used():
     data = good_ecg("png")
     everything_grid = Recording("grid")
-    with pytest.raises(IntakeError):  # all ink dropped: nothing left to read
-        read_page(data, segmenter=everything_grid)
+    # all ink dropped: no layout through the segmenter, so the page is read again by colour alone
+    by_colour = read_page(data, segmenter=everything_grid)
     assert len(everything_grid.pages) == 1
+    assert any("read by colour alone" in w for w in by_colour.info["warnings"])
     all_trace = read_page(data, segmenter=Recording("trace"))
     assert all_trace.verdict.refusal is None and all_trace.info["layout"] == read_page(data).info["layout"]
+    assert not any("read by colour alone" in w for w in all_trace.info["warnings"])
+    assert by_colour.verdict.refusal is None and by_colour.info["layout"] == all_trace.info["layout"]
+
+
+def test_a_page_colour_alone_cannot_read_either_keeps_the_first_refusal():
+    from ecgscreen.synth.not_ecg import not_ecg_corpus
+
+    pictures = {name: data for name, data, _ in not_ecg_corpus()}
+    with pytest.raises(IntakeError) as refused:
+        read_page(pictures["text-page"], segmenter=Recording("grid"))
+    assert refused.value.reason == "not_an_ecg"
+    # half a page: "incomplete_ecg" as read through the committed segmenter; through one that
+    # drops every stroke, that segmenter's own refusal stands, whatever the second reading says
+    with pytest.raises(IntakeError) as committed:
+        read_page(pictures["half-a-page"])
+    with pytest.raises(IntakeError) as refused:
+        read_page(pictures["half-a-page"], segmenter=Recording("grid"))
+    assert (committed.value.reason, refused.value.reason) == ("incomplete_ecg", "not_an_ecg")
 
 
 def test_waveforms_and_vector_pdfs_never_reach_the_segmenter():
