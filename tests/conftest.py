@@ -4,6 +4,8 @@
   (``signal_datasets``, ``corpus``, ``servers``, ``nets_reference``, ``prometheus_harness``)
   are imported by name from every test folder; BentoML does not phone home.
 * ``triton``: the real embedded tritonserver for the session.
+* ``committed_copy``: a committed model's folder copied into a fresh repository, without its
+  INT8 variant (the INT8 export tests make their own).
 * Small synthetic datasets (``signal_datasets.py``) whose canonical images come straight from the
   generator's signals (no file decoding), so model tests stay fast on two CPU cores. Torch
   runs on one thread in tests: with two threads on two shared cores, any other busy process
@@ -21,6 +23,24 @@ from servers import free_ports  # noqa: E402
 from signal_datasets import signal_loader, tiny_config, write_signal_dataset  # noqa: E402
 
 torch.set_num_threads(1)
+
+COMMITTED_REPOSITORY = Path(__file__).resolve().parents[1] / "model_repository"
+
+
+@pytest.fixture
+def committed_copy(tmp_path):
+    """``copy(name) -> repository``: ``model_repository/<name>`` copied into ``tmp_path``,
+    less its INT8 file and caches."""
+    import shutil
+
+    from ecgscreen.contract import INT8_MODEL_FILE
+
+    def copy(name: str) -> Path:
+        ignore = shutil.ignore_patterns("__pycache__", INT8_MODEL_FILE)
+        shutil.copytree(COMMITTED_REPOSITORY / name, tmp_path / name, ignore=ignore)
+        return tmp_path
+
+    return copy
 
 
 @pytest.fixture(scope="session")

@@ -155,7 +155,7 @@ class _NeurokitClean:
         if x.size <= max(self.sos_edge, self.average_edge):
             raise ValueError(f"{x.size} samples: too few to filter forwards and backwards")
         ext = _odd_extension(x, self.sos_edge)
-        y, _ = sosfilt(self.sos, ext, zi=self.sos_state[:, :] * ext[0])
+        y, _ = sosfilt(self.sos, ext, zi=self.sos_state * ext[0])
         y, _ = sosfilt(self.sos, y[::-1], zi=self.sos_state * y[-1])
         y = y[::-1][self.sos_edge : -self.sos_edge]
         ext = _odd_extension(y, self.average_edge)

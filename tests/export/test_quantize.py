@@ -4,7 +4,6 @@ holds each variant's expected answer."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +24,8 @@ SMALL = dict(n_calibration=12, n_fresh=40, max_probability_diff=0.3, max_auc_dif
 
 
 @pytest.fixture
-def repository(tmp_path) -> Path:
-    shutil.copytree(
-        COMMITTED, tmp_path / MODEL_NAME, ignore=shutil.ignore_patterns("__pycache__", INT8_MODEL_FILE)
-    )
-    return tmp_path
+def repository(committed_copy) -> Path:
+    return committed_copy(MODEL_NAME)
 
 
 def test_the_real_variant_passes_is_under_half_of_fp32_and_answers_the_canary(repository):

@@ -4,7 +4,6 @@ the card, and run by the CPU only then."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -20,11 +19,8 @@ SMALL = SegmenterInt8Options(n_calibration=2, n_fresh=2, repeats=1)
 
 
 @pytest.fixture
-def repository(tmp_path) -> Path:
-    shutil.copytree(
-        COMMITTED, tmp_path / SEGMENTER_NAME, ignore=shutil.ignore_patterns("__pycache__", INT8_MODEL_FILE)
-    )
-    return tmp_path
+def repository(committed_copy) -> Path:
+    return committed_copy(SEGMENTER_NAME)
 
 
 def test_the_variant_is_measured_recorded_and_kept_only_if_it_passed(repository):
