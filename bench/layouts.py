@@ -5,7 +5,7 @@ resolution and acquisition as ``ecgscreen synth`` mixes them) go through the ser
 Per page: the layout it read (or its refusal) against the layout printed, the rhythm
 strips' leads, whether a calibration pulse was found on every row where one was printed, and
 whether a pulse reached a lead's signal (a 1 mV step held for 0.1 s within 0.4 s of a
-lead's printed start or end, where the truth has none). Prints the confusion table, the
+lead's printed start or end, where the truth has none, in a lead the judge passed). Prints the confusion table, the
 goals (layout right >= 99 %, pulse found where printed >= 98 %, never in a signal) and the
 pages read wrong, by their design.
 
@@ -33,13 +33,16 @@ PULSE_MV, PULSE_S, EDGE_S = 0.6, 0.1, 0.4
 
 
 def _pulse_in_signal(reading, record) -> bool:
-    """A step of >= 0.6 mV held for 0.1 s near a lead's printed edge, absent from the truth."""
+    """A step of >= 0.6 mV held for 0.1 s near a lead's printed edge, absent from the truth,
+    in a lead the judge passed (a doubtful one is left blank: the network never sees it)."""
     signal = reading.signal
     step = int(PULSE_S * SIGNAL_RATE_HZ)
     edge = int(EDGE_S * SIGNAL_RATE_HZ)
     truth = record.signal
     ratio = truth.shape[1] / signal.values.shape[1]
-    for i in range(len(LEADS)):
+    for i, lead in enumerate(LEADS):
+        if reading.verdict.leads[lead].status != "read":
+            continue
         values = signal.values[i]
         printed = np.flatnonzero(np.isfinite(values))
         if printed.size < step:

@@ -380,10 +380,13 @@ def _measure_pulse(
     # strokes beside the pulse do not.
     stroke = has & (extent >= 2 * px_per_mm) & (np.abs(top + last - baseline_y) <= max(3.0, 1.5 * px_per_mm))
     flat = has & (extent <= max(3, 0.6 * px_per_mm))
+    # A fall is one stroke, inked along most of its extent: a label's glyph under the plateau
+    # spans as far, plateau to glyph foot, with paper between.
+    solid = sub.sum(axis=0) >= 0.6 * (extent + 1)
     columns = np.arange(centre.size)
     starts = np.flatnonzero(stroke & ~np.r_[False, stroke[:-1]])
     for rise in starts[:4].tolist():  # a lead label's stroke may stand on the baseline too
-        found = _pulse_from(rise, stroke, has, first, last, extent, centre, flat, columns, px_per_mm)
+        found = _pulse_from(rise, stroke, has, solid, first, last, extent, centre, flat, columns, px_per_mm)
         if found is None:
             continue
         rise, fall, pulse_height, foot_y, foot_x = found
@@ -394,9 +397,10 @@ def _measure_pulse(
     return None
 
 
-def _pulse_from(rise, stroke, has, first, last, extent, centre, flat, columns, px_per_mm):
+def _pulse_from(rise, stroke, has, solid, first, last, extent, centre, flat, columns, px_per_mm):
     """``_measure_pulse`` from the stroke at column ``rise``: (rise, fall, height, foot row,
-    foot column) in the read direction's columns, or ``None``."""
+    foot column) in the read direction's columns, or ``None``. ``solid``: the columns whose
+    ink is one stroke (a fall may be one of them)."""
     rise_end = rise
     while rise_end + 1 < stroke.size and stroke[rise_end + 1]:
         rise_end += 1
@@ -405,15 +409,20 @@ def _pulse_from(rise, stroke, has, first, last, extent, centre, flat, columns, p
     tolerance = max(2.0, 0.15 * height)
     # The fall spans what the rise spans (a label's glyph under the plateau does not).
     spans = (np.abs(last - lower) <= tolerance) & (first <= upper + tolerance)
-    tall = np.flatnonzero(has & spans & (extent >= 0.6 * height) & (columns > rise_end + 2 * px_per_mm))
+    tall = np.flatnonzero(solid & spans & (extent >= 0.6 * height) & (columns > rise_end + 2 * px_per_mm))
     if tall.size == 0:
         return None
     fall = int(tall[0])
     fall_end = fall
     while fall_end + 1 < stroke.size and has[fall_end + 1] and extent[fall_end + 1] >= 0.6 * height:
         fall_end += 1
-    plateau = flat & (columns > rise_end) & (columns < fall) & (np.abs(first - upper) <= tolerance)
-    if plateau.sum() < 0.4 * (fall - rise):
+    # The plateau: the shape's top at the rise's upper end. A label printed under it adds
+    # ink below the line (not flat there), not above it.
+    top_line = (columns > rise_end) & (columns < fall) & (np.abs(first - upper) <= tolerance)
+    plateau = top_line & flat
+    tallest = np.flatnonzero(extent[rise : rise_end + 1] >= 0.8 * height)
+    width = fall - (rise + int(tallest[-1]))  # from the rise's stroke, not a glyph beside it
+    if top_line.sum() < 0.4 * width or plateau.sum() < 0.2 * width:
         return None
     # The foot by its lowest ink: a lead label printed just above it leaves that alone.
     foot = (
@@ -432,7 +441,13 @@ def _pulse_from(rise, stroke, has, first, last, extent, centre, flat, columns, p
     pulse_height = foot_y - float(np.median(centre[plateau]))
     if pulse_height <= 2.0 * px_per_mm:  # at least 2 mm/mV
         return None
-    return rise, fall, pulse_height, foot_y, foot_x
+    # Each edge at its stroke's centre, over the columns as tall as it: a glyph touching the
+    # rise (a label printed over it) widens its run of columns but is not as tall.
+    edges = []
+    for lo, hi in ((rise, rise_end), (fall, fall_end)):
+        span = np.arange(lo, hi + 1)
+        edges.append(int(round(span[extent[span] >= 0.8 * extent[span].max()].mean())))
+    return edges[0], edges[1], pulse_height, foot_y, foot_x
 
 
 def _calibrate(
@@ -696,9 +711,10 @@ def _reads_as_3x4(profiles: list[np.ndarray], marks: np.ndarray, rows: list[Row]
         twos = float(counts[3:, 1].mean()) / at_5  # > 0 on 6x2 (V4-V6 start), ~0 below 3x4
         return fours > twos and fours >= 0.1
     lead_rows = layout_rows("3x4")
-    repeats = (
-        min(strips.best_matches(profiles, rows, lead_rows, r)[0][0] for r in range(3, 6)) >= strips.MATCH
-    )
+    best = [strips.best_matches(profiles, rows, lead_rows, r)[0] for r in range(3, 6)]
+    # Three strips are three leads: the bottom rows of a 6x2 page (aVR|V4, aVL|V5, aVF|V6)
+    # can each match one precordial window alike (V3, as V4-V6 resemble it), not three.
+    repeats = min(score for score, _ in best) >= strips.MATCH and len({lead for _, lead in best}) == 3
     # Neighbouring leads look alike (V3 and V4 repeat each other's windows), so a strip must
     # also be one lead all along: a 6x2 page's bottom rows change lead at 5 s.
     return repeats and all(_one_lead(profiles[r]) for r in range(3, 6))

@@ -20,6 +20,7 @@ larger than any beat inside the lead (every beat of a lead is about the same siz
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 from scipy.signal import find_peaks
 
 from ..leads import LEADS
@@ -31,6 +32,7 @@ EDGE_S = 0.45  # how far into a lead's span a pulse can sit
 MIN_WIDTH_S, MAX_WIDTH_S = 0.05, 0.30  # the pulse is 0.2 s wide at 25 mm/s
 MIN_HEIGHT_MV = 0.5  # half of the 1 mV pulse: a lead read at half gain still shows it
 FLAT_MV = 0.06  # the pulse's top is a ruled line
+BRIDGE_S = 0.05  # ...broken for this long at most by what crosses it (a spike, and 10 ms each side)
 COMB_PROMINENCE_MV = 0.2
 COMB_EXTREMA = 7  # peaks and troughs...
 COMB_WINDOW_S = 0.25  # ...within this long
@@ -48,6 +50,10 @@ def _plateau(x: np.ndarray, level: float, rate: float) -> tuple[int, int] | None
     flat = np.zeros_like(raised)
     flat[lag:] = np.abs(x[lag:] - x[:-lag]) <= FLAT_MV
     candidate = raised & flat & finite
+    # A grid line or a speck crossing the plateau breaks it for a few samples: bridge them.
+    bridge = int(BRIDGE_S * rate)
+    pad = np.zeros(bridge, dtype=bool)
+    candidate = ndimage.binary_closing(np.r_[pad, candidate, pad], np.ones(bridge, bool))[bridge:-bridge]
     edges = np.flatnonzero(np.diff(np.r_[0, candidate.astype(np.int8), 0]))
     side = int(0.03 * rate)
     for start, end in zip(edges[::2], edges[1::2], strict=True):
