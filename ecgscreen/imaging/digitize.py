@@ -369,7 +369,7 @@ def place_strips(signal: EcgSignal, page: PageLayout, pending: list, taken: dict
     left out (it may be any lead). ``pending``: ``(segment, times, values, assumed)`` in the
     strips' order."""
     for strip, (segment, times, values, assumed) in enumerate(pending):
-        lead = identify_strip(signal, times, values, segment.lead)
+        lead = identify_strip(signal, times, values, segment.lead, labelled=not assumed)
         if not assumed and lead is None:
             lead = segment.lead  # its label was read and its trace does not say otherwise
         page.settle_strip(strip, lead)

@@ -201,15 +201,20 @@ STRIP_RESIDUAL = 0.5  # rms of (strip - the lead's own print) over the print's r
 OTHER_STRIP_RESIDUAL = 0.25
 
 
-def identify_strip(signal, times: np.ndarray, values: np.ndarray, first: str) -> str | None:
+def identify_strip(
+    signal, times: np.ndarray, values: np.ndarray, first: str, labelled: bool = False
+) -> str | None:
     """The lead an unlabelled rhythm strip prints, once the rows of leads are read: the one
         whose own print (its window in the rows above) the strip repeats sample for sample, as a
         cart prints every row from the same 10 s. Leads of similar shape (II and V5) differ in
         size and detail, so the closest print wins: the smallest residual, below half the
         print's size and clearly below the next lead's (0.7 of it); a lead other than ``first``
     below a quarter of its print's size. ``times``/``values`` are the
-        strip's signal (s, mV); ``first`` is the lead its label or the layout names. ``None``
-        when no lead matches, or two match alike."""
+        strip's signal (s, mV); ``first`` is the lead its label (``labelled``) or the layout
+        names. A read label stands while its lead's print matches at all (below half its
+        size): every lead is read with an error of a quarter of its size or so, and II and V5
+        often match each other about as well as themselves. ``None`` when no lead matches, or
+        two match alike."""
     rate = signal.sample_rate
     residuals: dict[str, float] = {}
     for lead in dict.fromkeys((first, *STRIP_LEADS)):
@@ -227,6 +232,8 @@ def identify_strip(signal, times: np.ndarray, values: np.ndarray, first: str) ->
         if size == 0:
             continue
         residuals[lead] = float(np.sqrt(np.mean((a - b) ** 2))) / size
+    if labelled and residuals.get(first, np.inf) < STRIP_RESIDUAL:
+        return first
     ranked = sorted(residuals, key=residuals.get)
     if not ranked or residuals[ranked[0]] >= STRIP_RESIDUAL:
         return None

@@ -39,3 +39,13 @@ def test_another_lead_than_the_layouts_needs_a_close_match():
     rough_v5 = _strip("V5", 0.35)  # read from a photo: matches V5's print only roughly
     assert identify_strip(_rows(), T, rough_v5, "II") is None  # not used, rather than misnamed
     assert identify_strip(_rows(), T, rough_v5, "V5") == "V5"  # the layout's own lead: kept
+
+
+def test_a_read_label_stands_while_its_lead_matches():
+    # A II strip read as roughly as a photo reads it may match V5's print a little better
+    # than II's: with its label read, it stays II.
+    like_v5 = 0.4 * BEATS["II"] + 0.6 * BEATS["V5"]  # matches V5's print 0.34, II's 0.41
+    assert identify_strip(_rows(), T, like_v5, "II") is None  # unlabelled: too close to name
+    assert identify_strip(_rows(), T, like_v5, "II", labelled=True) == "II"
+    # ...but a label whose lead the strip does not repeat at all gives way to the trace.
+    assert identify_strip(_rows(), T, _strip("V1", 0.02), "II", labelled=True) == "V1"
