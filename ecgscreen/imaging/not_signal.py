@@ -49,15 +49,19 @@ def _plateau(x: np.ndarray, level: float, rate: float) -> tuple[int, int] | None
     lag = max(1, int(0.01 * rate))
     flat = np.zeros_like(raised)
     flat[lag:] = np.abs(x[lag:] - x[:-lag]) <= FLAT_MV
-    candidate = raised & flat & finite
-    # A grid line or a speck crossing the plateau breaks it for a few samples: bridge them.
+    flat_raised = raised & flat & finite
+    # A grid line or a speck crossing the plateau breaks it for a few samples: bridge them,
+    # where both sides lie at one level (an R wave's top and its S wave's trough do not).
     bridge = int(BRIDGE_S * rate)
     pad = np.zeros(bridge, dtype=bool)
-    candidate = ndimage.binary_closing(np.r_[pad, candidate, pad], np.ones(bridge, bool))[bridge:-bridge]
+    candidate = ndimage.binary_closing(np.r_[pad, flat_raised, pad], np.ones(bridge, bool))[bridge:-bridge]
     edges = np.flatnonzero(np.diff(np.r_[0, candidate.astype(np.int8), 0]))
     side = int(0.03 * rate)
     for start, end in zip(edges[::2], edges[1::2], strict=True):
         if not MIN_WIDTH_S * rate <= end - start <= MAX_WIDTH_S * rate:
+            continue
+        top = x[start:end][flat_raised[start:end]]
+        if top.size < MIN_WIDTH_S * rate or np.subtract(*np.percentile(top, [90, 10])) > 2 * FLAT_MV:
             continue
         height = abs(float(np.nanmedian(x[start:end])) - level)
         # Steep sides: 30 ms outside the plateau the line is back near the baseline (a

@@ -138,11 +138,28 @@ def test_a_calibration_pulse_read_into_a_lead_is_cut_and_named():
     assert np.isfinite(signal.values[i, int(0.5 * rate) : int(2.4 * rate)]).all()
 
 
-def test_no_lead_of_a_recording_loses_a_beat_to_the_pulse_cut():
-    signal = _recording(1)
-    before = np.isfinite(signal.values).sum()
-    assert cut_pulse_steps(signal) == []
-    assert np.isfinite(signal.values).sum() == before
+def test_a_pulse_crossed_by_a_spike_is_cut_whole():
+    # A grid line or a speck crossing the pulse's top on a photo reads as a spike there.
+    signal = _as_3x4(_recording())
+    rate = signal.sample_rate
+    i = LEADS.index("II")
+    start, end = 0, int(0.2 * rate)
+    baseline = float(np.nanmedian(signal.values[i, : int(2.5 * rate)]))
+    signal.values[i, start:end] = baseline + 2.0
+    signal.values[i, int(0.12 * rate) : int(0.12 * rate) + 3] = baseline + 2.9
+    assert cut_pulse_steps(signal) == ["II"]
+    assert np.isnan(signal.values[i, start:end]).all()
+
+
+@pytest.mark.parametrize("printed", [False, True])
+def test_no_lead_of_a_recording_loses_a_beat_to_the_pulse_cut(printed):
+    # An R wave's top and its S wave's trough are each flat for a few samples: bridging the
+    # stroke between them must not make a plateau (printed as 3x4, V3 of recording 208 did).
+    for index in (1, 208, *range(20, 40)):
+        signal = _as_3x4(_recording(index)) if printed else _recording(index)
+        before = np.isfinite(signal.values).sum()
+        assert cut_pulse_steps(signal) == [], index
+        assert np.isfinite(signal.values).sum() == before
 
 
 def test_a_sawtooth_at_the_grids_spacing_is_cut_but_no_beat_of_a_recording_is():

@@ -118,3 +118,37 @@ def test_six_rows_without_lead_change_marks_are_a_6x2_page(index):
     base = _page(PageDesign(separators="none", trace_x0=22.0), layout="6x2", fmt="pdf")
     record = replace(base, signal=make_record(91, index).signal)
     assert read_page(encode_record(record)).info["layout"] == "6x2"
+
+
+@pytest.mark.parametrize("layout", ["12x1", "6x2"])
+def test_a_pulse_under_its_rows_label_is_found(layout):
+    """With t = 0 printed 22 mm in, the first lead's label (printed at the page's left
+    edge) runs into the pulse's rise; the label's strokes neither hide nor widen it."""
+    record = _page(PageDesign(trace_x0=22.0, pulse="start", separators="none"), layout=layout, grid="grey")
+    reading = read_page(encode_record(record))
+    assert reading.info["layout"] == layout
+    rows = reading.page.layout.rows
+    assert all(row.calibrated for row in rows)
+    assert all(0.9 <= row.pulse_ratio <= 1.1 for row in rows), [row.pulse_ratio for row in rows]
+
+
+def test_a_6x2_scan_whose_labels_are_lost_is_not_read_as_3x4_plus_3():
+    """A grey-grid scan where no lead label or tick survives the threshold: the bottom rows
+    (aVR|V4, aVL|V5, aVF|V6) each match the V3 window about as well as a strip matches its
+    lead. Three strips are three leads, so the page stays 6x2 (``bench layouts``, seed 97,
+    page 90, was read as 3x4+3 with every lead "read")."""
+    record = make_record(97, 90, formats=("png", "jpeg", "dcm-sc", "pdf", "dcm-pdf"))
+    assert record.style.layout == "6x2" and record.artefacts.kind == "scan"
+    assert read_page(encode_record(record)).info["layout"] == "6x2"
+
+
+def test_a_vector_pdf_with_gaps_at_its_lead_changes_is_read_exactly():
+    """Gaps a cart leaves at each lead change do not stretch the row's time axis (it was a
+    sample long, and a V5 strip then matched V5's print too roughly to be named). The 20 ms
+    left out at each change hold the lead's first or last value: 30 dB, not exact."""
+    record = _page(PageDesign(trace_x0=26.0, separators="gap"), fmt="pdf")
+    record = replace(record, style=replace(record.style, rhythm_leads=("V5",)))
+    reading = read_page(encode_record(record))
+    assert reading.info["rhythm_leads"] == ["V5"]
+    snr = signal_snr_db(record.signal, SIGNAL_RATE_HZ, reading.signal)
+    assert min(snr.values()) > 30.0, snr
