@@ -710,11 +710,16 @@ def _reads_as_3x4(profiles: list[np.ndarray], marks: np.ndarray, rows: list[Row]
         fours = float(counts[:3, [0, 2]].mean()) / at_5  # > 0 on a 3x4 page, ~0 on 6x2
         twos = float(counts[3:, 1].mean()) / at_5  # > 0 on 6x2 (V4-V6 start), ~0 below 3x4
         return fours > twos and fours >= 0.1
+    # A 6x2 page's top rows print one lead over their first 5 s; a 3x4 page's change lead at
+    # 2.5 s (I to aVR, II to aVL, III to aVF), and I and aVR never look alike. The bottom rows
+    # cannot tell alone: a 6x2 page's (aVR|V4, aVL|V5, aVF|V6) match a precordial window of
+    # the top rows as well as a strip matches its lead (V4-V6 resemble V3).
+    if all(_one_lead(profiles[r][: profiles[r].size // 2]) for r in range(3)):
+        return False
     lead_rows = layout_rows("3x4")
-    best = [strips.best_matches(profiles, rows, lead_rows, r)[0] for r in range(3, 6)]
-    # Three strips are three leads: the bottom rows of a 6x2 page (aVR|V4, aVL|V5, aVF|V6)
-    # can each match one precordial window alike (V3, as V4-V6 resemble it), not three.
-    repeats = min(score for score, _ in best) >= strips.MATCH and len({lead for _, lead in best}) == 3
+    repeats = (
+        min(strips.best_matches(profiles, rows, lead_rows, r)[0][0] for r in range(3, 6)) >= strips.MATCH
+    )
     # Neighbouring leads look alike (V3 and V4 repeat each other's windows), so a strip must
     # also be one lead all along: a 6x2 page's bottom rows change lead at 5 s.
     return repeats and all(_one_lead(profiles[r]) for r in range(3, 6))

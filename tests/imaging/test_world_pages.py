@@ -135,8 +135,8 @@ def test_a_pulse_under_its_rows_label_is_found(layout):
 def test_a_6x2_scan_whose_labels_are_lost_is_not_read_as_3x4_plus_3():
     """A grey-grid scan where no lead label or tick survives the threshold: the bottom rows
     (aVR|V4, aVL|V5, aVF|V6) each match the V3 window about as well as a strip matches its
-    lead. Three strips are three leads, so the page stays 6x2 (``bench layouts``, seed 97,
-    page 90, was read as 3x4+3 with every lead "read")."""
+    lead, but the top rows print one lead over their first 5 s, which a 3x4 page never does
+    (``bench layouts``, seed 97, page 90, was read as 3x4+3 with every lead "read")."""
     record = make_record(97, 90, formats=("png", "jpeg", "dcm-sc", "pdf", "dcm-pdf"))
     assert record.style.layout == "6x2" and record.artefacts.kind == "scan"
     assert read_page(encode_record(record)).info["layout"] == "6x2"
