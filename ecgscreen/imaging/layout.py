@@ -714,8 +714,9 @@ def _reads_as_3x4(profiles: list[np.ndarray], marks: np.ndarray, rows: list[Row]
     # 2.5 s (I to aVR, II to aVL, III to aVF), and I and aVR never look alike. The bottom rows
     # cannot tell alone: a 6x2 page's (aVR|V4, aVL|V5, aVF|V6) match a precordial window of
     # the top rows as well as a strip matches its lead (V4-V6 resemble V3).
-    if all(_one_lead(profiles[r][: profiles[r].size // 2]) for r in range(3)):
-        return False
+    changing = sum(not _one_lead(profiles[r][: profiles[r].size // 2]) for r in range(3))
+    if changing != 1:  # none: 6x2; two or three: 3x4. One may be a misjudged row: the strips say.
+        return changing > 1
     lead_rows = layout_rows("3x4")
     repeats = (
         min(strips.best_matches(profiles, rows, lead_rows, r)[0][0] for r in range(3, 6)) >= strips.MATCH
