@@ -10,6 +10,9 @@ when a tracing looks odd:
 * **Beats**: a standard QRS detector (``neurokit2``) finds the lead's beats, and a beat is
   a *spike*: most of the lead's slope is spent in short bursts (QRS complexes), which sine
   waves, random walks and EEG do not have.
+* **Beats are QRS-wide**: a beat's main wave is 20-40 ms wide at half its height. A page
+  read along its grid (a dark grid, paper curl) gives "beats" where a vertical line crosses
+  every row at once: they agree across leads, but each is a pixel or two (10 ms) wide.
 * **Beats agree across leads**: all twelve leads are recorded at the same time, so a beat in
   one lead is a beat in every lead printed over the same seconds (the column of a 3x4 page,
   the rhythm strip against every column, the rows of 12x1). A consensus beat train is taken
@@ -38,7 +41,16 @@ from ..leads import LEADS
 from .errors import IntakeError
 from .signal import EcgSignal
 
-__all__ = ["LeadVerdict", "Verdict", "judge", "detect_beats", "spikiness", "MAX_DOUBTFUL_LEADS", "STATUSES"]
+__all__ = [
+    "LeadVerdict",
+    "Verdict",
+    "judge",
+    "detect_beats",
+    "spikiness",
+    "beat_width",
+    "MAX_DOUBTFUL_LEADS",
+    "STATUSES",
+]
 
 STATUSES = ("read", "doubtful", "missing")
 # A reading is answered with at most this many doubtful or missing leads, left blank in the
@@ -51,6 +63,9 @@ MAX_SWING_MV = 9.0  # peak-to-peak above this: no heart, grid or text read as tr
 MIN_SPIKINESS = 0.30  # share of the slope spent in the steepest 15 % of the time (sine 0.23)
 MAX_SPIKINESS = 0.97  # all of it: flat lines broken by vertical strokes (a table's rules)
 MIN_RATE_BPM, MAX_RATE_BPM = 25.0, 250.0
+# The leads' median beat width (``beat_width``) under this: pixel-wide strokes, not QRS waves.
+# On the generator's pages read right 16-26 ms; read from grid lines 10-14 ms.
+MIN_BEAT_WIDTH_S = 0.015
 BEAT_TOLERANCE_S = 0.15  # the same beat's QRS peaks in different leads (R in one, Q or S in another)
 REFRACTORY_S = 0.2  # no heart beats twice within this
 MIN_AGREEMENT = 0.5  # F1 of a lead's beats against the consensus
@@ -95,10 +110,32 @@ class _Lead:
     swing: float = 0.0
     spikiness: float = 0.0
     beats: np.ndarray = field(default_factory=lambda: np.zeros(0))  # absolute times, s
+    beat_width: float = float("nan")  # s: the median beat's main deflection at half its height
     wander_free: np.ndarray = field(default_factory=lambda: np.zeros(0))  # values less baseline
     read: np.ndarray = field(
         default_factory=lambda: np.zeros(0, dtype=bool)
     )  # samples read, before gaps were filled
+
+
+def beat_width(wander_free: np.ndarray, beats: np.ndarray, rate: float) -> float:
+    """The median width (s) of the beats' main deflection at half its height, each beat's
+    largest excursion within 60 ms of where it was detected (``beats``: sample indices). A
+    QRS complex's R or S wave is 20-40 ms wide there, at any resolution a page is printed at;
+    a grid line or a glyph's stroke read as trace is a pixel or two: 10 ms. NaN without beats."""
+    reach = int(0.06 * rate)
+    widths = []
+    for k in beats:
+        window = np.abs(wander_free[max(0, k - reach) : k + reach + 1])
+        if window.size < 3:
+            continue
+        peak = int(np.argmax(window))
+        below = window < 0.5 * window[peak]
+        left = np.flatnonzero(below[:peak])
+        right = np.flatnonzero(below[peak:])
+        start = left[-1] + 1 if left.size else 0
+        stop = peak + right[0] if right.size else window.size
+        widths.append((stop - start) / rate)
+    return float(np.median(widths)) if widths else float("nan")
 
 
 def spikiness(x: np.ndarray) -> float:
@@ -219,7 +256,9 @@ def _measure(signal: EcgSignal, lead: str) -> _Lead | None:
     measured.swing = float(np.percentile(x, 99.5) - np.percentile(x, 0.5))
     # Both ways: the baseline filter bends a slow wave into peaks, and wander flattens QRS.
     measured.spikiness = min(spikiness(wander_free), spikiness(x))
-    measured.beats = lo / rate + detect_beats(x, rate) / rate
+    beats = detect_beats(x, rate)
+    measured.beats = lo / rate + beats / rate
+    measured.beat_width = beat_width(wander_free, beats, rate)
     return measured
 
 
@@ -381,6 +420,12 @@ def _not_an_ecg(traced: list[_Lead], agreement: dict[str, float], bpm: float | N
         return "the traces are smooth waves with no QRS complexes"
     if spikiness > MAX_SPIKINESS:
         return "the traces are straight lines broken by strokes (a table or a chart), not beats"
+    widths = [m.beat_width for m in traced if np.isfinite(m.beat_width)]
+    if widths and float(np.median(widths)) < MIN_BEAT_WIDTH_S:
+        return (
+            f"the beats read are {1000 * float(np.median(widths)):.0f} ms wide at half their height, "
+            "strokes a pixel or two across (grid lines or text followed as trace), not QRS complexes"
+        )
     if float(np.mean([agreement[m.name] >= MIN_AGREEMENT for m in traced])) < 0.5:
         return "the traces' peaks do not fall at the same times, as twelve leads of one heart's beats do"
     if bpm is None:

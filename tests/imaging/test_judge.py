@@ -126,6 +126,31 @@ def test_sine_waves_in_every_lead_are_not_an_ecg():
     assert judge(signal).refusal.reason == "not_an_ecg"
 
 
+def test_grid_lines_read_as_beats_in_every_lead_are_refused():
+    # A page read along its grid: flat lines, broken where a dark vertical grid line crosses
+    # every row at once, so the "beats" agree across leads, but each is a pixel wide.
+    signal = _as_3x4(_recording())
+    rate = signal.sample_rate
+    printed = np.isfinite(signal.values)
+    signal.values = np.where(printed, 0.0, np.nan).astype(np.float32)
+    noise = np.random.default_rng(3).normal(0.0, 0.02, signal.values.shape)
+    signal.values += noise.astype(np.float32)
+    for t in np.arange(0.3, 10.0, 0.83):  # a major line every few, not evenly: the rows' curl
+        k = int(t * rate)
+        signal.values[:, k : k + 4] += 1.2
+    verdict = judge(signal)
+    assert verdict.refusal is not None and verdict.refusal.reason in ("unreadable", "not_an_ecg")
+    assert "ms wide at half their height" in verdict.refusal.message
+
+
+def test_a_recordings_beats_are_qrs_wide():
+    from ecgscreen.imaging.judge import _measure
+
+    signal = _as_3x4(_recording())
+    widths = [_measure(signal, lead).beat_width for lead in LEADS]
+    assert 0.015 < float(np.nanmedian(widths)) < 0.06, widths
+
+
 def test_a_calibration_pulse_read_into_a_lead_is_cut_and_named():
     signal = _as_3x4(_recording())
     rate = signal.sample_rate
