@@ -5,7 +5,8 @@ resolution and acquisition as ``ecgscreen synth`` mixes them) go through the ser
 Per page: the layout it read (or its refusal) against the layout printed, the rhythm
 strips' leads, whether a calibration pulse was found on every row where one was printed, and
 whether a pulse reached a lead's signal (a 1 mV step held for 0.1 s within 0.4 s of a
-lead's printed start or end, where the truth has none, in a lead the judge passed). Prints the confusion table, the
+lead's printed start or end, where the truth has none, in a lead the judge passed), and
+whether an accepted page's read leads follow the recording at all (a misread page). Prints the confusion table, the
 goals (layout right >= 99 %, pulse found where printed >= 98 %, never in a signal) and the
 pages read wrong, by their design.
 
@@ -30,6 +31,7 @@ from ecgscreen.synth.generate import encode_record, make_record
 
 PRINTED = ("png", "jpeg", "dcm-sc", "pdf", "dcm-pdf")
 PULSE_MV, PULSE_S, EDGE_S = 0.6, 0.1, 0.4
+MISREAD_BELOW = 0.5  # a page's read leads follow the recording worse than this: misread
 
 
 def _pulse_in_signal(reading, record) -> bool:
@@ -57,6 +59,28 @@ def _pulse_in_signal(reading, record) -> bool:
             if run.size and run.max() >= step:
                 return True
     return False
+
+
+def _follows_recording(reading, record) -> float:
+    """The median, over the leads the judge passed, of each lead's correlation with the
+    recording over the samples it printed (the best of shifts up to 20 ms): ~0.8-1 for a
+    page read right, ~0.1 for one read along its grid or with its leads misplaced."""
+    values, truth = reading.signal.values, record.signal
+    ratio = truth.shape[1] / values.shape[1]
+    shift = int(0.02 * SIGNAL_RATE_HZ)
+    scores = []
+    for i, lead in enumerate(LEADS):
+        printed = np.flatnonzero(np.isfinite(values[i]))
+        if reading.verdict.leads[lead].status != "read" or printed.size < 100:
+            continue
+        best = -1.0
+        for s in range(-shift, shift + 1, 2):
+            at = ((printed + s) * ratio).astype(int).clip(0, truth.shape[1] - 1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                r = np.corrcoef(values[i, printed], truth[i, at])[0, 1]
+            best = max(best, float(np.nan_to_num(r, nan=-1.0)))
+        scores.append(best)
+    return float(np.median(scores)) if scores else float("nan")
 
 
 def read_one(args: tuple[int, int]) -> dict:
@@ -88,6 +112,7 @@ def read_one(args: tuple[int, int]) -> dict:
         rows = reading.page.layout.rows if reading.page is not None else []
         out["pulses_found"] = bool(rows) and all(row.calibrated for row in rows)
     out["pulse_in_signal"] = _pulse_in_signal(reading, record)
+    out["follows"] = _follows_recording(reading, record) if not refusal else float("nan")
     return out
 
 
@@ -123,6 +148,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"pulse found on every row where printed: {found}/{len(with_pulse)} "
           f"({found / max(1, len(with_pulse)):.1%}; goal >= 98 %)")  # fmt: skip
     print(f"a pulse read into a lead's signal: {leaked} page(s) (goal 0)")
+    accepted = [r for r in results if "refusal" in r and not r["refusal"]]
+    misread = [r for r in accepted if not r["follows"] >= MISREAD_BELOW]
+    print(f"accepted but misread (read leads' median correlation with the recording < {MISREAD_BELOW}): "
+          f"{len(misread)} of {len(accepted)} accepted (goal 0: a wrong answer is worse than a refusal)")  # fmt: skip
     wrong = [r for r in results if r["read"] != r["printed"] or r.get("read_strips", "") != r["strips"]]
     if wrong:
         print(f"\npages read wrong ({len(wrong)}):")
@@ -138,6 +167,12 @@ def main(argv: list[str] | None = None) -> None:
         for r in leaking:
             print(
                 f"  {r['index']:5d} {r['format']:7s} {r['printed']:6s} {r['style']} -> {r['refusal'] or 'accepted'}"
+            )
+    if misread:
+        print(f"\npages accepted but misread ({len(misread)}; correlation, layout printed -> read):")
+        for r in misread:
+            print(
+                f"  {r['index']:5d} {r['format']:7s} {r['follows']:5.2f} {r['printed']:6s} -> {r['read']:6s} {r['style']}"
             )
     missed = [r for r in with_pulse if not r["pulses_found"]]
     if missed:

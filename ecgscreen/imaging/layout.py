@@ -120,6 +120,20 @@ def _runs(flags: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 
+def _without_specks(mask: np.ndarray, px_per_mm: float) -> np.ndarray:
+    """``mask`` less its specks (pieces within half a millimetre each way): the dots of a
+    dotted grid that survive the threshold lie a millimetre apart, close enough to join into
+    one run of columns that starts a row at the picture's edge and swallows its pulse."""
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=int))
+    if count == 0:
+        return mask
+    speck = max(1, int(0.5 * px_per_mm))
+    small = np.zeros(count + 1, dtype=bool)
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+        small[index] = box[0].stop - box[0].start <= speck and box[1].stop - box[1].start <= speck
+    return mask & ~small[labels]
+
+
 def find_baselines(mask: np.ndarray, px_per_mm: float) -> tuple[np.ndarray, np.ndarray]:
     """Candidate row baselines (y) and their coverage (fraction of columns inked nearby)."""
     reach = max(1, round(1.0 * px_per_mm))
@@ -580,6 +594,7 @@ def find_layout(mask: np.ndarray) -> PageLayout:
     edges = np.r_[rows_y[0] - 0.6 * mean_pitch, (rows_y[:-1] + rows_y[1:]) / 2, rows_y[-1] + 0.5 * mean_pitch]
     edges = np.clip(np.round(edges), 0, h).astype(int)
 
+    solid = _without_specks(mask, guess_px_per_mm)
     rows: list[Row] = []
     for i, y in enumerate(rows_y):
         top, bottom = edges[i], edges[i + 1]
@@ -587,7 +602,7 @@ def find_layout(mask: np.ndarray) -> PageLayout:
         # Columns are judged from the previous to the next row's baseline: a wide S wave
         # that leaves the band for a few columns must not split the trace in two, and the
         # header above the first row must not join the calibration pulse to the trace.
-        reach = mask[int(rows_y[i - 1]) if i else top : int(rows_y[i + 1]) if i + 1 < n else bottom]
+        reach = solid[int(rows_y[i - 1]) if i else top : int(rows_y[i + 1]) if i + 1 < n else bottom]
         runs = _runs(reach.any(axis=0), max_gap=max(1, round(0.75 * guess_px_per_mm)))
         if not runs:
             raise IntakeError("no_layout", f"row {i + 1} has no trace")

@@ -142,3 +142,18 @@ def test_an_unlabelled_strip_never_stands_in_for_another_lead(strip):
     if ten_seconds:
         assert tuple(info["rhythm_leads"]) == (strip,)
         assert any(f"rhythm strip read as {strip}" in w for w in info["warnings"])
+
+
+def test_a_dotted_grids_specks_do_not_start_the_rows_at_the_pictures_edge():
+    """A phone photo of a dotted grid keeps some of its dots as ink, a millimetre apart:
+    joined into one run of columns they started every row at the picture's left edge (and
+    swallowed its pulse). The rows start where their trace does."""
+    from ecgscreen.imaging.layout import find_layout
+
+    mask = np.asarray(Image.open(io.BytesIO(encode_record(_record("3x4+1")))).convert("L")) < 100
+    dotted = mask.copy()
+    dotted[::4, ::4] = True  # a dot every millimetre at 4 px/mm, across the whole picture
+    clean_starts = [row.x_start for row in find_layout(mask).rows]
+    dotted_starts = [row.x_start for row in find_layout(dotted).rows]
+    assert min(clean_starts) > 20
+    assert np.allclose(dotted_starts, clean_starts, atol=3), (dotted_starts, clean_starts)
