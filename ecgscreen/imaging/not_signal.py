@@ -26,7 +26,7 @@ from scipy.signal import find_peaks
 from ..leads import LEADS
 from .signal import EcgSignal
 
-__all__ = ["cut_pulse_steps", "cut_grid_sawtooth", "cut_edge_strokes"]
+__all__ = ["cut_pulse_steps", "cut_grid_sawtooth", "cut_edge_strokes", "rows_past_pulses"]
 
 EDGE_S = 0.45  # how far into a lead's span a pulse can sit
 MIN_WIDTH_S, MAX_WIDTH_S = 0.05, 0.30  # the pulse is 0.2 s wide at 25 mm/s
@@ -70,6 +70,56 @@ def _plateau(x: np.ndarray, level: float, rate: float) -> tuple[int, int] | None
         if outside and all(abs(v - level) < 0.35 * height for v in outside):
             return int(start), int(end)
     return None
+
+
+def rows_past_pulses(signal: EcgSignal, page) -> bool:
+    """Move the rows' ends past the calibration pulses read into their first and last leads
+    (in place on ``page``, a ``layout.PageLayout``); whether any moved.
+
+    A pulse the layout reader missed (joined to the trace, on a photo) makes the row start at
+    the pulse: cutting it from the signal (``cut_pulse_steps``) leaves every lead of the row
+    late by its width, 0.2-0.3 s, and the row's time axis stretched. Where the pulse shows at
+    the start (end) of at least half of the uncalibrated rows, those rows start 40 ms after
+    it (end 80 ms before it), as the layout reader places a joined pulse's row; the others
+    move by the median of theirs, since every row of a page starts on one line."""
+    from ..leads import layout_rows
+
+    rate = signal.sample_rate
+    edge = int(EDGE_S * rate)
+    rows = [row for row in page.rows if not row.calibrated]
+    if not rows:
+        return False
+    leads = layout_rows(page.layout, page.rhythm_leads)
+    segments = {id(row): lead_row for row, lead_row in zip(page.rows, leads, strict=True)}
+    moved = False
+    for at_start in (True, False):
+        shifts = []
+        for row in rows:
+            segment = segments[id(row)][0 if at_start else -1]
+            values = signal.lead(segment.lead)
+            lo = int(np.ceil(segment.t0 * rate))
+            hi = min(int(np.ceil(segment.t1 * rate)), values.size)
+            if hi - lo < 3 * edge or not np.isfinite(values[lo:hi]).any():
+                continue
+            level = float(np.nanmedian(values[lo:hi]))
+            if at_start:
+                found = _plateau(values[lo : lo + edge], level, rate)
+                t = None if found is None else (lo + found[1]) / rate + 0.04
+            else:
+                found = _plateau(values[hi - edge : hi], level, rate)
+                t = None if found is None else (hi - edge + found[0]) / rate - 0.08
+            if t is not None:
+                shifts.append(float(row.x_at(t)) - (row.x_start if at_start else row.x_end))
+        if len(shifts) < max(1, len(rows) / 2):
+            continue
+        shift = int(round(float(np.median(shifts))))
+        for row in rows:
+            if at_start:
+                row.x_start += shift
+            else:
+                row.x_end += shift
+        moved = moved or shift != 0
+    return moved
 
 
 def cut_pulse_steps(signal: EcgSignal) -> list[str]:

@@ -25,7 +25,7 @@ from .ink import off_page, separate_ink, threshold_ink, without_grid_lines
 from .judge import Verdict, judge
 from .layout import PageLayout, find_layout
 from .limits import DEFAULT_LIMITS, Limits
-from .not_signal import cut_edge_strokes, cut_grid_sawtooth, cut_pulse_steps
+from .not_signal import cut_edge_strokes, cut_grid_sawtooth, cut_pulse_steps, rows_past_pulses
 from .page_check import why_no_layout
 from .pdf_render import is_vector_pdf, render_pdf
 from .pdf_vectors import dark_polylines, printed_gain
@@ -189,6 +189,9 @@ def _from_trace(
         raise why_no_layout(mask, error) from None
     calibrated = any(row.calibrated for row in page.rows)
     signal = read_signal(mask, darkness, page, SIGNAL_RATE_HZ, "pulse" if calibrated else "standard")
+    if rows_past_pulses(signal, page):  # a pulse read as the rows' first (last) samples
+        signal = read_signal(mask, darkness, page, SIGNAL_RATE_HZ, "pulse" if calibrated else "standard")
+        page.warnings.append("calibration pulses joined to the trace: the rows' time axes start past them")
     info.update(
         layout=page.layout,
         rhythm_leads=list(page.rhythm_leads),

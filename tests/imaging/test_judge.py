@@ -163,6 +163,31 @@ def test_a_calibration_pulse_read_into_a_lead_is_cut_and_named():
     assert np.isfinite(signal.values[i, int(0.5 * rate) : int(2.4 * rate)]).all()
 
 
+def test_rows_that_start_on_a_missed_pulse_start_past_it():
+    # The layout reader missed the pulses joined to a photo's rows: each row's first lead
+    # starts with the 1 mV pulse (0.2 s), so the row's time axis starts 0.2 s early.
+    from ecgscreen.imaging.layout import PageLayout, Row
+    from ecgscreen.imaging.not_signal import rows_past_pulses
+
+    signal = _as_3x4(_recording())
+    rate = signal.sample_rate
+    for lead in ("I", "II", "III", "II"):
+        i = LEADS.index(lead)
+        level = float(np.nanmedian(signal.values[i, : int(2.5 * rate)]))
+        signal.values[i, : int(0.2 * rate)] = level + 1.0
+    rows = [Row(100.0 + 50 * r, 0.0, 50 * r + 75, 50 * r + 125, 100, 1100) for r in range(4)]
+    page = PageLayout("3x4+1", rows, 4.0, 10.0, rhythm_leads=("II",))
+    assert rows_past_pulses(signal, page)
+    # 100 px per second: the rows now start 0.24 s in (the pulse and 40 ms of its foot).
+    assert [row.x_start for row in rows] == [124] * 4
+    assert [row.x_end for row in rows] == [1100] * 4
+    # A recording without pulses moves nothing.
+    plain = _as_3x4(_recording())
+    rows = [Row(100.0 + 50 * r, 0.0, 50 * r + 75, 50 * r + 125, 100, 1100) for r in range(4)]
+    assert not rows_past_pulses(plain, PageLayout("3x4+1", rows, 4.0, 10.0, rhythm_leads=("II",)))
+    assert [row.x_start for row in rows] == [100] * 4
+
+
 def test_a_pulse_crossed_by_a_spike_is_cut_whole():
     # A grid line or a speck crossing the pulse's top on a photo reads as a spike there.
     signal = _as_3x4(_recording())
