@@ -23,7 +23,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.signal import find_peaks
 
-from ..leads import LEADS
+from ..contract import PAPER_SPEED_MM_S
+from ..leads import DURATION_S, LEADS, layout_rows
 from .signal import EcgSignal
 
 __all__ = ["cut_pulse_steps", "cut_grid_sawtooth", "cut_edge_strokes", "rows_past_pulses"]
@@ -82,8 +83,6 @@ def rows_past_pulses(signal: EcgSignal, page) -> bool:
     the start (end) of at least half of the uncalibrated rows, those rows start 40 ms after
     it (end 80 ms before it), as the layout reader places a joined pulse's row; the others
     move by the median of theirs, since every row of a page starts on one line."""
-    from ..leads import layout_rows
-
     rate = signal.sample_rate
     edge = int(EDGE_S * rate)
     rows = [row for row in page.rows if not row.calibrated]
@@ -119,6 +118,13 @@ def rows_past_pulses(signal: EcgSignal, page) -> bool:
             else:
                 row.x_end += shift
         moved = moved or shift != 0
+    if moved and not any(row.calibrated for row in page.rows):
+        # No pulse measured: the page's scale is its rows' length (10 s at 25 mm/s), and the
+        # standard gain stands on it; the pulses had lengthened the rows by 2-3 %.
+        widths = [row.x_end - row.x_start for row in page.rows]
+        page.px_per_mm = float(np.median(widths)) / (DURATION_S * PAPER_SPEED_MM_S)
+        for row in page.rows:
+            row.px_per_mv = page.gain_mm_per_mv * page.px_per_mm
     return moved
 
 

@@ -181,6 +181,8 @@ def test_rows_that_start_on_a_missed_pulse_start_past_it():
     # 100 px per second: the rows now start 0.24 s in (the pulse and 40 ms of its foot).
     assert [row.x_start for row in rows] == [124] * 4
     assert [row.x_end for row in rows] == [1100] * 4
+    # No row had its pulse measured: the page's scale follows its rows' new length.
+    assert page.px_per_mm == 976 / 250 and rows[0].px_per_mv == 10.0 * 976 / 250
     # A recording without pulses moves nothing.
     plain = _as_3x4(_recording())
     rows = [Row(100.0 + 50 * r, 0.0, 50 * r + 75, 50 * r + 125, 100, 1100) for r in range(4)]
