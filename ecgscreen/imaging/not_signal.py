@@ -81,8 +81,10 @@ def rows_past_pulses(signal: EcgSignal, page) -> bool:
     the pulse: cutting it from the signal (``cut_pulse_steps``) leaves every lead of the row
     late by its width, 0.2-0.3 s, and the row's time axis stretched. Where the pulse shows at
     the start (end) of at least half of the uncalibrated rows, those rows start 40 ms after
-    it (end 80 ms before it), as the layout reader places a joined pulse's row; the others
-    move by the median of theirs, since every row of a page starts on one line."""
+    it (end 80 ms before it), as the layout reader places a joined pulse's row. Every row of
+    a page starts on one line: a row whose start lies before the others' new line by over
+    0.1 s moves by their median shift (its pulse was missed by this check too), one already
+    on that line stays."""
     rate = signal.sample_rate
     edge = int(EDGE_S * rate)
     rows = [row for row in page.rows if not row.calibrated]
@@ -92,7 +94,7 @@ def rows_past_pulses(signal: EcgSignal, page) -> bool:
     segments = {id(row): lead_row for row, lead_row in zip(page.rows, leads, strict=True)}
     moved = False
     for at_start in (True, False):
-        shifts = []
+        shifts, lines, found_rows = [], [], set()
         for row in rows:
             segment = segments[id(row)][0 if at_start else -1]
             values = signal.lead(segment.lead)
@@ -108,16 +110,20 @@ def rows_past_pulses(signal: EcgSignal, page) -> bool:
                 found = _plateau(values[hi - edge : hi], level, rate)
                 t = None if found is None else (hi - edge + found[0]) / rate - 0.08
             if t is not None:
-                shifts.append(float(row.x_at(t)) - (row.x_start if at_start else row.x_end))
+                lines.append(float(row.x_at(t)))
+                shifts.append(lines[-1] - (row.x_start if at_start else row.x_end))
+                found_rows.add(id(row))
         if len(shifts) < max(1, len(rows) / 2):
             continue
         shift = int(round(float(np.median(shifts))))
+        line, tolerance = float(np.median(lines)), 0.1 * (rows[0].x_end - rows[0].x_start) / DURATION_S
         for row in rows:
-            if at_start:
+            if at_start and (id(row) in found_rows or row.x_start < line - tolerance):
                 row.x_start += shift
-            else:
+                moved = moved or shift != 0
+            elif not at_start and (id(row) in found_rows or row.x_end > line + tolerance):
                 row.x_end += shift
-        moved = moved or shift != 0
+                moved = moved or shift != 0
     if moved and not any(row.calibrated for row in page.rows):
         # No pulse measured: the page's scale is its rows' length (10 s at 25 mm/s), and the
         # standard gain stands on it; the pulses had lengthened the rows by 2-3 %.

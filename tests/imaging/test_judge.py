@@ -190,6 +190,27 @@ def test_rows_that_start_on_a_missed_pulse_start_past_it():
     assert [row.x_start for row in rows] == [100] * 4
 
 
+def test_a_row_already_on_the_others_line_stays_when_they_move_past_their_pulses():
+    # Rows 2-4 run on into a pulse printed after their last lead (0.4 s more); row 1 ends
+    # where the trace does. Rows 2-4 end before their pulses; row 1 keeps its end.
+    from ecgscreen.imaging.layout import PageLayout, Row
+    from ecgscreen.imaging.not_signal import rows_past_pulses
+
+    signal = _as_3x4(_recording())
+    rate = signal.sample_rate
+    for lead in ("V5", "V6", "II"):  # the last leads of rows 2-4, as read over 10.4 s
+        i = LEADS.index(lead)
+        level = float(np.nanmedian(signal.values[i, int(7.5 * rate) :]))
+        signal.values[i, int(9.7 * rate) : int(9.9 * rate)] = level + 1.0
+        signal.values[i, int(9.9 * rate) :] = level
+    ends = [1100, 1140, 1140, 1140]
+    rows = [Row(100.0 + 50 * r, 0.0, 50 * r + 75, 50 * r + 125, 100, end) for r, end in enumerate(ends)]
+    page = PageLayout("3x4+1", rows, 4.0, 10.0, rhythm_leads=("II",))
+    assert rows_past_pulses(signal, page)
+    assert rows[0].x_end == 1100
+    assert all(abs(row.x_end - 1100) <= 6 for row in rows[1:]), [row.x_end for row in rows]
+
+
 def test_a_pulse_crossed_by_a_spike_is_cut_whole():
     # A grid line or a speck crossing the pulse's top on a photo reads as a spike there.
     signal = _as_3x4(_recording())
