@@ -61,7 +61,7 @@ def _pulse_in_signal(reading, record) -> bool:
     return False
 
 
-def _follows_recording(reading, record) -> float:
+def follows_recording(reading, record) -> float:
     """The median, over the leads the judge passed, of each lead's correlation with the
     recording over the samples it printed (the best of shifts up to 20 ms): ~0.8-1 for a
     page read right, ~0.1 for one read along its grid or with its leads misplaced."""
@@ -112,7 +112,7 @@ def read_one(args: tuple[int, int]) -> dict:
         rows = reading.page.layout.rows if reading.page is not None else []
         out["pulses_found"] = bool(rows) and all(row.calibrated for row in rows)
     out["pulse_in_signal"] = _pulse_in_signal(reading, record)
-    out["follows"] = _follows_recording(reading, record) if not refusal else float("nan")
+    out["follows"] = follows_recording(reading, record) if not refusal else float("nan")
     return out
 
 

@@ -492,7 +492,7 @@ def _calibrate(
     ]
     for (s, e), foot_right, from_left, joined in candidates:
         shape, top = _pulse_shape(mask, row, s, e, pitch, foot_right)
-        baseline_y = float(row.baseline(np.array([float(s + e) / 2]))[0])
+        baseline_y = _baseline_near(mask, row, (s + e) / 2, (s, e), from_left, px_per_s)
         pulse = _measure_pulse(shape, top, s, px_per_mm, from_left, baseline_y)
         if pulse is None:
             continue
@@ -500,11 +500,10 @@ def _calibrate(
             edge = pulse.rise - row.x_start if joined < 0 else row.x_end - pulse.fall
             if edge > 0.12 * px_per_s:  # 3 mm: the pulse's foot
                 continue
-            # Carts run 1-3 mm of 0 mV line between pulse and trace: the middle of that.
             if joined < 0:
-                row.x_start = int(round(pulse.fall + 0.04 * px_per_s))
+                row.x_start = _trace_past_pulse(mask, row, pulse.fall, 1, 0.04 * px_per_s, px_per_mm)
             else:
-                row.x_end = int(round(pulse.rise - 0.08 * px_per_s))
+                row.x_end = _trace_past_pulse(mask, row, pulse.rise, -1, 0.08 * px_per_s, px_per_mm)
             px_per_s = (row.x_end - row.x_start) / DURATION_S
         row.pulse_ratio = (pulse.fall - pulse.rise) / (0.2 * px_per_s)
         if not 0.6 <= row.pulse_ratio <= 1.5:
@@ -516,17 +515,68 @@ def _calibrate(
         return
 
 
+def _trace_past_pulse(
+    mask: np.ndarray, row: Row, edge: int, step: int, joined: float, px_per_mm: float
+) -> int:
+    """The column where ``row``'s trace starts after the pulse whose fall is at column
+    ``edge`` (``step`` 1), or ends before the pulse whose rise is there (``step`` -1).
+
+    Carts run 1-3 mm of 0 mV line from a joined pulse into the trace: the trace's edge is
+    taken ``joined`` px along it. A pulse printed apart, its foot 2 mm or so short of the
+    trace, joins the trace's run of ink only through what bridges the gap on the picture (a
+    grid line's dash, a speck): there the trace starts where ink runs on for a millimetre
+    after the gap."""
+    reach = int(round(6 * px_per_mm))
+    lo, hi = (edge, edge + reach) if step > 0 else (max(0, edge - reach + 1), edge + 1)
+    columns = mask[row.top : row.bottom, lo:hi].any(axis=0)[::step]
+    runs = _runs(columns, max_gap=1)
+    guess = int(round(edge + step * joined))
+    if len(runs) < 2 or runs[0][0] > 1 or runs[0][1] > 3 * px_per_mm:
+        return guess  # the 0 mV line runs on into the trace
+    for start, end in runs[1:]:
+        if end - start >= px_per_mm or end == columns.size - 1:
+            return edge + step * start
+    return guess
+
+
+def _baseline_near(
+    mask: np.ndarray, row: Row, x: float, window: tuple[int, int], before: bool, px_per_s: float
+) -> float:
+    """``row``'s baseline (image row) at column ``x``, fitted on the trace's first second
+    past ``window`` (``before``: the window lies before the trace; else its last second).
+    The row's own line is fitted over all 10 s: where the paper curls up at the page's edge
+    (a photo) the baseline bends, and at the pulse it lay 2-3 mm off the pulse's foot."""
+    span = int(1.0 * px_per_s)
+    if before:
+        lo = max(window[1] + 1, row.x_start)
+        hi = lo + span
+    else:
+        hi = min(window[0] - 1, row.x_end)
+        lo = hi - span
+    line = float(row.baseline(np.array([x]))[0])
+    band = mask[row.top : row.bottom]
+    if lo < 0 or hi >= band.shape[1]:
+        return line
+    intercept, slope = _fit_baseline(band, row.top, line, lo, hi)
+    return intercept + slope * x
+
+
 def _agree_on_ends(rows: list[Row]) -> list[str]:
     """Every row of a standard layout starts at t = 0 s and ends at t = 10 s on the same
     vertical lines (slanted only by perspective). A row whose own ends disagree with the
     others' (a faint stretch cut its trace short, a remnant of the grid lengthened it) takes
     them from a line fitted through the rows that agree; with fewer than half agreeing, the
-    page is refused."""
+    page is refused. Rows whose pulse was measured and placed agree on where t = 0 lies
+    better than any count of rows without: two or more of them that agree are the reference
+    (a label printed beside each row's pulse joins label, pulse and trace into one run of
+    ink, and on every row where the pulse was not found that run starts 0.3 s early)."""
     widths = np.array([r.x_end - r.x_start for r in rows], dtype=float)
-    agree = np.abs(widths / np.median(widths) - 1) <= 0.03
+    measured = np.array([r.calibrated for r in rows])
+    reference = float(np.median(widths[measured])) if measured.sum() >= 2 else float(np.median(widths))
+    agree = np.abs(widths / reference - 1) <= 0.03
     if agree.all():
         return []
-    if agree.sum() < max(2, len(rows) / 2):
+    if agree.sum() < max(2, len(rows) / 2) and (agree & measured).sum() < 2:
         raise IntakeError(
             "no_layout", "trace rows differ in length: part of the tracing is missing or cropped"
         )
@@ -538,7 +588,13 @@ def _agree_on_ends(rows: list[Row]) -> list[str]:
     for row, ok, y_row in zip(rows, agree, y, strict=True):
         if not ok:
             row.x_start, row.x_end = (int(round(b + a * y_row)) for a, b in fits)
-    return [f"{int((~agree).sum())} row(s) partly missing: their ends taken from the other rows"]
+    short, long = int((~agree & (widths < reference)).sum()), int((~agree & (widths > reference)).sum())
+    warnings = [f"{short} row(s) partly missing: their ends taken from the other rows"] if short else []
+    if long:
+        warnings.append(
+            f"{long} row(s) ran on past the others (a pulse or label joined to the trace): their ends taken from the other rows"
+        )
+    return warnings
 
 
 def _within_picture(rows: list[Row], width: int) -> list[str]:

@@ -73,6 +73,22 @@ def _plateau(x: np.ndarray, level: float, rate: float) -> tuple[int, int] | None
     return None
 
 
+def _edge_pulse(
+    values: np.ndarray, span: tuple[float, float], rate: float, at_start: bool
+) -> tuple[int, int] | None:
+    """``(start, end)``, in samples of ``values`` (one lead, mV), of a calibration pulse read
+    within ``EDGE_S`` of the start (or end) of the lead's ``span`` (seconds), or ``None``."""
+    edge = int(EDGE_S * rate)
+    lo = int(np.ceil(span[0] * rate))
+    hi = min(int(np.ceil(span[1] * rate)), values.size)
+    if hi - lo < 3 * edge or not np.isfinite(values[lo:hi]).any():
+        return None
+    level = float(np.nanmedian(values[lo:hi]))
+    offset = lo if at_start else hi - edge
+    found = _plateau(values[offset : offset + edge], level, rate)
+    return None if found is None else (offset + found[0], offset + found[1])
+
+
 def rows_past_pulses(signal: EcgSignal, page) -> bool:
     """Move the rows' ends past the calibration pulses read into their first and last leads
     (in place on ``page``, a ``layout.PageLayout``); whether any moved.
@@ -86,7 +102,6 @@ def rows_past_pulses(signal: EcgSignal, page) -> bool:
     0.1 s moves by their median shift (its pulse was missed by this check too), one already
     on that line stays."""
     rate = signal.sample_rate
-    edge = int(EDGE_S * rate)
     rows = [row for row in page.rows if not row.calibrated]
     if not rows:
         return False
@@ -97,22 +112,13 @@ def rows_past_pulses(signal: EcgSignal, page) -> bool:
         shifts, lines, found_rows = [], [], set()
         for row in rows:
             segment = segments[id(row)][0 if at_start else -1]
-            values = signal.lead(segment.lead)
-            lo = int(np.ceil(segment.t0 * rate))
-            hi = min(int(np.ceil(segment.t1 * rate)), values.size)
-            if hi - lo < 3 * edge or not np.isfinite(values[lo:hi]).any():
+            found = _edge_pulse(signal.lead(segment.lead), (segment.t0, segment.t1), rate, at_start)
+            if found is None:
                 continue
-            level = float(np.nanmedian(values[lo:hi]))
-            if at_start:
-                found = _plateau(values[lo : lo + edge], level, rate)
-                t = None if found is None else (lo + found[1]) / rate + 0.04
-            else:
-                found = _plateau(values[hi - edge : hi], level, rate)
-                t = None if found is None else (hi - edge + found[0]) / rate - 0.08
-            if t is not None:
-                lines.append(float(row.x_at(t)))
-                shifts.append(lines[-1] - (row.x_start if at_start else row.x_end))
-                found_rows.add(id(row))
+            t = found[1] / rate + 0.04 if at_start else found[0] / rate - 0.08
+            lines.append(float(row.x_at(t)))
+            shifts.append(lines[-1] - (row.x_start if at_start else row.x_end))
+            found_rows.add(id(row))
         if len(shifts) < max(1, len(rows) / 2):
             continue
         shift = int(round(float(np.median(shifts))))
@@ -138,31 +144,20 @@ def cut_pulse_steps(signal: EcgSignal) -> list[str]:
     """Blank (NaN) any calibration pulse read into the start or end of a lead, in place;
     the names of the leads that had one."""
     rate = signal.sample_rate
-    edge = int(EDGE_S * rate)
     margin = int(0.03 * rate)  # the pulse's rising and falling strokes
     cut: list[str] = []
     for lead in LEADS:
-        span = signal.spans.get(lead)
-        if span is None:
+        if (span := signal.spans.get(lead)) is None:
             continue
-        i = LEADS.index(lead)
-        lo = int(np.ceil(span[0] * rate))
-        hi = min(int(np.ceil(span[1] * rate)), signal.values.shape[1])
-        if hi - lo < 3 * edge:
+        values = signal.values[LEADS.index(lead)]
+        lo, hi = int(np.ceil(span[0] * rate)), int(np.ceil(span[1] * rate))
+        if (head := _edge_pulse(values, span, rate, at_start=True)) is not None:
+            values[lo : head[1] + margin] = np.nan
+        elif (tail := _edge_pulse(values, span, rate, at_start=False)) is not None:
+            values[tail[0] - margin : hi] = np.nan
+        else:
             continue
-        values = signal.values[i]
-        if not np.isfinite(values[lo:hi]).any():
-            continue
-        level = float(np.nanmedian(values[lo:hi]))
-        head = _plateau(values[lo : lo + edge], level, rate)
-        if head is not None:
-            values[lo : lo + head[1] + margin] = np.nan
-            cut.append(lead)
-            continue
-        tail = _plateau(values[hi - edge : hi], level, rate)
-        if tail is not None:
-            values[hi - edge + tail[0] - margin : hi] = np.nan
-            cut.append(lead)
+        cut.append(lead)
     return cut
 
 

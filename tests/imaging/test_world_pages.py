@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from bench.layouts import PRINTED, follows_recording
 from ecgscreen.contract import SIGNAL_RATE_HZ
 from ecgscreen.imaging.fidelity import signal_snr_db
 from ecgscreen.imaging.pipeline import read_page
@@ -137,7 +138,7 @@ def test_a_6x2_scan_whose_labels_are_lost_is_not_read_as_3x4_plus_3():
     (aVR|V4, aVL|V5, aVF|V6) each match the V3 window about as well as a strip matches its
     lead, but the top rows print one lead over their first 5 s, which a 3x4 page never does
     (``bench layouts``, seed 97, page 90, was read as 3x4+3 with every lead "read")."""
-    record = make_record(97, 90, formats=("png", "jpeg", "dcm-sc", "pdf", "dcm-pdf"))
+    record = make_record(97, 90, formats=PRINTED)
     assert record.style.layout == "6x2" and record.artefacts.kind == "scan"
     assert read_page(encode_record(record)).info["layout"] == "6x2"
 
@@ -152,3 +153,45 @@ def test_a_vector_pdf_with_gaps_at_its_lead_changes_is_read_exactly():
     assert reading.info["rhythm_leads"] == ["V5"]
     snr = signal_snr_db(record.signal, SIGNAL_RATE_HZ, reading.signal)
     assert min(snr.values()) > 30.0, snr
+
+
+def test_rows_whose_labelled_run_starts_early_take_their_ends_from_the_calibrated_rows():
+    """A clean 6x2+1 page printing each row's label beside its pulse: on five rows label,
+    pulse and trace join into one run of ink that starts 0.3 s early, on two the pulse is
+    measured and the trace starts after it. The two measured rows set t = 0 for all seven
+    (``bench layouts``, seed 4242, page 235: the five were the majority and moved the
+    measured rows onto the label; every lead read 0.3 s late, correlation 0.07)."""
+    record = make_record(4242, 235, formats=PRINTED)
+    assert record.style.layout == "6x2+1" and record.artefacts.kind == "clean"
+    reading = read_page(encode_record(record))
+    assert reading.verdict.refusal is None
+    assert follows_recording(reading, record) > 0.8
+    assert any("ran on past the others" in warning for warning in reading.info["warnings"])
+
+
+def test_a_pulse_printed_apart_but_bridged_to_the_trace_is_cut_where_the_trace_starts():
+    """A scan whose dotted grid leaves a dash across the 2 mm between pulse and trace: the
+    pulse reads as joined to the trace, and the trace starts after the gap, not 1 mm past the
+    pulse's fall (``bench layouts``, seed 4242, page 30: every row 0.1 s early, its leads'
+    correlation with the recording 0.15)."""
+    record = make_record(4242, 30, formats=PRINTED)
+    assert record.style.design.pulse == "start" and record.artefacts.kind == "scan"
+    reading = read_page(encode_record(record))
+    assert reading.verdict.refusal is None
+    assert follows_recording(reading, record) > 0.8
+    starts = [row.x_start for row in reading.page.layout.rows]
+    assert max(starts) - min(starts) <= 0.02 * (reading.page.layout.rows[0].x_end - starts[0])
+
+
+def test_a_pulse_on_a_curled_photo_is_found_where_the_baseline_bends():
+    """Paper curling up at the page's edge bends each row's baseline: at the pulse it lay
+    2-3 mm off the straight line fitted over the row's 10 s, so the pulse's rise did not
+    "stand on the baseline" and was missed on every row; the rows then started at the pulse
+    and every lead was read 0.25 s late (``bench layouts``, seed 4242, page 254, accepted
+    with correlation 0.07). The baseline is now fitted on the trace's first second."""
+    record = make_record(4242, 254, formats=PRINTED)
+    assert record.artefacts.kind == "photo" and record.style.design.pulse == "joined"
+    reading = read_page(encode_record(record))
+    rows = reading.page.layout.rows
+    assert all(row.calibrated for row in rows)
+    assert all(0.9 <= row.pulse_ratio <= 1.1 for row in rows), [row.pulse_ratio for row in rows]
