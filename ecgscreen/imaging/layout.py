@@ -120,16 +120,17 @@ def _runs(flags: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 
-def _without_specks(mask: np.ndarray, px_per_mm: float) -> np.ndarray:
+def _without_specks(mask: np.ndarray, px_per_mm: float, pieces: tuple[np.ndarray, list]) -> np.ndarray:
     """``mask`` less its specks (pieces within half a millimetre each way): the dots of a
     dotted grid that survive the threshold lie a millimetre apart, close enough to join into
-    one run of columns that starts a row at the picture's edge and swallows its pulse."""
-    labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=int))
-    if count == 0:
+    one run of columns that starts a row at the picture's edge and swallows its pulse.
+    ``pieces``: ``mask``'s 8-connected pieces and their boxes."""
+    labels, boxes = pieces
+    if not boxes:
         return mask
     speck = max(1, int(0.5 * px_per_mm))
-    small = np.zeros(count + 1, dtype=bool)
-    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+    small = np.zeros(len(boxes) + 1, dtype=bool)
+    for index, box in enumerate(boxes, start=1):
         small[index] = box[0].stop - box[0].start <= speck and box[1].stop - box[1].start <= speck
     return mask & ~small[labels]
 
@@ -465,7 +466,12 @@ def _pulse_from(rise, stroke, has, solid, first, last, extent, centre, flat, col
 
 
 def _calibrate(
-    mask: np.ndarray, row: Row, runs: list[tuple[int, int]], px_per_mm: float, pitch: float
+    mask: np.ndarray,
+    pulse_ink: np.ndarray,
+    row: Row,
+    runs: list[tuple[int, int]],
+    px_per_mm: float,
+    pitch: float,
 ) -> None:
     """Find and measure the row's 1 mV calibration pulse, wherever the cart printed it: a
     run of ink just before the trace or just after it, or joined to the trace's first or
@@ -491,7 +497,7 @@ def _calibrate(
         ((row.x_end - window, row.x_end), True, False, 1),
     ]
     for (s, e), foot_right, from_left, joined in candidates:
-        shape, top = _pulse_shape(mask, row, s, e, pitch, foot_right)
+        shape, top = _pulse_shape(pulse_ink, row, s, e, pitch, foot_right)
         baseline_y = _baseline_near(mask, row, (s + e) / 2, (s, e), from_left, px_per_s)
         pulse = _measure_pulse(shape, top, s, px_per_mm, from_left, baseline_y)
         if pulse is None:
@@ -615,11 +621,15 @@ def _within_picture(rows: list[Row], width: int) -> list[str]:
     return [f"{moved} row(s) run off the picture: their time axis is approximate"] if moved else []
 
 
-def find_layout(mask: np.ndarray) -> PageLayout:
-    """The layout of the deskewed trace ``mask``, or ``IntakeError('no_layout')``."""
+def find_layout(mask: np.ndarray, pulse_ink: np.ndarray | None = None) -> PageLayout:
+    """The layout of the deskewed trace ``mask``, or ``IntakeError('no_layout')``.
+    ``pulse_ink``: where to measure the calibration pulses, when not on ``mask`` (the ink
+    before the page segmenter dropped what it calls grid: it gives a pulse's edge drawn on a
+    major grid line to the grid)."""
     h, w = mask.shape
     guess_px_per_mm = w / PAGE_MM[0]
-    mask = _without_frame(mask)
+    framed, mask = mask, _without_frame(mask)
+    pulse_ink = mask if pulse_ink is None else pulse_ink & ~(framed & ~mask)
     ys, coverage = find_baselines(mask, guess_px_per_mm)
     # A row within 3 mm of the picture's top or bottom is the page's edge or frame (a trace
     # there would be cut off), else it must be drawn like a trace.
@@ -650,7 +660,9 @@ def find_layout(mask: np.ndarray) -> PageLayout:
     edges = np.r_[rows_y[0] - 0.6 * mean_pitch, (rows_y[:-1] + rows_y[1:]) / 2, rows_y[-1] + 0.5 * mean_pitch]
     edges = np.clip(np.round(edges), 0, h).astype(int)
 
-    solid = _without_specks(mask, guess_px_per_mm)
+    pieces = ndimage.label(mask, structure=np.ones((3, 3), dtype=int))[0]
+    pieces = (pieces, ndimage.find_objects(pieces))  # labelled once, for the specks and the marks
+    solid = _without_specks(mask, guess_px_per_mm, pieces)
     rows: list[Row] = []
     for i, y in enumerate(rows_y):
         top, bottom = edges[i], edges[i + 1]
@@ -666,7 +678,7 @@ def find_layout(mask: np.ndarray) -> PageLayout:
         intercept, slope = _fit_baseline(band, top, y, x_start, x_end)
         row = Row(intercept, slope, top, bottom, x_start, x_end)
         rows.append(row)
-        _calibrate(mask, row, runs, guess_px_per_mm, mean_pitch)
+        _calibrate(mask, pulse_ink, row, runs, guess_px_per_mm, mean_pitch)
 
     ratios = [r.pulse_ratio for r in rows if r.pulse_ratio is not None]
     if ratios and not 0.6 <= float(np.median(ratios)) <= 1.5:
@@ -677,7 +689,7 @@ def find_layout(mask: np.ndarray) -> PageLayout:
         )
     warnings = _agree_on_ends(rows) + _within_picture(rows, w)
     layout, rhythm_leads, rhythm_assumed = _name_layout(
-        mask, rows, guess_px_per_mm, shape.block, n_strips, warnings
+        mask, pieces, rows, guess_px_per_mm, shape.block, n_strips, warnings
     )
     widths = np.array([r.x_end - r.x_start for r in rows], dtype=float)
     px_per_mm = float(np.median(widths)) / (DURATION_S * PAPER_SPEED_MM_S)
@@ -696,7 +708,13 @@ def find_layout(mask: np.ndarray) -> PageLayout:
 
 
 def _name_layout(
-    mask: np.ndarray, rows: list[Row], px_per_mm: float, block: int, n_strips: int, warnings: list[str]
+    mask: np.ndarray,
+    pieces: tuple[np.ndarray, list],
+    rows: list[Row],
+    px_per_mm: float,
+    block: int,
+    n_strips: int,
+    warnings: list[str],
 ) -> tuple[str, tuple[str, ...], tuple[bool, ...]]:
     """The layout of ``block`` rows of leads and ``n_strips`` strips, the strips' leads, and
     which of those were assumed (label not read).
@@ -709,7 +727,7 @@ def _name_layout(
     A strip is the lead its label names (``_strip_lead``), else the layout's standard lead,
     with a warning.
     """
-    trace, marks = strips.split_marks(mask, px_per_mm)
+    trace, marks = strips.split_marks(mask, px_per_mm, pieces)
     profiles = strips.row_profiles(trace, rows)
     if block == 6 and _reads_as_3x4(profiles, marks, rows):
         block, n_strips = 3, n_strips + 3

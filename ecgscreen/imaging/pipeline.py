@@ -120,6 +120,7 @@ def _read_printout(
     scale = min(scale, MAX_UPSCALE if segmenter is not None else 1.0)
     ink = separate_ink(image, scale, faint_pen=faint_pen)
     dropped = off_page(image, ink.mask.shape, max(ink.mask.shape) / PAGE_MM[0])  # a photo's desk
+    pulse_ink = ink.mask & ~dropped  # the segmenter gives a pulse's edge on a grid line to the grid
     if segmenter is not None:
         classes = page_classes(image, ink.mask.shape, segmenter)
         dropped = dropped | strokes_not_trace(ink.mask, classes)
@@ -135,7 +136,7 @@ def _read_printout(
         px_per_mm = max(darkness.shape) / PAGE_MM[0]
         ink = threshold_ink(without_grid_lines(darkness, px_per_mm), ink.grid)
         return _from_trace(ink.mask & ~rotate(dropped, angle), ink.darkness, angle, confidence, info)
-    return _from_trace(rotate(ink.mask, angle), darkness, angle, confidence, info)
+    return _from_trace(rotate(ink.mask, angle), darkness, angle, confidence, info, rotate(pulse_ink, angle))
 
 
 def _from_pdf(
@@ -179,10 +180,15 @@ def _from_vectors(polylines: list, gain_text, info: dict) -> EcgSignal:
 
 
 def _from_trace(
-    mask: np.ndarray, darkness: np.ndarray, angle: float, confidence: float, info: dict
+    mask: np.ndarray,
+    darkness: np.ndarray,
+    angle: float,
+    confidence: float,
+    info: dict,
+    pulse_ink: np.ndarray | None = None,
 ) -> tuple[EcgSignal, LevelledPage]:
     try:
-        page = find_layout(mask)
+        page = find_layout(mask, pulse_ink)
     except IntakeError as error:
         if error.reason not in ("no_layout", "unsupported_layout"):
             raise

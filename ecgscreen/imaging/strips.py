@@ -38,11 +38,13 @@ _GLYPH_MM = (1.2, 6.0)  # heights of a lead label's characters
 _SHIFT = 3  # columns two rows' time axes may disagree by
 
 
-def split_marks(mask: np.ndarray, px_per_mm: float) -> tuple[np.ndarray, np.ndarray]:
+def split_marks(
+    mask: np.ndarray, px_per_mm: float, pieces: tuple[np.ndarray, list] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``mask`` as its trace (shapes over 4 mm one way or the other) and its marks (the
-    small shapes: lead labels, lead-change ticks, text)."""
-    labels, _ = ndimage.label(mask, structure=np.ones((3, 3), dtype=int))
-    boxes = ndimage.find_objects(labels)
+    small shapes: lead labels, lead-change ticks, text). ``pieces``: ``mask``'s 8-connected
+    pieces and their boxes, where the caller has them (``ndimage.label``, ``find_objects``)."""
+    labels, boxes = pieces if pieces is not None else _pieces(mask)
     minimum = _MARK_MM * px_per_mm
     keep = np.zeros(len(boxes) + 1, dtype=bool)
     for index, box in enumerate(boxes, start=1):
@@ -50,6 +52,11 @@ def split_marks(mask: np.ndarray, px_per_mm: float) -> tuple[np.ndarray, np.ndar
             keep[index] = box[0].stop - box[0].start >= minimum or box[1].stop - box[1].start >= minimum
     trace = keep[labels]
     return trace, mask & ~trace
+
+
+def _pieces(mask: np.ndarray) -> tuple[np.ndarray, list]:
+    labels, _ = ndimage.label(mask, structure=np.ones((3, 3), dtype=int))
+    return labels, ndimage.find_objects(labels)
 
 
 def mark_counts(marks: np.ndarray, rows: list[Row], times: tuple[float, ...]) -> np.ndarray:
