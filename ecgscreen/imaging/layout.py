@@ -470,11 +470,12 @@ def _calibrate(
     pulse_ink: np.ndarray,
     row: Row,
     runs: list[tuple[int, int]],
+    ink_runs: list[tuple[int, int]],
     px_per_mm: float,
     pitch: float,
 ) -> None:
-    """Find and measure the row's 1 mV calibration pulse, wherever the cart printed it: a
-    run of ink just before the trace or just after it, or joined to the trace's first or
+    """Find and measure the row's 1 mV calibration pulse (on ``pulse_ink``), wherever the
+    cart printed it: a run of ink just before the trace or just after it, or joined to the trace's first or
     last 0.3 s (its baseline running on into the trace). A joined pulse is cut off the trace:
     the row's time axis starts 0.04 s after its fall (or ends 0.08 s before its rise).
 
@@ -483,8 +484,14 @@ def _calibrate(
     """
     px_per_s = (row.x_end - row.x_start) / DURATION_S
     window = int(0.32 * px_per_s)
-    before = [(s, e) for s, e in runs if e < row.x_start and row.x_start - e < 8 * px_per_mm]
-    after = [(s, e) for s, e in runs if s > row.x_end and s - row.x_end < 8 * px_per_mm]
+    # Runs of ink beside the trace (``runs``), else of the ink the pulse is measured on
+    # (``ink_runs``: a pulse apart from the trace may be one the segmenter dropped whole).
+    before = [(s, e) for s, e in runs if e < row.x_start and row.x_start - e < 8 * px_per_mm] or [
+        (s, e) for s, e in ink_runs if e < row.x_start and row.x_start - e < 8 * px_per_mm
+    ]
+    after = [(s, e) for s, e in runs if s > row.x_end and s - row.x_end < 8 * px_per_mm] or [
+        (s, e) for s, e in ink_runs if s > row.x_end and s - row.x_end < 8 * px_per_mm
+    ]
     # (columns, the shape is the one standing on the baseline at the window's right end,
     # the pulse is read from the left, where: -1 joined to the start, 1 to the end, 0 apart)
     candidates = []
@@ -678,7 +685,13 @@ def find_layout(mask: np.ndarray, pulse_ink: np.ndarray | None = None) -> PageLa
         intercept, slope = _fit_baseline(band, top, y, x_start, x_end)
         row = Row(intercept, slope, top, bottom, x_start, x_end)
         rows.append(row)
-        _calibrate(mask, pulse_ink, row, runs, guess_px_per_mm, mean_pitch)
+        ink_runs = runs
+        if pulse_ink is not mask:  # a pulse apart from the trace the segmenter dropped whole
+            rows_reach = slice(int(rows_y[i - 1]) if i else top, int(rows_y[i + 1]) if i + 1 < n else bottom)
+            beside = pulse_ink[rows_reach].any(axis=0)
+            beside[x_start : x_end + 1] = False  # what joins the trace there is not apart from it
+            ink_runs = _runs(beside, max_gap=max(1, round(0.75 * guess_px_per_mm)))
+        _calibrate(mask, pulse_ink, row, runs, ink_runs, guess_px_per_mm, mean_pitch)
 
     ratios = [r.pulse_ratio for r in rows if r.pulse_ratio is not None]
     if ratios and not 0.6 <= float(np.median(ratios)) <= 1.5:

@@ -119,8 +119,10 @@ def _read_printout(
     # twice), which also gives the trace follower more pixels per millimetre.
     scale = min(scale, MAX_UPSCALE if segmenter is not None else 1.0)
     ink = separate_ink(image, scale, faint_pen=faint_pen)
-    dropped = off_page(image, ink.mask.shape, max(ink.mask.shape) / PAGE_MM[0])  # a photo's desk
-    pulse_ink = ink.mask & ~dropped  # the segmenter gives a pulse's edge on a grid line to the grid
+    desk = off_page(image, ink.mask.shape, max(ink.mask.shape) / PAGE_MM[0])  # a photo's desk
+    # Pulses are measured on the ink before the segmenter's drops: it gives a pulse's edge
+    # drawn on a major grid line to the grid, and may call a pulse apart from the trace grid.
+    pulse_ink, dropped = ink.mask & ~desk, desk
     if segmenter is not None:
         classes = page_classes(image, ink.mask.shape, segmenter)
         dropped = dropped | strokes_not_trace(ink.mask, classes)
@@ -135,7 +137,10 @@ def _read_printout(
         # are straight across the page and come out by their shape (``without_grid_lines``).
         px_per_mm = max(darkness.shape) / PAGE_MM[0]
         ink = threshold_ink(without_grid_lines(darkness, px_per_mm), ink.grid)
-        return _from_trace(ink.mask & ~rotate(dropped, angle), ink.darkness, angle, confidence, info)
+        pulse_ink = ink.mask & ~rotate(desk, angle)
+        return _from_trace(
+            ink.mask & ~rotate(dropped, angle), ink.darkness, angle, confidence, info, pulse_ink
+        )
     return _from_trace(rotate(ink.mask, angle), darkness, angle, confidence, info, rotate(pulse_ink, angle))
 
 

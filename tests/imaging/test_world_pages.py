@@ -197,12 +197,12 @@ def test_a_pulse_on_a_curled_photo_is_found_where_the_baseline_bends():
     assert all(0.9 <= row.pulse_ratio <= 1.1 for row in rows), [row.pulse_ratio for row in rows]
 
 
-@pytest.mark.parametrize("index", [142, 202])
-def test_a_pulse_whose_edge_lies_on_a_major_grid_line_is_found(index):
-    """On clean green- and red-grid pages (``bench layouts``, seed 4242) one row's pulse has
-    its rise on a major grid line: the page segmenter gives that stroke to the grid and intake
-    drops it, so the pulse was missed there. Pulses are measured on the ink before those
-    drops."""
+@pytest.mark.parametrize("index", [142, 202, 17, 197])
+def test_a_pulse_the_segmenter_calls_grid_is_found(index):
+    """On clean pages (``bench layouts``, seed 4242) the page segmenter gives pulses to the
+    grid, and intake dropped them with it: a rise on a major grid line (142, green; 202, red),
+    a thin pulse after the trace (17, red, 0.15 mm pen at 300 dpi) or one apart from the
+    trace with no grid at all (197). Pulses are measured on the ink before those drops."""
     record = make_record(4242, index, formats=PRINTED)
     assert record.artefacts.kind == "clean"
     rows = read_page(encode_record(record)).page.layout.rows
