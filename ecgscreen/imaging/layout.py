@@ -503,6 +503,33 @@ def _calibrate(
         ((row.x_start, row.x_start + window), False, True, -1),
         ((row.x_end - window, row.x_end), True, False, 1),
     ]
+    _measure_first_pulse(mask, pulse_ink, row, candidates, px_per_mm, pitch)
+
+
+def _calibrate_beside(
+    mask: np.ndarray, pulse_ink: np.ndarray, row: Row, px_per_mm: float, pitch: float
+) -> None:
+    """Look for a row's pulse just before its start and just after its end, once its ends
+    are the page's (``_agree_on_ends``): where a label printed beside the pulse joined
+    label, pulse and trace into one run of ink, no run lay apart and the row started at
+    the label, too far from the pulse to take it for one joined to the trace."""
+    reach = int(0.45 * (row.x_end - row.x_start) / DURATION_S)
+    last = pulse_ink.shape[1] - 1
+    candidates = [
+        ((max(0, row.x_start - reach), row.x_start - 1), True, True, 0),
+        ((row.x_end + 1, min(last, row.x_end + reach)), False, False, 0),
+    ]
+    _measure_first_pulse(
+        mask, pulse_ink, row, [c for c in candidates if c[0][1] - c[0][0] > reach // 2], px_per_mm, pitch
+    )
+
+
+def _measure_first_pulse(
+    mask: np.ndarray, pulse_ink: np.ndarray, row: Row, candidates: list, px_per_mm: float, pitch: float
+) -> None:
+    """Calibrate ``row`` on the first of ``candidates`` that holds a pulse: ``((s, e),
+    foot_right, from_left, joined)`` as ``_calibrate`` lists them."""
+    px_per_s = (row.x_end - row.x_start) / DURATION_S
     for (s, e), foot_right, from_left, joined in candidates:
         shape, top = _pulse_shape(pulse_ink, row, s, e, pitch, foot_right)
         baseline_y = _baseline_near(mask, row, (s + e) / 2, (s, e), from_left, px_per_s)
@@ -701,6 +728,10 @@ def find_layout(mask: np.ndarray, pulse_ink: np.ndarray | None = None) -> PageLa
             "the rows do not hold 10 s each. Is part of the tracing cut off?",
         )
     warnings = _agree_on_ends(rows) + _within_picture(rows, w)
+    if any(row.calibrated for row in rows):
+        for row in rows:
+            if not row.calibrated:
+                _calibrate_beside(mask, pulse_ink, row, guess_px_per_mm, mean_pitch)
     layout, rhythm_leads, rhythm_assumed = _name_layout(
         mask, pieces, rows, guess_px_per_mm, shape.block, n_strips, warnings
     )

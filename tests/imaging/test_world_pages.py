@@ -208,3 +208,15 @@ def test_a_pulse_the_segmenter_calls_grid_is_found(index):
     rows = read_page(encode_record(record)).page.layout.rows
     assert all(row.calibrated for row in rows)
     assert all(0.9 <= row.pulse_ratio <= 1.1 for row in rows), [row.pulse_ratio for row in rows]
+
+
+@pytest.mark.parametrize("index", [30, 44, 169])
+def test_a_rows_pulse_is_found_where_the_pages_other_pulses_are(index):
+    """Scans (``bench layouts``, seed 4242) where one row's label, pulse and trace ran into
+    one stretch of ink: the row started at the label, too far from the pulse to take it for
+    one joined to the trace, and its pulse was missed while the other rows had theirs. Once
+    that row's ends are the page's, its pulse is looked for just before its start (and
+    after its end)."""
+    record = make_record(4242, index, formats=PRINTED)
+    assert record.artefacts.kind == "scan"
+    assert all(row.calibrated for row in read_page(encode_record(record)).page.layout.rows)
