@@ -45,6 +45,13 @@ _STRIP_SPACING = (0.5, 1.3)  # a strip's distance from the row above, in row pit
 # V5 must not make the strip V4).
 _STRIP_LEADS = ("II", "V1", "V5")
 
+# The gains carts print at (mm/mV). A measured pulse is one of them, give or take what a photo's
+# perspective and the reading's pixels make of it: a clean 12x1 page at 10 mm/mV had one row's
+# "pulse" measured at 3.3 mm/mV and the whole page read three times too large. (2.5 mm/mV,
+# rare, is left out: a label's stroke at a row's start measured 2.75.)
+CART_GAINS_MM_PER_MV = (5.0, 10.0, 20.0)
+GAIN_TOLERANCE = 0.22
+
 
 @dataclass
 class Row:
@@ -394,14 +401,25 @@ def _measure_pulse(
     # The rise stands on the row's baseline (``baseline_y``, image rows): a lead label's
     # strokes beside the pulse do not.
     stroke = has & (extent >= 2 * px_per_mm) & (np.abs(top + last - baseline_y) <= max(3.0, 1.5 * px_per_mm))
-    flat = has & (extent <= max(3, 0.6 * px_per_mm))
+    # Flat: the topmost stroke of the column is a pen's width. Measured from the column's
+    # first ink down to its first paper, not to its last ink: a grid line's remnant drawn
+    # across the pulse (a major line at 0.5 mV, a JPEG's smear of a heavy grid) lies below
+    # the plateau with paper between.
+    below = np.arange(sub.shape[0])[:, None] >= first[None, :]
+    paper = below & ~sub
+    thickness = np.where(
+        has, np.where(paper.any(axis=0), np.argmax(paper, axis=0), sub.shape[0]) - first - 1, 0
+    )
+    flat = has & (thickness <= max(3, 0.6 * px_per_mm))
     # A fall is one stroke, inked along most of its extent: a label's glyph under the plateau
     # spans as far, plateau to glyph foot, with paper between.
     solid = sub.sum(axis=0) >= 0.6 * (extent + 1)
     columns = np.arange(centre.size)
     starts = np.flatnonzero(stroke & ~np.r_[False, stroke[:-1]])
     for rise in starts[:4].tolist():  # a lead label's stroke may stand on the baseline too
-        found = _pulse_from(rise, stroke, has, solid, first, last, extent, centre, flat, columns, px_per_mm)
+        found = _pulse_from(
+            rise, stroke, has, solid, first, last, extent, thickness, flat, columns, px_per_mm
+        )
         if found is None:
             continue
         rise, fall, pulse_height, foot_y, foot_x = found
@@ -412,10 +430,11 @@ def _measure_pulse(
     return None
 
 
-def _pulse_from(rise, stroke, has, solid, first, last, extent, centre, flat, columns, px_per_mm):
+def _pulse_from(rise, stroke, has, solid, first, last, extent, thickness, flat, columns, px_per_mm):
     """``_measure_pulse`` from the stroke at column ``rise``: (rise, fall, height, foot row,
     foot column) in the read direction's columns, or ``None``. ``solid``: the columns whose
-    ink is one stroke (a fall may be one of them)."""
+    ink is one stroke (a fall may be one of them); ``thickness``: of each column's topmost
+    stroke."""
     rise_end = rise
     while rise_end + 1 < stroke.size and stroke[rise_end + 1]:
         rise_end += 1
@@ -446,14 +465,14 @@ def _pulse_from(rise, stroke, has, solid, first, last, extent, centre, flat, col
         & (columns <= fall_end + 2 * px_per_mm)
         & (np.abs(last - lower) <= tolerance)
     )
-    pen = float(np.median(extent[plateau]))
+    pen = float(np.median(thickness[plateau]))
     if foot.any():
         foot_y, foot_x = float(np.median(last[foot])) - pen / 2, float(np.mean(columns[foot]))
     elif abs(float(last[fall : fall_end + 1].max()) - lower) <= tolerance:
         foot_y, foot_x = lower - pen / 2, float(fall_end)
     else:
         return None
-    pulse_height = foot_y - float(np.median(centre[plateau]))
+    pulse_height = foot_y - float(np.median(first[plateau] + thickness[plateau] / 2))
     if pulse_height <= 2.0 * px_per_mm:  # at least 2 mm/mV
         return None
     # Each edge at its stroke's centre, over the columns as tall as it: a glyph touching the
@@ -475,9 +494,9 @@ def _calibrate(
     pitch: float,
 ) -> None:
     """Find and measure the row's 1 mV calibration pulse (on ``pulse_ink``), wherever the
-    cart printed it: a run of ink just before the trace or just after it, or joined to the trace's first or
-    last 0.3 s (its baseline running on into the trace). A joined pulse is cut off the trace:
-    the row's time axis starts 0.04 s after its fall (or ends 0.08 s before its rise).
+    cart printed it: a run of ink just before the trace or just after it, or joined to the
+    trace's first or last 0.3 s (its baseline running on into the trace). A joined pulse is
+    cut off the trace, where the trace starts after it (``_trace_past_pulse``).
 
     The pulse is two tall vertical strokes 0.2 s apart; the flat stroke between them is
     1 mV, the flat stroke on the trace's side is the printer's 0 mV line for the row.
@@ -536,16 +555,21 @@ def _measure_first_pulse(
         pulse = _measure_pulse(shape, top, s, px_per_mm, from_left, baseline_y)
         if pulse is None:
             continue
+        x_start, x_end = row.x_start, row.x_end
         if joined:  # the pulse's own rise must be at the run's very end, not a QRS within it
             edge = pulse.rise - row.x_start if joined < 0 else row.x_end - pulse.fall
             if edge > 0.12 * px_per_s:  # 3 mm: the pulse's foot
                 continue
             if joined < 0:
-                row.x_start = _trace_past_pulse(mask, row, pulse.fall, 1, 0.04 * px_per_s, px_per_mm)
+                x_start = _trace_past_pulse(mask, row, pulse.fall, 1, 0.04 * px_per_s, px_per_mm)
             else:
-                row.x_end = _trace_past_pulse(mask, row, pulse.rise, -1, 0.08 * px_per_s, px_per_mm)
-            px_per_s = (row.x_end - row.x_start) / DURATION_S
-        row.pulse_ratio = (pulse.fall - pulse.rise) / (0.2 * px_per_s)
+                x_end = _trace_past_pulse(mask, row, pulse.rise, -1, 0.08 * px_per_s, px_per_mm)
+        row_px_per_s = (x_end - x_start) / DURATION_S
+        gain = pulse.height / (row_px_per_s / PAPER_SPEED_MM_S)
+        if not any(abs(gain / standard - 1) <= GAIN_TOLERANCE for standard in CART_GAINS_MM_PER_MV):
+            continue  # a step of some other height (a grid line's bit, a label's stroke)
+        row.x_start, row.x_end = x_start, x_end
+        row.pulse_ratio = (pulse.fall - pulse.rise) / (0.2 * row_px_per_s)
         if not 0.6 <= row.pulse_ratio <= 1.5:
             return  # a pulse, but not 0.2 s of this row's time: the row is not 10 s (cropped?)
         row.px_per_mv = pulse.height

@@ -220,3 +220,28 @@ def test_a_rows_pulse_is_found_where_the_pages_other_pulses_are(index):
     record = make_record(4242, index, formats=PRINTED)
     assert record.artefacts.kind == "scan"
     assert all(row.calibrated for row in read_page(encode_record(record)).page.layout.rows)
+
+
+@pytest.mark.parametrize("index", [53, 235])
+def test_a_pulse_crossed_by_a_grid_lines_remnant_is_found(index):
+    """Clean red-grid pages with heavy major lines (``bench layouts``, seed 4242): bits of the
+    lines at 0 and 0.5 mV survive the colour discount beside the dark pen and cross the
+    pulse, so no column under its plateau was a pen's width from first to last ink. The
+    plateau is judged by each column's topmost stroke."""
+    record = make_record(4242, index, formats=PRINTED)
+    assert record.artefacts.kind == "clean" and record.style.grid == "red"
+    assert all(row.calibrated for row in read_page(encode_record(record)).page.layout.rows)
+
+
+def test_a_step_of_no_cart_gain_is_not_taken_for_the_pulse():
+    """A clean 12x1 page at 10 mm/mV (``bench layouts``, seed 4242, page 269): one row's
+    "pulse" measured 3.3 mm/mV, and with no other row calibrated the whole page was read
+    three times too large, every lead "read". A pulse is one of the gains carts print."""
+    record = make_record(4242, 269, formats=PRINTED)
+    assert record.style.layout == "12x1" and record.style.gain_mm_per_mv == 10.0
+    reading = read_page(encode_record(record))
+    assert abs(reading.info["gain_mm_per_mv"] / 10.0 - 1) <= 0.22
+    truth, values = record.signal, reading.signal.values
+    read = [i for i, lead in enumerate(LEADS) if reading.verdict.leads[lead].status == "read"]
+    size = [np.nanstd(values[i]) / np.std(truth[i]) for i in read]
+    assert 0.7 <= np.median(size) <= 1.4, size
