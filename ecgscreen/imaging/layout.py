@@ -656,7 +656,8 @@ def _agree_on_ends(rows: list[Row]) -> list[str]:
     warnings = [f"{short} row(s) partly missing: their ends taken from the other rows"] if short else []
     if long:
         warnings.append(
-            f"{long} row(s) ran on past the others (a pulse or label joined to the trace): their ends taken from the other rows"
+            f"{long} row(s) ran on past the others (a pulse or label joined to the trace): "
+            "their ends taken from the other rows"
         )
     return warnings
 
@@ -728,8 +729,8 @@ def find_layout(mask: np.ndarray, pulse_ink: np.ndarray | None = None) -> PageLa
         # Columns are judged from the previous to the next row's baseline: a wide S wave
         # that leaves the band for a few columns must not split the trace in two, and the
         # header above the first row must not join the calibration pulse to the trace.
-        reach = solid[int(rows_y[i - 1]) if i else top : int(rows_y[i + 1]) if i + 1 < n else bottom]
-        runs = _runs(reach.any(axis=0), max_gap=max(1, round(0.75 * guess_px_per_mm)))
+        reach = slice(int(rows_y[i - 1]) if i else top, int(rows_y[i + 1]) if i + 1 < n else bottom)
+        runs = _runs(solid[reach].any(axis=0), max_gap=max(1, round(0.75 * guess_px_per_mm)))
         if not runs:
             raise IntakeError("no_layout", f"row {i + 1} has no trace")
         x_start, x_end = _trace_run(runs, guess_px_per_mm)
@@ -738,8 +739,7 @@ def find_layout(mask: np.ndarray, pulse_ink: np.ndarray | None = None) -> PageLa
         rows.append(row)
         ink_runs = runs
         if pulse_ink is not mask:  # a pulse apart from the trace the segmenter dropped whole
-            rows_reach = slice(int(rows_y[i - 1]) if i else top, int(rows_y[i + 1]) if i + 1 < n else bottom)
-            beside = pulse_ink[rows_reach].any(axis=0)
+            beside = pulse_ink[reach].any(axis=0)
             beside[x_start : x_end + 1] = False  # what joins the trace there is not apart from it
             ink_runs = _runs(beside, max_gap=max(1, round(0.75 * guess_px_per_mm)))
         _calibrate(mask, pulse_ink, row, runs, ink_runs, guess_px_per_mm, mean_pitch)
