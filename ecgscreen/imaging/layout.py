@@ -51,6 +51,9 @@ _STRIP_LEADS = ("II", "V1", "V5")
 # rare, is left out: a label's stroke at a row's start measured 2.75.)
 CART_GAINS_MM_PER_MV = (5.0, 10.0, 20.0)
 GAIN_TOLERANCE = 0.22
+# A pulse's width over 0.2 s of its row: most carts print a 0.2 s pulse, some 0.1 s (ecg00048);
+# a row of 10 s holds either, and a row cut short (or a pulse misread) is far outside.
+MIN_PULSE_RATIO = 0.4
 
 
 @dataclass
@@ -570,7 +573,7 @@ def _measure_first_pulse(
             continue  # a step of some other height (a grid line's bit, a label's stroke)
         row.x_start, row.x_end = x_start, x_end
         row.pulse_ratio = (pulse.fall - pulse.rise) / (0.2 * row_px_per_s)
-        if not 0.6 <= row.pulse_ratio <= 1.5:
+        if not MIN_PULSE_RATIO <= row.pulse_ratio <= 1.5:
             return  # a pulse, but not 0.2 s of this row's time: the row is not 10 s (cropped?)
         row.px_per_mv = pulse.height
         row.calibrated = True
@@ -748,7 +751,7 @@ def find_layout(mask: np.ndarray, pulse_ink: np.ndarray | None = None) -> PageLa
     # row's is no evidence: a cart printing a 0.1 s pulse (ecg00048) shows it on a row or two
     # where the rest are lost to the grid.
     ratios = [r.pulse_ratio for r in rows if r.pulse_ratio is not None]
-    if len(ratios) >= max(2, len(rows) / 2) and not 0.6 <= float(np.median(ratios)) <= 1.5:
+    if len(ratios) >= max(2, len(rows) / 2) and not MIN_PULSE_RATIO <= float(np.median(ratios)) <= 1.5:
         raise IntakeError(
             "no_layout",
             f"the calibration pulses are {float(np.median(ratios)):.1f} times as wide as 0.2 s of the trace: "

@@ -74,3 +74,13 @@ def test_the_faint_mortara_export_is_read_by_colour_alone_with_every_lead():
 def test_the_two_lead_fragment_is_refused():
     outcome, _, _ = _outcome("ecg00008.jpg")
     assert outcome != "accepted"
+
+
+def test_a_carts_0_1_s_pulse_calibrates_its_row():
+    """ecg00048's cart prints a 1 mV pulse 0.1 s wide (half a large square), where most
+    print 0.2 s: its rhythm strip's pulse is measured (width half of 0.2 s of the row) and
+    gives the page its gain, about the 10 mm/mV the cart prints."""
+    reading = read_page((DEV_SET / "ecg00048.jpg").read_bytes())
+    measured = [row for row in reading.page.layout.rows if row.calibrated]
+    assert measured and all(0.4 <= row.pulse_ratio <= 0.6 for row in measured)
+    assert abs(reading.info["gain_mm_per_mv"] / 10.0 - 1) <= 0.1
