@@ -487,6 +487,16 @@ def _pulse_from(rise, stroke, has, solid, first, last, extent, thickness, flat, 
     return edges[0], edges[1], pulse_height, foot_y, foot_x
 
 
+def _before(runs: list[tuple[int, int]], x: int, px_per_mm: float) -> list[tuple[int, int]]:
+    """The runs ending within 8 mm before column ``x``."""
+    return [(s, e) for s, e in runs if e < x and x - e < 8 * px_per_mm]
+
+
+def _after(runs: list[tuple[int, int]], x: int, px_per_mm: float) -> list[tuple[int, int]]:
+    """The runs starting within 8 mm after column ``x``."""
+    return [(s, e) for s, e in runs if s > x and s - x < 8 * px_per_mm]
+
+
 def _calibrate(
     mask: np.ndarray,
     pulse_ink: np.ndarray,
@@ -508,12 +518,8 @@ def _calibrate(
     window = int(0.32 * px_per_s)
     # Runs of ink beside the trace (``runs``), else of the ink the pulse is measured on
     # (``ink_runs``: a pulse apart from the trace may be one the segmenter dropped whole).
-    before = [(s, e) for s, e in runs if e < row.x_start and row.x_start - e < 8 * px_per_mm] or [
-        (s, e) for s, e in ink_runs if e < row.x_start and row.x_start - e < 8 * px_per_mm
-    ]
-    after = [(s, e) for s, e in runs if s > row.x_end and s - row.x_end < 8 * px_per_mm] or [
-        (s, e) for s, e in ink_runs if s > row.x_end and s - row.x_end < 8 * px_per_mm
-    ]
+    before = _before(runs, row.x_start, px_per_mm) or _before(ink_runs, row.x_start, px_per_mm)
+    after = _after(runs, row.x_end, px_per_mm) or _after(ink_runs, row.x_end, px_per_mm)
     # (columns, the shape is the one standing on the baseline at the window's right end,
     # the pulse is read from the left, where: -1 joined to the start, 1 to the end, 0 apart)
     candidates = []
