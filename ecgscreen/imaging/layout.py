@@ -246,15 +246,7 @@ def _best_shape_of(ys: np.ndarray, coverage: np.ndarray) -> _Shape | None:
     for i in range(ys.size):
         for j in range(i + 1, ys.size):
             for n in _MAX_STRIPS:
-                for steps in range(1, n):
-                    pitch = (ys[j] - ys[i]) / steps
-                    places = ys[i] + pitch * np.arange(n)
-                    distance = np.abs(ys[None, :] - places[:, None])
-                    nearest = np.argmin(distance, axis=1)
-                    if (distance[np.arange(n), nearest] > 0.2 * pitch).any() or len(
-                        set(nearest.tolist())
-                    ) < n:
-                        continue
+                for pitch, nearest in _even_places(ys, i, j, n):
                     # Even: within 10 % of the pitch of the straight line fitted through them
                     # (15 % for twelve rows, whose tall complexes cross into their neighbours
                     # and blur where each baseline lies).
@@ -278,6 +270,21 @@ def _best_shape_of(ys: np.ndarray, coverage: np.ndarray) -> _Shape | None:
                     ):
                         best = _Shape(members, n, float(pitch), score)
     return best
+
+
+def _even_places(ys: np.ndarray, i: int, j: int, n: int) -> list[tuple[float, np.ndarray]]:
+    """The ways ``n`` evenly spaced places starting at candidate ``i`` and passing through
+    ``j`` (the ``steps``-th place, 1 <= steps < n) each find a candidate of their own within
+    20 % of the pitch: (pitch, those candidates' indices). ``ys`` is sorted; every ``steps``
+    is judged at once (this search is most of the layout's time on a vector PDF)."""
+    pitch = (ys[j] - ys[i]) / np.arange(1, n)
+    places = ys[i] + pitch[:, None] * np.arange(n)
+    right = np.clip(np.searchsorted(ys, places), 1, ys.size - 1)
+    left = right - 1
+    nearest = np.where(places - ys[left] <= ys[right] - places, left, right)  # ties: the upper row first
+    near = (np.abs(ys[nearest] - places) <= 0.2 * pitch[:, None]).all(axis=1)
+    distinct = (np.diff(nearest, axis=1) > 0).all(axis=1)
+    return [(float(pitch[k]), nearest[k]) for k in np.flatnonzero(near & distinct)]
 
 
 def _unexplained(ys: np.ndarray, coverage: np.ndarray, shape: _Shape) -> np.ndarray:

@@ -21,7 +21,7 @@ import pypdfium2.raw as pdfium_c
 from .errors import IntakeError
 from .limits import Limits
 
-__all__ = ["RenderedPdf", "render_pdf", "is_vector_pdf", "check_inflation"]
+__all__ = ["RenderedPdf", "render_pdf", "check_document", "check_inflation", "too_complex"]
 
 POINTS_PER_MM = 72 / 25.4
 _STREAM = re.compile(rb"stream\r?\n")
@@ -85,7 +85,7 @@ def _is_dark(obj: pdfium.PdfObject) -> bool:
     return 0.299 * r.value + 0.587 * g.value + 0.114 * b.value < _DARK_LUMA
 
 
-def _checked_page(doc: pdfium.PdfDocument, limits: Limits) -> tuple[pdfium.PdfPage, int]:
+def _page_count(doc: pdfium.PdfDocument, limits: Limits) -> int:
     pages = len(doc)
     if pages == 0:
         raise IntakeError("corrupt", "the PDF has no pages")
@@ -94,25 +94,35 @@ def _checked_page(doc: pdfium.PdfDocument, limits: Limits) -> tuple[pdfium.PdfPa
             "pdf_too_many_pages",
             f"the PDF has {pages} pages; an ECG report has at most {limits.max_pdf_pages}",
         )
+    return pages
+
+
+def too_complex(count: int, limits: Limits) -> IntakeError | None:
+    """The refusal of a page of ``count`` drawing objects, if over the limit (also asked by
+    ``pdf_vectors``, which counts them in the content stream)."""
+    if count <= limits.max_pdf_objects:
+        return None
+    return IntakeError(
+        "pdf_too_complex", f"the PDF page has {count} drawing objects (limit {limits.max_pdf_objects})"
+    )
+
+
+def _checked_page(doc: pdfium.PdfDocument, limits: Limits) -> tuple[pdfium.PdfPage, int]:
+    pages = _page_count(doc, limits)
     page = doc[0]
-    count = pdfium_c.FPDFPage_CountObjects(page.raw)
-    if count > limits.max_pdf_objects:
-        raise IntakeError(
-            "pdf_too_complex",
-            f"the PDF page has {count} drawing objects (limit {limits.max_pdf_objects})",
-        )
+    if (error := too_complex(pdfium_c.FPDFPage_CountObjects(page.raw), limits)) is not None:
+        raise error
     return page, pages
 
 
-def is_vector_pdf(data: bytes, limits: Limits) -> bool:
-    """Refuse encrypted, bomb or oversized PDFs (as ``render_pdf``); True when page 1 is pure
-    vector drawing (no embedded image or form), so its traces can be read as numbers."""
+def check_document(data: bytes, limits: Limits) -> None:
+    """Refuse an encrypted, truncated, bomb or over-long PDF (as ``render_pdf`` does) without
+    loading a page: a cart's vector page is then read from its content stream
+    (``pdf_vectors``), and loading it here too cost a tenth of its intake."""
     check_inflation(data, limits.max_pdf_inflated_bytes)
     doc = _open(data)
     try:
-        page, _ = _checked_page(doc, limits)
-        kinds = {o.type for o in page.get_objects(max_depth=1)}
-        return pdfium_c.FPDF_PAGEOBJ_IMAGE not in kinds and pdfium_c.FPDF_PAGEOBJ_FORM not in kinds
+        _page_count(doc, limits)
     finally:
         doc.close()
 

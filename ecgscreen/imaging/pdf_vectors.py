@@ -23,6 +23,10 @@ import zlib
 
 import numpy as np
 
+from .errors import IntakeError
+from .limits import DEFAULT_LIMITS, Limits
+from .pdf_render import too_complex
+
 __all__ = ["Polyline", "dark_polylines", "printed_gain"]
 
 log = logging.getLogger(__name__)
@@ -32,6 +36,7 @@ _DARK_LUMA = 110  # as pdf_render: strokes darker than this are traces, not grid
 _POINT_OPS = {b"m", b"l", b"c", b"v", b"y"}  # their last two operands are the current point
 _STROKE_OPS = {b"S", b"s", b"B", b"B*", b"b", b"b*"}
 _END_OPS = {b"f", b"F", b"f*", b"n"}
+_TEXT_OPS = {b"Tj", b"TJ", b"'", b'"'}  # each shows a text object
 
 Polyline = np.ndarray  # (N, 2) float64 mm: x right, y down
 
@@ -59,6 +64,37 @@ def _ascii85(data: bytes) -> bytes:
     words = (groups * np.array([85**4, 85**3, 85**2, 85, 1], dtype=np.uint64)).sum(axis=1)
     out = words.astype(">u4").tobytes()
     return out[: len(out) - pad] if pad else out
+
+
+def _numbers(tokens: np.ndarray) -> np.ndarray:
+    """PDF numbers (``[+-]digits[.digits]``; the format has no exponents) as float64, parsed
+    column-wise: numpy's own bytes-to-float conversion took a quarter of a cart PDF's intake.
+    Digits become an exact integer and one division rounds it, as ``float()`` does."""
+    width = tokens.dtype.itemsize
+    if tokens.size == 0 or width > 17:  # an int64 holds 18 digits: leave long ones to numpy
+        return tokens.astype(np.float64)
+    chars = tokens.view(np.uint8).reshape(tokens.size, width)
+    chars = chars[:, : int(np.flatnonzero(chars.any(axis=0)).max(initial=0)) + 1]  # the columns used
+    width = chars.shape[1]
+    digit = (chars >= 48) & (chars <= 57)
+    point = chars == 46
+    sign = (chars[:, 0] == 45) | (chars[:, 0] == 43)
+    used = chars != 0
+    valid = digit | point | ~used
+    valid[:, 0] |= sign
+    packed = (used[:, :-1] >= used[:, 1:]).all()  # the padding only at the end
+    if not (valid.all() and packed) or (point.sum(axis=1) > 1).any() or not digit.any(axis=1).all():
+        return tokens.astype(np.float64)  # not plain decimals: numpy raises on what is wrong
+    value = np.zeros(tokens.size, dtype=np.int64)
+    decimals = np.zeros(tokens.size, dtype=np.int64)
+    seen_point = np.zeros(tokens.size, dtype=bool)
+    for column in range(width):  # columns, not tokens: a pass per digit over the page's numbers
+        d = digit[:, column]
+        value = np.where(d, value * 10 + (chars[:, column].astype(np.int64) - 48), value)
+        decimals += d & seen_point
+        seen_point |= point[:, column]
+    result = value / 10.0**decimals
+    return np.where(chars[:, 0] == 45, -result, result)
 
 
 def _decode(stream) -> bytes | None:
@@ -126,20 +162,32 @@ def _luma(op: bytes, operands: list[bytes]) -> float | None:
     return None
 
 
-def _interpret(content: bytes, height_pt: float) -> list[Polyline]:
+_TOKEN_WIDTH = 16  # bytes kept of each token: every operator and any number a cart writes
+
+
+def _interpret(content: bytes, height_pt: float, limits: Limits) -> list[Polyline]:
     words = content.split()
     if not words:
         return []
-    # the width given: numpy would otherwise measure every token first (twice the time)
-    tokens = np.array(words, dtype=f"S{max(map(len, words))}")
+    # One width for all (measuring every token first took as long as the conversion): longer
+    # tokens (text, names) keep their first bytes, no operator is that long, and a point's
+    # coordinate that long is refused below.
+    tokens = np.array(words, dtype=f"S{_TOKEN_WIDTH}")
     first = tokens.view(np.uint8).reshape(tokens.size, -1)[:, 0]
     numeric = ((first >= 48) & (first <= 57)) | (first == 45) | (first == 46) | (first == 43)
     op_index = np.flatnonzero(~numeric)
     ops = tokens[op_index]
+    # The page's drawing objects (a path per painting operator, a text object per string
+    # shown), counted against the limit pdfium's count is held to when it renders a page.
+    if error := too_complex(int(np.isin(ops, list(_STROKE_OPS | _END_OPS | _TEXT_OPS)).sum()), limits):
+        raise error
     is_point = np.isin(ops, list(_POINT_OPS))
     point_index = op_index[is_point]
-    xs = tokens[point_index - 2].astype(np.float64)
-    ys = tokens[point_index - 1].astype(np.float64)
+    operands = tokens[np.r_[point_index - 2, point_index - 1]].view(np.uint8).reshape(-1, _TOKEN_WIDTH)
+    if operands[:, -1].any():  # a coordinate as long as the width may have been cut
+        raise ValueError("a point's coordinate is longer than a cart writes one")
+    xs = _numbers(tokens[point_index - 2])
+    ys = _numbers(tokens[point_index - 1])
     starts = ops[is_point] == b"m"
     point_rank = np.cumsum(is_point) - 1  # operator k -> index of the last point op up to k
 
@@ -188,14 +236,18 @@ def _interpret(content: bytes, height_pt: float) -> list[Polyline]:
     return polylines
 
 
-def dark_polylines(data: bytes) -> list[Polyline] | None:
+def dark_polylines(data: bytes, limits: Limits = DEFAULT_LIMITS) -> list[Polyline] | None:
     """Every dark stroked polyline of page 1 in page mm, or ``None`` when the page is drawn in
-    a way this reader does not follow (the rendered page is read instead)."""
+    a way this reader does not follow (the rendered page is read instead); ``IntakeError``
+    ('pdf_too_complex') for a page of more drawing objects than ``limits`` allow. The caller
+    has refused what ``pdf_render.check_document`` refuses."""
     try:
         found = _page_content(data)
         if found is None:
             return None
-        return _interpret(*found)
+        return _interpret(*found, limits)
+    except IntakeError:
+        raise
     except Exception as error:  # noqa: BLE001 - any surprise means: read the pixels instead
         log.debug("vector reading skipped: %s", type(error).__name__)
         return None

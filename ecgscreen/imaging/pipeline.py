@@ -27,7 +27,7 @@ from .layout import PageLayout, find_layout
 from .limits import DEFAULT_LIMITS, Limits
 from .not_signal import cut_edge_strokes, cut_grid_sawtooth, cut_pulse_steps, rows_past_pulses
 from .page_check import why_no_layout
-from .pdf_render import is_vector_pdf, render_pdf
+from .pdf_render import check_document, render_pdf
 from .pdf_vectors import dark_polylines, printed_gain
 from .segment import Segmenter, default_segmenter, light_grid, page_classes, strokes_not_trace
 from .signal import EcgSignal
@@ -147,13 +147,15 @@ def _read_printout(
 def _from_pdf(
     data: bytes, info: dict, limits: Limits, segmenter: Segmenter | None
 ) -> tuple[EcgSignal, LevelledPage | None]:
-    if is_vector_pdf(data, limits):
-        polylines = dark_polylines(data)
-        if polylines:
-            try:
-                return _from_vectors(polylines, lambda: printed_gain(data), info), None
-            except IntakeError:
-                pass  # the drawing is not what the vector reader expects: read the pixels
+    check_document(data, limits)
+    # A page drawn as vectors alone (no image, no form) is read from the numbers it was drawn
+    # from; any other page, or a drawing the vector reader does not follow, from its pixels.
+    polylines = dark_polylines(data, limits)
+    if polylines:
+        try:
+            return _from_vectors(polylines, lambda: printed_gain(data), info), None
+        except IntakeError:
+            pass  # the drawing is not what the vector reader expects: read the pixels
     rendered = render_pdf(data, limits, PDF_PX_PER_MM)
     if not rendered.vector:
         return _from_printout(rendered.image, info, segmenter)

@@ -196,3 +196,30 @@ def test_digitisation_snr_per_acquisition():
     medians = {kind: float(np.median(v)) for kind, v in scores.items()}
     assert medians["vector PDF"] >= 25.0, medians
     assert medians["clean raster"] >= 10.0 and medians["scan"] >= 8.5 and medians["photo"] >= 5.0, medians
+
+
+def test_pdf_numbers_parse_as_python_floats_and_odd_ones_as_numpy_refuses():
+    from ecgscreen.imaging.pdf_vectors import _numbers
+
+    rng = np.random.default_rng(3)
+    values = [
+        round(float(v), int(d))
+        for v, d in zip(rng.uniform(-900, 900, 5000), rng.integers(0, 7, 5000), strict=True)
+    ]
+    words = [repr(v).encode() for v in values] + [b"-.5", b"+3.25", b".098039", b"12.", b"-0", b"7"]
+    tokens = np.array(words, dtype="S16")
+    assert np.array_equal(_numbers(tokens), np.array([float(w) for w in words]))  # bit for bit
+    for odd in (b"1.2.3", b"-", b".", b"1-2", b"1\x002", b"08:28"):
+        with pytest.raises(ValueError):
+            _numbers(np.array([b"1.5", odd]))
+
+
+def test_a_vector_page_of_too_many_objects_is_refused_before_it_is_read():
+    from ecgscreen.imaging.errors import IntakeError
+    from ecgscreen.imaging.limits import DEFAULT_LIMITS
+
+    pdf = encode_record(replace(make_record(5, 2), file_format="pdf"))
+    assert len(dark_polylines(pdf)) > 12  # a cart's page: one polyline per row at least
+    with pytest.raises(IntakeError) as refused:
+        dark_polylines(pdf, replace(DEFAULT_LIMITS, max_pdf_objects=10))
+    assert refused.value.reason == "pdf_too_complex"
