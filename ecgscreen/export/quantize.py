@@ -6,16 +6,18 @@ calibration) of the convolutions, with three corrections measured on the demo ne
 (issue 23; ``scripts/int8_parity.py --sweep`` measures them for another one):
 
 - **Sensitive convolutions stay FP32** (matched by node name), in two recipes tried in order
-  (``RECIPES``), the first whose variant passes the gate kept: ``STRUCTURAL_FP32``, the stem (its
-  input is three differently normalised copies of one grey image, which one per-tensor INT8
-  grid cannot hold, and on the CPU its narrow INT8 kernels are slower than FP32's) and the
-  residual downsample convolutions (their output is the block's identity path: alone, layer2's
-  moved the demo's probabilities by 0.09); then ``FP32_CONVS``, those and the 3x3 convolutions
-  that a one-layer-at-a-time sweep on the demo network's calibration-seed ECGs found most
-  sensitive. Every FP32 convolution costs speed (``resnet34d`` on one thread: 133 ms FP32, 83
-  with ``FP32_CONVS``, 61 with ``STRUCTURAL_FP32``), so a network that passes with fewer keeps
-  fewer; the demo network needs the second recipe. The card's ``int8.tried`` says what an
-  earlier recipe measured.
+  (``RECIPES``), the first whose variant passes the gate kept: ``STRUCTURAL_FP32``, the stem's
+  first convolution (its input is three differently normalised copies of one grey image, which
+  one per-tensor INT8 grid cannot hold, and on three input channels INT8 kernels are slower
+  than FP32's) and the residual downsample convolutions (their output is the block's identity
+  path: alone, layer2's moved the demo's probabilities by 0.09); then ``FP32_CONVS``, those,
+  the rest of the stem and the 3x3 convolutions that a one-layer-at-a-time sweep on the demo
+  network's calibration-seed ECGs found most sensitive. Every FP32 convolution costs speed
+  (``resnet34d`` at 384 px on one thread, the files taking turns: FP32 206 ms, 67-70 with
+  ``STRUCTURAL_FP32``, 109-110 with ``FP32_CONVS``; the stem's last convolution alone, 32 to 64
+  channels at 192 x 192 px, took 18 ms in FP32 and 3.4 in INT8), so a network that passes with
+  fewer keeps fewer; the demo network needs the second recipe (with the first its probabilities
+  moved by up to 0.058). The card's ``int8.tried`` says what an earlier recipe measured.
 - **The identity path stays FP32** (``_float_identity``): a residual block's input feeds the
   next convolution through its Q/DQ pair, but the residual Add, pools and the heads read the
   float tensor, so the quantization error does not accumulate along the skip connections.
@@ -77,11 +79,12 @@ QUANTIZED_OPS = ("Conv",)
 # downsample convolutions by construction (see the module docstring); the six 3x3 ones are the
 # demo network's most sensitive in a one-layer sweep on calibration-seed ECGs (issue 23).
 STRUCTURAL_FP32 = (
-    "/conv1/conv1.",  # stem: conv1.0, conv1.3, conv1.6
+    "/conv1/conv1.0/",  # the stem's first convolution, on the normalised grey image
     "/downsample/",  # the residual identity path's 1x1 convolutions
 )
 FP32_CONVS = (
-    *STRUCTURAL_FP32,
+    "/conv1/conv1.",  # the whole stem: conv1.0, conv1.3, conv1.6
+    "/downsample/",
     "/layer1/layer1.0/conv1/",
     "/layer1/layer1.1/conv2/",
     "/layer2/layer2.0/conv2/",
