@@ -327,10 +327,13 @@ def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return slope, float(my - slope * mx)
 
 
-def _fit_baseline(band: np.ndarray, top: int, y0: float, x0: int, x1: int) -> tuple[float, float]:
-    """Robust straight line through the flat (isoelectric) parts of a row's trace."""
+def _fit_baseline(
+    band: np.ndarray, top: int, y0: float, x0: int, x1: int, thin: float = 3
+) -> tuple[float, float]:
+    """Robust straight line through the flat (isoelectric) parts of a row's trace: the
+    columns whose ink spans at most ``thin`` px; ``(y0, 0)`` where too few do."""
     has, centre, extent = _centres(band[:, x0 : x1 + 1])
-    flat = has & (extent <= 3)
+    flat = has & (extent <= thin)
     if flat.sum() < 20:
         return float(y0), 0.0
     x, y = np.arange(x0, x1 + 1)[flat].astype(float), top + centre[flat]
@@ -567,14 +570,22 @@ def _measure_first_pulse(
     px_per_s = (row.x_end - row.x_start) / DURATION_S
     for (s, e), foot_right, from_left, joined in candidates:
         shape, top = _pulse_shape(pulse_ink, row, s, e, pitch, foot_right)
-        baseline_y = _baseline_near(mask, row, (s + e) / 2, (s, e), from_left, px_per_s)
-        pulse = _measure_pulse(shape, top, s, px_per_mm, from_left, baseline_y)
+        for baseline_y in _baselines_near(mask, row, (s + e) / 2, (s, e), from_left, px_per_s):
+            pulse = _measure_pulse(shape, top, s, px_per_mm, from_left, baseline_y)
+            if pulse is not None:
+                break
         if pulse is None:
             continue
         x_start, x_end = row.x_start, row.x_end
         if joined:  # the pulse's own rise must be at the run's very end, not a QRS within it
             edge = pulse.rise - row.x_start if joined < 0 else row.x_end - pulse.fall
-            if edge > 0.12 * px_per_s:  # 3 mm: the pulse's foot
+            foot = int(0.12 * px_per_s)  # 3 mm: the pulse's foot
+            if edge > foot and not (
+                edge <= 0.32 * px_per_s
+                and _off_baseline(mask, pulse.foot_y, px_per_mm, *(
+                    (row.x_start, pulse.rise - foot) if joined < 0 else (pulse.fall + foot, row.x_end)
+                ))
+            ):  # fmt: skip
                 continue
             if joined < 0:
                 x_start = _trace_past_pulse(mask, row, pulse.fall, 1, 0.04 * px_per_s, px_per_mm)
@@ -593,6 +604,18 @@ def _measure_first_pulse(
         # Re-anchor the baseline on the pulse's foot, keeping the slope fitted on the trace.
         row.intercept = pulse.foot_y - row.slope * pulse.foot_x
         return
+
+
+def _off_baseline(mask: np.ndarray, foot_y: float, px_per_mm: float, lo: int, hi: int) -> bool:
+    """Whether columns ``lo..hi`` beside a pulse (a lead label printed before it, joined to
+    it across a gap) leave its 0 mV line ``foot_y`` bare: a trace there would run along it
+    most of the time, as it does before a QRS complex taken for a pulse."""
+    if hi <= lo:
+        return True
+    reach = max(2, int(round(1.0 * px_per_mm)))
+    y = int(round(foot_y))
+    band = mask[max(0, y - reach) : y + reach + 1, max(0, lo) : hi + 1]
+    return band.size == 0 or float(band.any(axis=0).mean()) < 0.3
 
 
 def _trace_past_pulse(
@@ -619,13 +642,17 @@ def _trace_past_pulse(
     return guess
 
 
-def _baseline_near(
+def _baselines_near(
     mask: np.ndarray, row: Row, x: float, window: tuple[int, int], before: bool, px_per_s: float
-) -> float:
+) -> list[float]:
     """``row``'s baseline (image row) at column ``x``, fitted on the trace's first second
     past ``window`` (``before``: the window lies before the trace; else its last second).
     The row's own line is fitted over all 10 s: where the paper curls up at the page's edge
-    (a photo) the baseline bends, and at the pulse it lay 2-3 mm off the pulse's foot."""
+    (a photo) the baseline bends, and at the pulse it lay 2-3 mm off the pulse's foot.
+    Where too few columns of that second are a thin stroke to fit (the row's line is
+    answered), a blurred photo's pen may be wider than the fit's 3 px: a second answer is
+    fitted on the strokes a pixel wider than their median, for a pulse not found on the
+    first (on a clean page, a label's strokes in that second would throw it off)."""
     span = int(1.0 * px_per_s)
     if before:
         lo = max(window[1] + 1, row.x_start)
@@ -636,9 +663,16 @@ def _baseline_near(
     line = float(row.baseline(np.array([x]))[0])
     band = mask[row.top : row.bottom]
     if lo < 0 or hi >= band.shape[1]:
-        return line
+        return [line]
     intercept, slope = _fit_baseline(band, row.top, line, lo, hi)
-    return intercept + slope * x
+    if (intercept, slope) != (line, 0.0):
+        return [intercept + slope * x]
+    has, _, extent = _centres(band[:, lo : hi + 1])
+    if not has.any():
+        return [line]
+    wide = max(3.0, float(np.median(extent[has])) + 1)
+    intercept, slope = _fit_baseline(band, row.top, line, lo, hi, thin=wide)
+    return [line, intercept + slope * x] if (intercept, slope) != (line, 0.0) else [line]
 
 
 def _agree_on_ends(rows: list[Row]) -> list[str]:
@@ -653,10 +687,18 @@ def _agree_on_ends(rows: list[Row]) -> list[str]:
     widths = np.array([r.x_end - r.x_start for r in rows], dtype=float)
     measured = np.array([r.calibrated for r in rows])
     reference = float(np.median(widths[measured])) if measured.sum() >= 2 else float(np.median(widths))
+    trusted = 2  # measured rows that agree enough to be the reference
+    if measured.sum() == 1:
+        # One measured row, every other one longer by what a label and pulse joined to the
+        # trace's start or end add (0.3-0.5 s; a photo's blur joined them on every row but
+        # one): the measured row says where t = 0 is.
+        longer = widths[~measured] / widths[measured][0] - 1
+        if longer.size and np.all((longer > 0.03) & (longer <= 0.05)):
+            reference, trusted = float(widths[measured][0]), 1
     agree = np.abs(widths / reference - 1) <= 0.03
     if agree.all():
         return []
-    if agree.sum() < max(2, len(rows) / 2) and (agree & measured).sum() < 2:
+    if agree.sum() < max(2, len(rows) / 2) and (agree & measured).sum() < trusted:
         raise IntakeError(
             "no_layout", "trace rows differ in length: part of the tracing is missing or cropped"
         )
