@@ -13,7 +13,7 @@ calibration) of the convolutions, with three corrections measured on the demo ne
   path: alone, layer2's moved the demo's probabilities by 0.09); then ``FP32_CONVS``, those,
   the rest of the stem and the 3x3 convolutions that a one-layer-at-a-time sweep on the demo
   network's calibration-seed ECGs found most sensitive. Every FP32 convolution costs speed
-  (``resnet34d`` at 384 px on one thread, the files taking turns: FP32 206 ms, 67-70 with
+  (``resnet34d`` at its canonical size on one thread, the files taking turns: FP32 206 ms, 67-70 with
   ``STRUCTURAL_FP32``, 109-110 with ``FP32_CONVS``; the stem's last convolution alone, 32 to 64
   channels at 192 x 192 px, took 18 ms in FP32 and 3.4 in INT8), so a network that passes with
   fewer keeps fewer; the demo network needs the second recipe (with the first its probabilities

@@ -579,13 +579,7 @@ def _measure_first_pulse(
         x_start, x_end = row.x_start, row.x_end
         if joined:  # the pulse's own rise must be at the run's very end, not a QRS within it
             edge = pulse.rise - row.x_start if joined < 0 else row.x_end - pulse.fall
-            foot = int(0.12 * px_per_s)  # 3 mm: the pulse's foot
-            if edge > foot and not (
-                edge <= 0.32 * px_per_s
-                and _off_baseline(mask, pulse.foot_y, px_per_mm, *(
-                    (row.x_start, pulse.rise - foot) if joined < 0 else (pulse.fall + foot, row.x_end)
-                ))
-            ):  # fmt: skip
+            if edge > 0.12 * px_per_s:  # 3 mm: the pulse's foot
                 continue
             if joined < 0:
                 x_start = _trace_past_pulse(mask, row, pulse.fall, 1, 0.04 * px_per_s, px_per_mm)
@@ -604,18 +598,6 @@ def _measure_first_pulse(
         # Re-anchor the baseline on the pulse's foot, keeping the slope fitted on the trace.
         row.intercept = pulse.foot_y - row.slope * pulse.foot_x
         return
-
-
-def _off_baseline(mask: np.ndarray, foot_y: float, px_per_mm: float, lo: int, hi: int) -> bool:
-    """Whether columns ``lo..hi`` beside a pulse (a lead label printed before it, joined to
-    it across a gap) leave its 0 mV line ``foot_y`` bare: a trace there would run along it
-    most of the time, as it does before a QRS complex taken for a pulse."""
-    if hi <= lo:
-        return True
-    reach = max(2, int(round(1.0 * px_per_mm)))
-    y = int(round(foot_y))
-    band = mask[max(0, y - reach) : y + reach + 1, max(0, lo) : hi + 1]
-    return band.size == 0 or float(band.any(axis=0).mean()) < 0.3
 
 
 def _trace_past_pulse(
