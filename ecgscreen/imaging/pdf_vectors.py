@@ -37,6 +37,7 @@ _POINT_OPS = {b"m", b"l", b"c", b"v", b"y"}  # their last two operands are the c
 _STROKE_OPS = {b"S", b"s", b"B", b"B*", b"b", b"b*"}
 _END_OPS = {b"f", b"F", b"f*", b"n"}
 _TEXT_OPS = {b"Tj", b"TJ", b"'", b'"'}  # each shows a text object
+_TOKEN_WIDTH = 16  # bytes kept of each token: every operator and any number a cart writes
 
 Polyline = np.ndarray  # (N, 2) float64 mm: x right, y down
 
@@ -162,9 +163,6 @@ def _luma(op: bytes, operands: list[bytes]) -> float | None:
     return None
 
 
-_TOKEN_WIDTH = 16  # bytes kept of each token: every operator and any number a cart writes
-
-
 def _interpret(content: bytes, height_pt: float, limits: Limits) -> list[Polyline]:
     words = content.split()
     if not words:
@@ -183,11 +181,10 @@ def _interpret(content: bytes, height_pt: float, limits: Limits) -> list[Polylin
         raise error
     is_point = np.isin(ops, list(_POINT_OPS))
     point_index = op_index[is_point]
-    operands = tokens[np.r_[point_index - 2, point_index - 1]].view(np.uint8).reshape(-1, _TOKEN_WIDTH)
-    if operands[:, -1].any():  # a coordinate as long as the width may have been cut
+    coordinates = tokens[np.r_[point_index - 2, point_index - 1]]  # every x, then every y
+    if coordinates.view(np.uint8).reshape(-1, _TOKEN_WIDTH)[:, -1].any():  # as long as the width: cut?
         raise ValueError("a point's coordinate is longer than a cart writes one")
-    xs = _numbers(tokens[point_index - 2])
-    ys = _numbers(tokens[point_index - 1])
+    xs, ys = np.split(_numbers(coordinates), 2)
     starts = ops[is_point] == b"m"
     point_rank = np.cumsum(is_point) - 1  # operator k -> index of the last point op up to k
 
