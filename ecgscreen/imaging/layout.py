@@ -14,7 +14,8 @@ Works on the deskewed trace mask, with no knowledge of the printer:
   by which window of the rows above it repeats. More rows than a shape explains is a layout
   this reader does not support (``unsupported_layout``).
 * **Time.** Every standard layout prints 10 s across the row; the row's longest run of inked
-  columns is the trace, so its ends are t = 0 s and t = 10 s.
+  columns is the trace, so its ends are t = 0 s and t = 10 s. Where the page prints dashed or
+  dotted lines at the lead changes, they place the rows in time instead (``separators``).
 * **Voltage.** The calibration pulse before the trace is 1 mV high. Where it is missing, the
   horizontal scale (25 mm/s) and the standard 10 mm/mV stand in, with a warning.
 """
@@ -29,10 +30,10 @@ from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
 from ..contract import GAIN_MM_PER_MV, PAGE_MM, PAPER_SPEED_MM_S
 from ..leads import DURATION_S, RHYTHM_LEADS, layout_rows
-from . import strips
+from . import separators, strips
 from .errors import IntakeError
 
-__all__ = ["Row", "PageLayout", "find_layout", "find_baselines", "LAYOUT_BY_SHAPE"]
+__all__ = ["Row", "PageLayout", "find_layout", "find_baselines", "piecewise", "LAYOUT_BY_SHAPE"]
 
 # (rows of leads, rhythm strips below them) -> layout
 LAYOUT_BY_SHAPE: dict[tuple[int, int], str] = {
@@ -69,13 +70,34 @@ class Row:
     px_per_mv: float = 0.0
     calibrated: bool = False
     pulse_ratio: float | None = None  # the pulse's width over 0.2 s of this row's time scale
+    # (t s, x px) of the lead changes a printed separator marks (``separators``): the row's
+    # time axis runs through them, piecewise between its ends.
+    knots: tuple[tuple[float, float], ...] = ()
+    # Image columns (at the row's middle) where a printed separator line crosses the row.
+    separators: tuple[float, ...] = ()
 
     def baseline(self, x: np.ndarray) -> np.ndarray:
         return self.intercept + self.slope * x
 
     def x_at(self, t: np.ndarray | float) -> np.ndarray | float:
         """Image column of time ``t`` seconds."""
-        return self.x_start + (self.x_end - self.x_start) * np.asarray(t) / DURATION_S
+        if not self.knots:
+            return self.x_start + (self.x_end - self.x_start) * np.asarray(t) / DURATION_S
+        times, xs = self.time_knots()
+        return piecewise(t, times, xs)
+
+    def time_knots(self) -> tuple[np.ndarray, np.ndarray]:
+        """The row's time axis as (times s, image columns): its ends and its knots."""
+        times = np.array([0.0, *(t for t, _ in self.knots), DURATION_S])
+        return times, np.array([self.x_start, *(x for _, x in self.knots), self.x_end], dtype=np.float64)
+
+
+def piecewise(v: np.ndarray | float, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``v`` mapped from the increasing knots ``a`` to ``b``, linearly between them and by the
+    end pieces beyond them (``np.interp`` would clamp there)."""
+    v = np.asarray(v, dtype=np.float64)
+    i = np.clip(np.searchsorted(a, v) - 1, 0, a.size - 2)
+    return b[i] + (b[i + 1] - b[i]) * (v - a[i]) / (a[i + 1] - a[i])
 
 
 @dataclass
@@ -802,6 +824,12 @@ def find_layout(mask: np.ndarray, pulse_ink: np.ndarray | None = None) -> PageLa
     layout, rhythm_leads, rhythm_assumed = _name_layout(
         mask, pieces, rows, guess_px_per_mm, shape.block, n_strips, warnings
     )
+    # Separators are looked for on the trace's ink, then on all ink: the segmenter drops
+    # many of a dotted line's dots with the dotted grid they resemble.
+    inks = (mask,) if pulse_ink is mask else (mask, pulse_ink)
+    anchored = separators.anchor_rows(inks, rows, layout_rows(layout, rhythm_leads), guess_px_per_mm)
+    if anchored:
+        warnings += anchored + _within_picture(rows, w)
     widths = np.array([r.x_end - r.x_start for r in rows], dtype=float)
     px_per_mm = float(np.median(widths)) / (DURATION_S * PAPER_SPEED_MM_S)
     calibrated = [r.px_per_mv for r in rows if r.calibrated]

@@ -70,7 +70,7 @@ def draw_design(rng: np.random.Generator, style: PrintStyle) -> PageDesign:
         rows_box=rows_box,
         strip_spacing=strip_spacing,
         pulse=pulse,
-        separators=_choose(rng, {"tick": 0.4, "dashed": 0.15, "gap": 0.15, "none": 0.3}),
+        separators=_choose(rng, {"tick": 0.4, "dashed": 0.08, "dotted": 0.07, "gap": 0.15, "none": 0.3}),
         minor=_choose(rng, {"solid": 0.7, "dotted": 0.2, "none": 0.1}),
         minor_mm=float(rng.uniform(0.05, 0.15)),
         major_mm=float(rng.uniform(0.1, 0.4)),

@@ -58,7 +58,10 @@ GRIDS = tuple(GRID_COLORS)
 PAPERS = {"A4": PAGE_MM, "Letter": (279.4, 215.9)}  # landscape, mm
 # Before the trace, joined to its start, after its end (apart), joined to its end.
 PULSE_PLACES = ("start", "joined", "end", "end-joined")
-SEPARATORS = ("tick", "dashed", "gap", "none")  # what marks a lead change within a row
+# What marks a lead change within a row: a tick above the trace, a dashed line the row's
+# height, a dotted line down through every row of leads (as Philips-style carts print it),
+# a gap in the trace, nothing.
+SEPARATORS = ("tick", "dashed", "dotted", "gap", "none")
 MINOR_STYLES = ("solid", "dotted", "none")  # the 1 mm grid: lines, dots at the crossings, none
 LABEL_PLACES = ("above", "touching", "below")
 
@@ -273,6 +276,12 @@ def _separator(design: PageDesign, x: float, baseline: float, pitch: float) -> l
     return []
 
 
+def _dotted_line(design: PageDesign, x: float, top: float, bottom: float) -> list[Polyline]:
+    """A dotted line from ``top`` to ``bottom`` (mm): dots 0.3 mm long every 1 mm."""
+    ys = np.arange(top, bottom, 1.0)
+    return [Polyline(np.array([[x, y], [x, y + 0.3]]), 0.2, design.ink, kind="separator") for y in ys]
+
+
 def _furniture(page: Page, design: PageDesign, style: PrintStyle, header: Header) -> None:
     """Header text, measurement and interpretation blocks, device line, footer, QR code and
     barcode, each where carts print them (above the ruled area, or below it)."""
@@ -402,4 +411,9 @@ def compose_page(signal: np.ndarray, style: PrintStyle, header: Header) -> Page:
             page.texts.append(Text(label_x, label_y, segment.lead, design.text_mm, kind="lead_label"))
             if k > 0:
                 page.lines.extend(_separator(design, x0 + segment.t0 * speed, baseline, pitch))
+    block = [b for b, row in zip(baselines[: len(rows)], rows, strict=True) if len(row) > 1]
+    if design.separators == "dotted" and block:  # one line through every row of leads
+        for segment in rows[0][1:]:
+            x = x0 + segment.t0 * speed
+            page.lines.extend(_dotted_line(design, x, block[0] - 0.45 * pitch, block[-1] + 0.4 * pitch))
     return page

@@ -21,9 +21,6 @@ with (DEV_SET / "labels.csv").open(newline="") as f:
 # Today's outcome of the full 12-lead pictures that are not yet read with their layout.
 NOT_YET = {
     "ecg00030.jpg": "refused unreadable, read by colour alone as 3x4, 4 of 12 leads (keystone photo, footer over the strip)",
-    # Accepted with 10 leads until its rows' starts were found past the dotted grid's specks:
-    # its columns were then 0.7 s off (lead I's end read as aVR), a wrong answer.
-    "ecg00050.jpg": "refused unreadable, 9 of 12 leads (I and V4 missing, aVL doubtful; dotted grid, sticker)",
 }
 FULL = [name for name, row in LABELS.items() if row["is_full_12lead"] == "yes"]
 
