@@ -277,15 +277,20 @@ def _homography(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.append(np.linalg.solve(np.array(rows), np.array(rhs)), 1.0).reshape(3, 3)
 
 
+def _flat_u(h: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The flat page's horizontal coordinate of image points (``x``, ``y``) under the
+    projective map ``h``."""
+    w = h[2, 0] * x + h[2, 1] * y + h[2, 2]
+    return (h[0, 0] * x + h[0, 1] * y + h[0, 2]) / w
+
+
 def _bend_s(h: np.ndarray, page: PageLayout) -> float:
     """How far (s) the projective map ``h`` moves the middle of any row from where a
     straight axis between the row's ends puts it."""
     bends = []
     for row in page.rows:
         x = np.array([row.x_start, (row.x_start + row.x_end) / 2, row.x_end], dtype=np.float64)
-        y = row.baseline(x)
-        w = h[2, 0] * x + h[2, 1] * y + h[2, 2]
-        u = (h[0, 0] * x + h[0, 1] * y + h[0, 2]) / w
+        u = _flat_u(h, x, row.baseline(x))
         bends.append(abs((u[1] - u[0]) / (u[2] - u[0]) - 0.5) * DURATION_S)
     return max(bends)
 
@@ -318,10 +323,7 @@ def page_clock(page: PageLayout):
         h = None
 
     def u_of(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        if h is None:
-            return x
-        w = h[2, 0] * x + h[2, 1] * y + h[2, 2]
-        return (h[0, 0] * x + h[0, 1] * y + h[0, 2]) / w
+        return x if h is None else _flat_u(h, x, y)
 
     def clock(row: Row, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         if row.knots:  # the printed lead changes: time runs through them piecewise

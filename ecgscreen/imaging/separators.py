@@ -167,8 +167,8 @@ def anchor_rows(
     and 10 s takes those. Returns the warnings to show."""
     found: dict[float, list[tuple[float, float]]] = {}
     printed: dict[float, int] = {}
-    for row, segments in zip(rows, row_segments, strict=True):
-        y = float(row.baseline(np.array([(row.x_start + row.x_end) / 2]))[0])
+    middles = [float(row.baseline(np.array([(row.x_start + row.x_end) / 2]))[0]) for row in rows]
+    for row, segments, y in zip(rows, row_segments, middles, strict=True):
         for t in (segment.t0 for segment in segments if segment.t0 > 0):
             printed[t] = printed.get(t, 0) + 1
             x = next((x for ink in inks if (x := find_separator(ink, row, t, px_per_mm)) is not None), None)
@@ -177,8 +177,7 @@ def anchor_rows(
     seconds = float(np.median([r.x_end - r.x_start for r in rows])) / DURATION_S
     lines = _time_lines(found, printed, _END_TOLERANCE_S / 2 * seconds)
     moved = 0
-    for row, segments in zip(rows, row_segments, strict=True):
-        y = float(row.baseline(np.array([(row.x_start + row.x_end) / 2]))[0])
+    for row, segments, y in zip(rows, row_segments, middles, strict=True):
         knots = tuple(sorted((t, float(np.polyval(line, y))) for t, line in lines.items()))
         xs = [x for _, x in knots]
         if not xs or np.any(np.diff(xs) <= 0):

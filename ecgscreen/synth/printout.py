@@ -270,16 +270,17 @@ def _separator(design: PageDesign, x: float, baseline: float, pitch: float) -> l
     if design.separators == "tick":
         tick = np.array([[x, baseline - 0.3 * pitch], [x, baseline - 0.22 * pitch]])
         return [Polyline(tick, 0.3, design.ink, kind="separator")]
-    if design.separators == "dashed":  # a dashed line the row's height
-        ys = np.arange(baseline - 0.45 * pitch, baseline + 0.4 * pitch, 2.0)
-        return [Polyline(np.array([[x, y], [x, y + 1.0]]), 0.2, design.ink, kind="separator") for y in ys]
+    if design.separators == "dashed":  # a dashed line the row's height: 1 mm dashes every 2 mm
+        return _broken_line(design, x, baseline - 0.45 * pitch, baseline + 0.4 * pitch, 2.0, 1.0)
     return []
 
 
-def _dotted_line(design: PageDesign, x: float, top: float, bottom: float) -> list[Polyline]:
-    """A dotted line from ``top`` to ``bottom`` (mm): dots 0.3 mm long every 1 mm."""
-    ys = np.arange(top, bottom, 1.0)
-    return [Polyline(np.array([[x, y], [x, y + 0.3]]), 0.2, design.ink, kind="separator") for y in ys]
+def _broken_line(
+    design: PageDesign, x: float, top: float, bottom: float, step: float, dash: float
+) -> list[Polyline]:
+    """A vertical line from ``top`` to ``bottom`` (mm) of ``dash`` mm strokes every ``step`` mm."""
+    ys = np.arange(top, bottom, step)
+    return [Polyline(np.array([[x, y], [x, y + dash]]), 0.2, design.ink, kind="separator") for y in ys]
 
 
 def _furniture(page: Page, design: PageDesign, style: PrintStyle, header: Header) -> None:
@@ -415,5 +416,8 @@ def compose_page(signal: np.ndarray, style: PrintStyle, header: Header) -> Page:
     if design.separators == "dotted" and block:  # one line through every row of leads
         for segment in rows[0][1:]:
             x = x0 + segment.t0 * speed
-            page.lines.extend(_dotted_line(design, x, block[0] - 0.45 * pitch, block[-1] + 0.4 * pitch))
+            # dots 0.3 mm long every 1 mm
+            page.lines.extend(
+                _broken_line(design, x, block[0] - 0.45 * pitch, block[-1] + 0.4 * pitch, 1.0, 0.3)
+            )
     return page
