@@ -548,17 +548,17 @@ def _calibrate(
     """
     px_per_s = (row.x_end - row.x_start) / DURATION_S
     window = int(0.32 * px_per_s)
-    # Runs of ink beside the trace (``runs``), else of the ink the pulse is measured on
-    # (``ink_runs``: a pulse apart from the trace may be one the segmenter dropped whole).
-    before = _before(runs, row.x_start, px_per_mm) or _before(ink_runs, row.x_start, px_per_mm)
-    after = _after(runs, row.x_end, px_per_mm) or _after(ink_runs, row.x_end, px_per_mm)
+    # Runs of ink beside the trace (``runs``), then of the ink the pulse is measured on
+    # (``ink_runs``): a pulse apart from the trace may be one the segmenter dropped whole,
+    # or in part (its rise and top drawn on grid lines), leaving the trace's run a stub.
+    before = [
+        r[-1] for r in (_before(runs, row.x_start, px_per_mm), _before(ink_runs, row.x_start, px_per_mm)) if r
+    ]
+    after = [r[0] for r in (_after(runs, row.x_end, px_per_mm), _after(ink_runs, row.x_end, px_per_mm)) if r]
     # (columns, the shape is the one standing on the baseline at the window's right end,
     # the pulse is read from the left, where: -1 joined to the start, 1 to the end, 0 apart)
-    candidates = []
-    if before:
-        candidates.append((before[-1], True, True, 0))
-    if after:
-        candidates.append((after[0], False, False, 0))
+    candidates = [(run, True, True, 0) for run in dict.fromkeys(before)]
+    candidates += [(run, False, False, 0) for run in dict.fromkeys(after)]
     candidates += [
         ((row.x_start, row.x_start + window), False, True, -1),
         ((row.x_end - window, row.x_end), True, False, 1),

@@ -210,6 +210,18 @@ def test_a_pulse_the_segmenter_calls_grid_is_found(index):
     assert all(0.9 <= row.pulse_ratio <= 1.1 for row in rows), [row.pulse_ratio for row in rows]
 
 
+def test_a_pulse_the_segmenter_kept_a_stub_of_is_measured_on_all_its_ink():
+    """A clean page (``bench layouts``, seed 97, page 69): each pulse's rise and plateau lie
+    on red grid lines, and the segmenter kept only its fall and foot. That stub was the run
+    of ink before the trace, and the pulse was looked for in its columns alone; the whole
+    pulse, on the ink before the segmenter's drops, is tried next."""
+    record = make_record(97, 69, formats=PRINTED)
+    assert record.artefacts.kind == "clean" and record.style.design.pulse == "start"
+    rows = read_page(encode_record(record)).page.layout.rows
+    assert all(row.calibrated for row in rows)
+    assert all(0.9 <= row.pulse_ratio <= 1.1 for row in rows), [row.pulse_ratio for row in rows]
+
+
 @pytest.mark.parametrize("index", [30, 44, 169])
 def test_a_rows_pulse_is_found_where_the_pages_other_pulses_are(index):
     """Scans (``bench layouts``, seed 4242) where one row's label, pulse and trace ran into
