@@ -377,11 +377,12 @@ def _centres(sub: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return has, (first + last) / 2.0, np.where(has, last - first, 0)
 
 
-def _pulse_shape(
+def _pulse_shapes(
     mask: np.ndarray, row: Row, s: int, e: int, pitch: float, foot_right: bool = True
-) -> tuple[np.ndarray, int]:
+) -> tuple[list[np.ndarray], int]:
     """The connected shape standing on ``row``'s baseline in columns ``s..e`` (its calibration
-    pulse, if any), and the image row its window starts at. ``foot_right``: the shape is the
+    pulse, if any), as one or two readings of its gaps (below), and the image row its
+    window starts at. ``foot_right``: the shape is the
     one that reaches the baseline in the window's rightmost columns (a pulse before the
     trace, or joined to its start); else in its leftmost (a pulse after the trace).
 
@@ -394,20 +395,31 @@ def _pulse_shape(
     bottom = min(mask.shape[0], int(y0 + 0.4 * pitch) + 1)
     window = mask[top:bottom, s : e + 1]
     # Shapes are joined across one-pixel gaps: a thin stroke drawn between two pixel columns
-    # comes out faint and may lose a pixel at a corner, splitting the pulse in two.
+    # comes out faint and may lose a pixel at a corner, splitting the pulse in two. Where
+    # that joins the pulses of neighbouring rows (a 12x1 page's 10 mm pulses a millimetre
+    # apart: the shape is taller than a row pitch), the shape with the gaps left open is
+    # the second reading.
     joined = ndimage.binary_dilation(window, structure=np.ones((3, 3), dtype=bool))
-    labels, count = ndimage.label(joined, structure=np.ones((3, 3), dtype=int))
-    if count == 0:
-        return np.zeros_like(window), top
+    shape = _standing_shape(joined, y0 - top, pitch, foot_right) & window
+    inked = np.flatnonzero(shape.any(axis=1))
+    if inked.size and inked[-1] - inked[0] > pitch:
+        return [shape, _standing_shape(window, y0 - top, pitch, foot_right)], top
+    return [shape], top
+
+
+def _standing_shape(window: np.ndarray, y0: int, pitch: float, foot_right: bool) -> np.ndarray:
+    """The connected shape of ``window`` with the most ink within 0.1 pitch of row ``y0``
+    in its rightmost (``foot_right``) or leftmost sixth of columns; empty if none."""
+    labels, count = ndimage.label(window, structure=np.ones((3, 3), dtype=int))
     reach = max(1, int(0.1 * pitch))
     edge = max(2, window.shape[1] // 6)
-    band = labels[max(0, y0 - top - reach) : y0 - top + reach + 1]
+    band = labels[max(0, y0 - reach) : y0 + reach + 1]
     foot = band[:, -edge:] if foot_right else band[:, :edge]
     candidates = np.bincount(foot.ravel(), minlength=count + 1)
     candidates[0] = 0
     if candidates.max() == 0:
-        return np.zeros_like(window), top
-    return (labels == int(np.argmax(candidates))) & window, top
+        return np.zeros_like(window)
+    return labels == int(np.argmax(candidates))
 
 
 @dataclass
@@ -591,11 +603,12 @@ def _measure_first_pulse(
     foot_right, from_left, joined)`` as ``_calibrate`` lists them."""
     px_per_s = (row.x_end - row.x_start) / DURATION_S
     for (s, e), foot_right, from_left, joined in candidates:
-        shape, top = _pulse_shape(pulse_ink, row, s, e, pitch, foot_right)
-        for baseline_y in _baselines_near(mask, row, (s + e) / 2, (s, e), from_left, px_per_s):
-            pulse = _measure_pulse(shape, top, s, px_per_mm, from_left, baseline_y)
-            if pulse is not None:
-                break
+        shapes, top = _pulse_shapes(pulse_ink, row, s, e, pitch, foot_right)
+        baselines = _baselines_near(mask, row, (s + e) / 2, (s, e), from_left, px_per_s)
+        measured = (
+            _measure_pulse(shape, top, s, px_per_mm, from_left, y) for shape in shapes for y in baselines
+        )
+        pulse = next((p for p in measured if p is not None), None)
         if pulse is None:
             continue
         x_start, x_end = row.x_start, row.x_end

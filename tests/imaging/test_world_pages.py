@@ -222,6 +222,20 @@ def test_a_pulse_the_segmenter_kept_a_stub_of_is_measured_on_all_its_ink():
     assert all(0.9 <= row.pulse_ratio <= 1.1 for row in rows), [row.pulse_ratio for row in rows]
 
 
+def test_pulses_of_neighbouring_rows_a_pixel_apart_are_measured_each():
+    """A 12x1 scan with its pulses joined to the rows' ends (``bench layouts``, seed 97, page
+    22): each 10 mm pulse's plateau lies a pixel under the foot of the pulse above, and the
+    shape joined across one-pixel gaps held both. No pulse was found, the rows ran on over
+    them (0.36 s) and the page was accepted misread (correlation 0.11)."""
+    record = make_record(97, 22, formats=PRINTED)
+    assert record.style.layout == "12x1" and record.style.design.pulse == "end-joined"
+    reading = read_page(encode_record(record))
+    rows = reading.page.layout.rows
+    assert all(row.calibrated for row in rows)
+    assert all(0.9 <= row.pulse_ratio <= 1.1 for row in rows), [row.pulse_ratio for row in rows]
+    assert follows_recording(reading, record) > 0.8
+
+
 @pytest.mark.parametrize("index", [30, 44, 169])
 def test_a_rows_pulse_is_found_where_the_pages_other_pulses_are(index):
     """Scans (``bench layouts``, seed 4242) where one row's label, pulse and trace ran into
