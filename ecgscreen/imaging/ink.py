@@ -15,7 +15,15 @@ import numpy as np
 from PIL import Image, ImageChops
 from scipy import ndimage
 
-__all__ = ["Ink", "separate_ink", "threshold_ink", "without_grid_lines", "off_page", "value_and_chroma"]
+__all__ = [
+    "Ink",
+    "grid_darkness",
+    "separate_ink",
+    "threshold_ink",
+    "without_grid_lines",
+    "off_page",
+    "value_and_chroma",
+]
 
 _BLOCK = 16  # px; the paper brightness is the brightest value in each block
 _SAMPLE = 8  # grid colour is judged on every 8th pixel in each direction
@@ -182,6 +190,14 @@ def _threshold(darkness: np.ndarray, grid: str, grid_in_darkness: bool, faint_pe
 def threshold_ink(darkness: np.ndarray, grid: str) -> Ink:
     """The ``Ink`` record of a darkness map that holds no grid (any more)."""
     return _threshold(darkness, grid, False)
+
+
+def grid_darkness(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) = ``shape`` uint8 darkness of ``image`` with nothing discounted: the grid
+    stays, whatever its colour (``grid_clock`` reads the paper's millimetres from it)."""
+    grey = Image.fromarray(image).convert("L") if image.ndim == 3 else Image.fromarray(image)
+    grey = grey.resize((shape[1], shape[0]), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return 255 - np.asarray(grey)
 
 
 def off_page(image: np.ndarray, shape: tuple[int, int], px_per_mm: float) -> np.ndarray:

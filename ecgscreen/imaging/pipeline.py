@@ -20,8 +20,9 @@ from .deskew import estimate_rotation, rotate
 from .dicom_reader import Waveform, read_dicom
 from .digitize import read_signal
 from .errors import IntakeError
+from .grid_clock import time_rows_on_grid
 from .images import WORKING_PX_PER_MM, decode_image
-from .ink import off_page, separate_ink, threshold_ink, without_grid_lines
+from .ink import grid_darkness, off_page, separate_ink, threshold_ink, without_grid_lines
 from .judge import Verdict, judge
 from .layout import PageLayout, find_layout
 from .limits import DEFAULT_LIMITS, Limits
@@ -130,6 +131,7 @@ def _read_printout(
             dropped = dropped | light_grid(ink.mask & ~dropped, classes, ink.darkness)
     ink = replace(ink, mask=ink.mask & ~dropped)
     angle, confidence = estimate_rotation(ink.mask)
+    grid = rotate(grid_darkness(image, ink.mask.shape), angle)
     info["grid"] = ink.grid
     darkness = rotate(np.round(ink.darkness * 255).astype(np.uint8), angle).astype(np.float32) / 255
     if ink.greyscale and ink.grid != "none":
@@ -139,9 +141,11 @@ def _read_printout(
         ink = threshold_ink(without_grid_lines(darkness, px_per_mm), ink.grid)
         pulse_ink = ink.mask & ~rotate(desk, angle)
         return _from_trace(
-            ink.mask & ~rotate(dropped, angle), ink.darkness, angle, confidence, info, pulse_ink
+            ink.mask & ~rotate(dropped, angle), ink.darkness, angle, confidence, info, pulse_ink, grid
         )
-    return _from_trace(rotate(ink.mask, angle), darkness, angle, confidence, info, rotate(pulse_ink, angle))
+    return _from_trace(
+        rotate(ink.mask, angle), darkness, angle, confidence, info, rotate(pulse_ink, angle), grid
+    )
 
 
 def _from_pdf(
@@ -193,16 +197,25 @@ def _from_trace(
     confidence: float,
     info: dict,
     pulse_ink: np.ndarray | None = None,
+    grid: np.ndarray | None = None,
 ) -> tuple[EcgSignal, LevelledPage]:
+    """The signal read from a levelled trace ``mask`` (and its ``darkness``); ``pulse_ink``:
+    the ink pulses are measured on; ``grid``: the page's darkness with its grid, where one
+    may be printed (the rows are timed along it)."""
     try:
         page = find_layout(mask, pulse_ink)
     except IntakeError as error:
         if error.reason not in ("no_layout", "unsupported_layout"):
             raise
         raise why_no_layout(mask, error) from None
+    untimed = [row for row in page.rows if not row.knots]  # by separators (``find_layout``)
+    if grid is not None:
+        page.warnings += time_rows_on_grid(grid, untimed)
     calibrated = any(row.calibrated for row in page.rows)
     signal = read_signal(mask, darkness, page, SIGNAL_RATE_HZ, "pulse" if calibrated else "standard")
     if rows_past_pulses(signal, page):  # a pulse read as the rows' first (last) samples
+        if grid is not None:  # their ends moved: their knots were placed between the old ones
+            time_rows_on_grid(grid, untimed)
         signal = read_signal(mask, darkness, page, SIGNAL_RATE_HZ, "pulse" if calibrated else "standard")
         page.warnings.append("calibration pulses joined to the trace: the rows' time axes start past them")
     info.update(
