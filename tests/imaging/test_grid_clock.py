@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from bench.layouts import PRINTED, follows_recording
-from ecgscreen.imaging.grid_clock import KNOT_TIMES, row_bend, time_rows_on_grid
+from ecgscreen.imaging.errors import IntakeError
+from ecgscreen.imaging.grid_clock import KNOT_TIMES, check_row_length, row_bend, time_rows_on_grid
 from ecgscreen.imaging.layout import Row
 from ecgscreen.imaging.pipeline import read_page
 from ecgscreen.synth.generate import encode_record, make_record
@@ -38,7 +39,8 @@ def test_a_flat_pages_grid_keeps_the_rows_straight():
     grid = _grid_page(lambda x: (x - 100) / PX_PER_MM)
     np.testing.assert_allclose(row_bend(grid, _row()), 0.0, atol=0.002)
     rows = [_row(), _row()]
-    assert time_rows_on_grid(grid, rows) == []
+    warnings, length = time_rows_on_grid(grid, rows)
+    assert warnings == [] and length == pytest.approx(10.0, abs=0.01)
     times, xs = rows[0].time_knots()
     np.testing.assert_allclose(xs, 100 + 100 * times, atol=1e-9)
     assert len(rows[0].knots) == len(KNOT_TIMES)
@@ -56,7 +58,7 @@ def test_a_row_in_perspective_is_timed_by_its_grid(major_only):
     """The knots put each half second where the grid does, to a fifth of a pixel; a
     straight axis between the ends is off by ~7 px (75 ms) in the middle."""
     rows = [_row(), _row()]
-    warnings = time_rows_on_grid(_grid_page(_perspective_mm, major_only=major_only), rows)
+    warnings, _ = time_rows_on_grid(_grid_page(_perspective_mm, major_only=major_only), rows)
     assert warnings == ["2 row(s) timed along the grid under them (the page is seen in perspective)"]
     columns = np.arange(1200.0)
     want = np.interp(KNOT_TIMES * 25, _perspective_mm(columns), columns)
@@ -74,7 +76,7 @@ def test_one_rows_misread_grid_does_not_bend_the_page():
     for i, row in enumerate(rows):
         row.top, row.bottom = 160 * i, 160 * (i + 1)
     assert row_bend(bent, _row()) is not None and np.max(np.abs(row_bend(bent, _row()))) > 0.05
-    assert time_rows_on_grid(page, rows) == []
+    assert time_rows_on_grid(page, rows)[0] == []
     times, xs = rows[1].time_knots()
     np.testing.assert_allclose(xs, 100 + 100 * times, atol=1e-9)
 
@@ -83,9 +85,17 @@ def test_no_grid_or_a_grid_that_disagrees_with_the_rows_ends_gives_no_knots():
     blank = np.zeros((160, 1200), dtype=np.uint8)
     assert row_bend(blank, _row()) is None
     rows = [_row(), _row()]
-    assert time_rows_on_grid(blank, rows) == [] and rows[0].knots == ()
+    assert time_rows_on_grid(blank, rows) == ([], None) and rows[0].knots == ()
     # A grid of 250 mm over 1000 px, but the row's ends 10 % apart from that: not trusted.
     assert row_bend(_grid_page(lambda x: (x - 100) / PX_PER_MM), _row(100, 1000)) is None
+
+
+def test_rows_spanning_more_than_5_percent_off_10_s_of_their_grid_are_refused():
+    check_row_length(None)
+    check_row_length(10.4)
+    with pytest.raises(IntakeError) as refused:
+        check_row_length(10.6)
+    assert refused.value.reason == "no_layout" and "10.6 s of the grid" in refused.value.message
 
 
 @pytest.mark.parametrize("kind", ["clean", "photo"])
