@@ -713,6 +713,11 @@ def _agree_on_ends(rows: list[Row]) -> list[str]:
         if longer.size and np.all((longer > 0.03) & (longer <= 0.05)):
             reference, trusted = float(widths[measured][0]), 1
     agree = np.abs(widths / reference - 1) <= 0.03
+    if measured.sum() >= 2:
+        # Where measured rows are the reference, one without a pulse that is longer by 0.15 s
+        # ran on over something joined to it: a pulse cut by the picture's edge, its rise
+        # lost (ecg00002: every other row 0.26 s longer, lead II's first 0.22 s its pulse).
+        agree &= measured | (widths / reference - 1 <= 0.015)
     if agree.all():
         return []
     if agree.sum() < max(2, len(rows) / 2) and (agree & measured).sum() < trusted:
