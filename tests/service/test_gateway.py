@@ -320,8 +320,10 @@ def test_patient_identifiers_never_reach_the_logs(service, triton):
     [
         ("1001 fields", b"".join(b'--b\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nv\r\n' % i
                                  for i in range(1001)) + b"--b--\r\n", "multipart/form-data; boundary=b", "bad_multipart"),
-        ("100 kB boundary", b"--" + b"B" * 100_000 + b'\r\nContent-Disposition: form-data; name="file"; filename="a"'
-         b"\r\n\r\nx\r\n--" + b"B" * 100_000 + b"--\r\n", "multipart/form-data; boundary=" + "B" * 100_000, "bad_multipart"),
+        # (10 kB, not more: a header over 16 kB is the HTTP server's own to refuse, h11's limit on
+        # what it buffers, and whether it does depends on how the bytes arrive: a flaky test)
+        ("10 kB boundary", b"--" + b"B" * 10_000 + b'\r\nContent-Disposition: form-data; name="file"; filename="a"'
+         b"\r\n\r\nx\r\n--" + b"B" * 10_000 + b"--\r\n", "multipart/form-data; boundary=" + "B" * 10_000, "bad_multipart"),
         ("no boundary", b"--x\r\n", "multipart/form-data", "bad_multipart"),
         ("no file field", b'--b\r\nContent-Disposition: form-data; name="clinical"\r\n\r\n{}\r\n--b--\r\n',
          "multipart/form-data; boundary=b", "file_missing"),
