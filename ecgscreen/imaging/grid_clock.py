@@ -40,7 +40,7 @@ from ..leads import DURATION_S
 from .errors import IntakeError
 from .layout import Row
 
-__all__ = ["KNOT_TIMES", "check_row_length", "row_bend", "time_rows_on_grid"]
+__all__ = ["KNOT_TIMES", "check_row_length", "line_positions", "row_bend", "time_rows_on_grid"]
 
 KNOT_TIMES = np.arange(0.5, DURATION_S, 0.5)  # s: where a row's time knots lie
 _MAX_RESIDUAL_PX = 0.35  # a grid line's fitted position is this close to where it was found
@@ -52,7 +52,7 @@ _MIN_BEND_S = 0.004  # a grid that bends no point of the row by this much says i
 _MAX_LENGTH_ERROR = 0.05  # rows whose ends span more (less) of the grid than 10 s +- 5 %: refused
 
 
-def _line_positions(profile: np.ndarray, px_per_mm: float) -> np.ndarray:
+def line_positions(profile: np.ndarray, px_per_mm: float) -> np.ndarray:
     """Sub-pixel centres of the dark peaks of a column profile (grid lines)."""
     size = max(3, int(round(2 * px_per_mm)) | 1)
     lift = profile - ndimage.median_filter(profile, size=size, mode="nearest")
@@ -121,7 +121,7 @@ def _read_row(grid: np.ndarray, row: Row) -> _Reading | None:
     band = grid[row.top : row.bottom, lo:hi]
     if band.shape[0] < 5 or hi - lo < width:
         return None
-    xs = _line_positions(np.median(band, axis=0).astype(np.float32), px_per_mm) + lo
+    xs = line_positions(np.median(band, axis=0).astype(np.float32), px_per_mm) + lo
     if xs.size < 20:
         return None
     # Minor lines (1 mm) or major lines alone (5 mm): the spacing the lines found mostly have.

@@ -75,9 +75,14 @@ class Row:
     knots: tuple[tuple[float, float], ...] = ()
     # Image columns (at the row's middle) where a printed separator line crosses the row.
     separators: tuple[float, ...] = ()
+    # Where the baseline was anchored (the pulse's foot, image column), if it was.
+    anchor_x: float | None = None
+    # The paper's bend under the row (``grid_level``): a polynomial in x added to the line.
+    bend: np.ndarray | None = None
 
     def baseline(self, x: np.ndarray) -> np.ndarray:
-        return self.intercept + self.slope * x
+        line = self.intercept + self.slope * x
+        return line if self.bend is None else line + np.polyval(self.bend, x)
 
     def x_at(self, t: np.ndarray | float) -> np.ndarray | float:
         """Image column of time ``t`` seconds."""
@@ -632,6 +637,7 @@ def _measure_first_pulse(
         row.calibrated = True
         # Re-anchor the baseline on the pulse's foot, keeping the slope fitted on the trace.
         row.intercept = pulse.foot_y - row.slope * pulse.foot_x
+        row.anchor_x = float(pulse.foot_x)
         return
 
 

@@ -21,6 +21,7 @@ from .dicom_reader import Waveform, read_dicom
 from .digitize import read_signal
 from .errors import IntakeError
 from .grid_clock import check_row_length, time_rows_on_grid
+from .grid_level import level_rows_on_grid
 from .images import WORKING_PX_PER_MM, decode_image
 from .ink import grid_darkness, off_page, separate_ink, threshold_ink, without_grid_lines
 from .judge import Verdict, judge
@@ -224,7 +225,7 @@ def _from_trace(
     length = None  # s of paper the untimed rows span by the grid under them
     if grid is not None:
         timed, length = time_rows_on_grid(grid, untimed)
-        page.warnings += timed
+        page.warnings += timed + level_rows_on_grid(grid, mask, page.rows)
     calibrated = any(row.calibrated for row in page.rows)
     signal = read_signal(mask, darkness, page, SIGNAL_RATE_HZ, "pulse" if calibrated else "standard")
     if rows_past_pulses(signal, page):  # a pulse read as the rows' first (last) samples
