@@ -15,10 +15,10 @@ window (unwrapped) is how far the paper rises or falls there. A quadratic throug
 (tight, spanning the row, its tilt the trace's within a millimetre) gives the row's
 curvature. A curl bends rows by different depths (the ones seen more obliquely more), so
 each row keeps its own; a row whose grid is not read takes the median of the others' (two
-read at least, a third of the page). Only the curvature is added to the row's baseline
-(``Row.bend``), with no slope and no offset of its own over the row, and it is kept at zero
-where the baseline was anchored on a pulse's foot: the trace's fitted slope and the pulse's
-foot stay as they were.
+read at least, a third of the page, or none is bent). Only the curvature is added to the
+row's baseline (``Row.bend``), with no slope and no offset of its own over the row, and it
+is kept at zero where the baseline was anchored on a pulse's foot: the trace's fitted slope
+and the pulse's foot stay as they were.
 
 On flat pictures the rows' grids read 0.0-0.1 px of bend (the dev set's screenshots and
 renders); real phone photos 1-4 px. Measured (``bench digitize --n 30 --seed 501``, per
@@ -113,16 +113,17 @@ def row_curvature(grid: np.ndarray, trace: np.ndarray, row: Row) -> float | None
 
 def level_rows_on_grid(grid: np.ndarray, trace: np.ndarray, rows: list[Row]) -> list[str]:
     """Give ``rows`` the curvature of the grid under them (``Row.bend``), where it shows the
-    paper bent; a warning where it does. A row whose grid is not read takes the median of
-    the others' (two rows read at least, a third of them)."""
+    paper bent; a warning where it does. The grid is trusted on two rows read at least, a
+    third of the page (one row's lines alone may be something else's); a row whose grid is
+    not read then takes the median of the others'."""
     curvatures = [row_curvature(grid, trace, row) for row in rows]
     read = [c for c in curvatures if c is not None]
-    fallback = float(np.median(read)) if len(read) >= max(2, len(rows) / 3) else None
+    if len(read) < max(2, len(rows) / 3):
+        return []
+    fallback = float(np.median(read))
     bent = 0
     for row, curvature in zip(rows, curvatures, strict=True):
         curvature = fallback if curvature is None else curvature
-        if curvature is None:
-            continue
         width = row.x_end - row.x_start
         px_per_mm = width / (DURATION_S * PAPER_SPEED_MM_S)
         depth = abs(curvature) * width**2 / 4  # the bend's height over the row, end to middle
