@@ -84,7 +84,10 @@ def row_curvature(grid: np.ndarray, trace: np.ndarray, row: Row) -> float | None
         return None
     band = np.where(ndimage.binary_dilation(trace[row.top : row.bottom]), 0.0, band)
     window = max(8, int(round(_WINDOW_MM * px_per_mm)))
-    starts = np.arange(row.x_start, row.x_end - window + 1, window)
+    # From the pulse's foot where the baseline is pinned there (it lies before the trace):
+    # the fit is read there, not extrapolated to it.
+    lo = row.x_start if row.anchor_x is None else max(0, min(row.x_start, int(row.anchor_x) - window // 2))
+    starts = np.arange(lo, row.x_end - window + 1, window)
     profiles = [np.median(band[:, x : x + window], axis=1) for x in starts]
     # The lines lie on a lattice of 1 mm (major lines alone on every fifth step, and a faint
     # minor line missed here and there): its period in the picture, from the gaps between
