@@ -47,9 +47,8 @@ _MIN_BEND_PX = 0.5  # a bend under this over the row is none
 _MAX_BEND_MM = 4.0  # no curl a page is read at bends a row further
 
 
-def _phase(profile: np.ndarray, px_per_mm: float, period: float) -> float | None:
-    """The lattice's vertical offset (px, modulo ``period``) from a profile's line peaks."""
-    ys = line_positions(profile, px_per_mm)
+def _phase(ys: np.ndarray, period: float) -> float | None:
+    """The lattice's vertical offset (px, modulo ``period``) from the lines found at ``ys``."""
     if ys.size < 3:
         return None
     mean = np.mean(np.exp(2j * np.pi * ys / period))
@@ -88,17 +87,18 @@ def row_curvature(grid: np.ndarray, trace: np.ndarray, row: Row) -> float | None
     # the fit is read there, not extrapolated to it.
     lo = row.x_start if row.anchor_x is None else max(0, min(row.x_start, int(row.anchor_x) - window // 2))
     starts = np.arange(lo, row.x_end - window + 1, window)
-    profiles = [np.median(band[:, x : x + window], axis=1) for x in starts]
+    windows = band[:, lo : lo + starts.size * window].reshape(band.shape[0], starts.size, window)
+    lines = [line_positions(profile, px_per_mm) for profile in np.median(windows, axis=2).T]
     # The lines lie on a lattice of 1 mm (major lines alone on every fifth step, and a faint
     # minor line missed here and there): its period in the picture, from the gaps between
     # lines found a whole number of millimetres apart.
-    gaps = np.concatenate([np.diff(line_positions(p, px_per_mm)) for p in profiles])
+    gaps = np.concatenate([np.diff(ys) for ys in lines])
     steps = np.round(gaps / px_per_mm)
     whole = (steps >= 1) & (np.abs(gaps / np.maximum(steps, 1) / px_per_mm - 1) <= 0.2)
     if whole.sum() < 10:
         return None
     period = float(np.median(gaps[whole] / steps[whole]))
-    phases = [_phase(p, px_per_mm, period) for p in profiles]
+    phases = [_phase(ys, period) for ys in lines]
     read = np.array([p is not None for p in phases])
     if read.mean() < _MIN_WINDOWS or not (read[0] or read[1]) or not (read[-1] or read[-2]):
         return None
