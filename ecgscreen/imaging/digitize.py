@@ -20,8 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from ..leads import DURATION_S, layout_rows
+from .faint_strokes import faint_joins
 from .layout import PageLayout, Row, piecewise
 from .separators import erase_separators
 from .signal import EcgSignal
@@ -32,6 +35,7 @@ __all__ = ["assign_traces", "read_signal", "place_strips", "RowInk", "RowTrace"]
 _MIN_MARK_MM = 4.0
 _GAP_COLUMNS = 3.0  # a stretch without ink longer than this many columns stays NaN
 _MIN_PERSPECTIVE_S = 0.006  # a page's perspective bends a row's middle by at least this, or it is flat
+_PULSE_ZONE_S = 0.3  # a calibration pulse printed at a row's end lies this close to it (0.2 s wide)
 _LABEL_ZONE_S = 0.3  # a lead label spans about 7 mm (0.3 s at 25 mm/s) after its lead change
 
 
@@ -60,6 +64,59 @@ def _cut_lead_changes(mask: np.ndarray, page: PageLayout) -> np.ndarray:
     return cut
 
 
+def _large_shapes(labels: np.ndarray, count: int, minimum: float) -> np.ndarray:
+    """Per label (0 = background), whether its shape spans ``minimum`` px in either direction."""
+    large = np.zeros(count + 1, dtype=bool)
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is not None:
+            large[index] = box[0].stop - box[0].start >= minimum or box[1].stop - box[1].start >= minimum
+    return large
+
+
+def _joined_by_faint_strokes(
+    labels: np.ndarray, large: np.ndarray, touches: np.ndarray, darkness: np.ndarray, page: PageLayout
+) -> np.ndarray:
+    """Per label, its label once a shape touching no baseline corridor (``touches``: per row
+    and label, pixels on the row's corridor) is merged with the shapes faint steep strokes
+    join it to (labels stay in 0..count).
+
+    Only large shapes: a lead label joined to the trace by a faint lead-change tick stays
+    apart, and so do the dots of a dotted grid. Near a row's ends, where carts print the
+    calibration pulse, a floating shape must be reached by two strokes (a wave's top by its
+    up- and downstroke): the top of a pulse the layout reader missed is reached by its rise
+    alone, its fall ends on the pulse's short foot (ecg00013's row 2 read the pulse into V5).
+    Two shapes that each touch a corridor are never merged, nor shapes of two rows: a tall R
+    wave whose faint top nears the row above must not make the two rows' traces one."""
+    same = np.arange(large.size)
+    floating = touches.sum(axis=0) == 0
+    above, below, stroke = faint_joins(darkness, labels, page.px_per_mm).T
+    keep = large[above] & large[below] & (floating[above] | floating[below])  # (never both anchored)
+    reaching = np.r_[
+        np.c_[above, stroke][keep & floating[above]], np.c_[below, stroke][keep & floating[below]]
+    ]
+    strokes = np.bincount(np.unique(reaching, axis=0)[:, 0], minlength=large.size)
+    centre = np.r_[
+        0.0, [(box[1].start + box[1].stop) / 2 if box else 0.0 for box in ndimage.find_objects(labels)]
+    ]
+    start, end = (
+        float(np.median([getattr(row, side) for row in page.rows])) for side in ("x_start", "x_end")
+    )
+    margin = _PULSE_ZONE_S * (end - start) / DURATION_S
+    at_ends = (centre < start + margin) | (centre > end - margin)
+    enough = ~at_ends | (strokes >= 2)
+    keep &= (~floating[above] | enough[above]) & (~floating[below] | enough[below])
+    if not keep.any():
+        return same
+    links = coo_matrix((np.ones(int(keep.sum())), (above[keep], below[keep])), shape=(large.size, large.size))
+    _, component = connected_components(links, directed=False)
+    # Shapes joined to two rows' traces are left alone.
+    anchored = np.flatnonzero(large & ~floating)
+    rows = np.unique(np.c_[component[anchored], np.argmax(touches[:, anchored], axis=0)], axis=0)
+    alone = np.bincount(rows[:, 0], minlength=component.max() + 1)[component] > 1
+    _, merged = np.unique(np.where(alone, large.size + same, component), return_inverse=True)
+    return merged  # the background (label 0, component 0) stays 0: np.unique sorts
+
+
 @dataclass
 class RowInk:
     """One row's share of the page: image rows ``top`` to ``top + len(own)``; ``own`` is the
@@ -71,7 +128,7 @@ class RowInk:
     traces: np.ndarray | None = None
 
 
-def assign_traces(mask: np.ndarray, page: PageLayout) -> list[RowInk]:
+def assign_traces(mask: np.ndarray, page: PageLayout, darkness: np.ndarray | None = None) -> list[RowInk]:
     """Per row, the part of ``mask`` that is that row's trace (``RowInk``).
 
     A trace keeps returning to its row's 0 mV line; lead labels, lead-change ticks and text
@@ -81,10 +138,12 @@ def assign_traces(mask: np.ndarray, page: PageLayout) -> list[RowInk]:
     touching two corridors (overlapping traces) are kept inside the row's band, and the row
     carries all traces' ink 1.5 row pitches around its baseline for ``_follow``. Shapes are
     grouped after closing 1-pixel gaps, so a trace broken by JPEG or blur stays
-    one shape with its QRS spikes.
+    one shape with its QRS spikes; given the page's ``darkness``, two shapes of 4 mm or more
+    joined by a steep stroke too faint for the mask are one shape too (``faint_strokes``).
     """
     grouped = _dilate3(_cut_lead_changes(mask, page))
     labels, count = ndimage.label(grouped, structure=np.ones((3, 3), dtype=int))
+    large = _large_shapes(labels, count, _MIN_MARK_MM * page.px_per_mm)
     h, _ = mask.shape
     reach = max(1, round(page.px_per_mm))
     touches = np.zeros((len(page.rows), count + 1))
@@ -94,11 +153,11 @@ def assign_traces(mask: np.ndarray, page: PageLayout) -> list[RowInk]:
         hits = labels[np.clip(y, 0, h - 1), np.broadcast_to(x, y.shape)]
         touches[r] = np.bincount(hits.ravel(), minlength=count + 1)
     touches[:, 0] = 0  # background
-    minimum = _MIN_MARK_MM * page.px_per_mm
-    large = np.zeros(count + 1, dtype=bool)
-    for index, box in enumerate(ndimage.find_objects(labels), start=1):
-        if box is not None:
-            large[index] = box[0].stop - box[0].start >= minimum or box[1].stop - box[1].start >= minimum
+    if darkness is not None:
+        merged = _joined_by_faint_strokes(labels, large, touches, darkness, page)
+        labels, count = merged[labels], int(merged.max())
+        touches = np.stack([np.bincount(merged, weights=t, minlength=count + 1) for t in touches])
+        large = np.bincount(merged, weights=large, minlength=count + 1) > 0
     total = touches.sum(axis=0)
     home = np.argmax(touches, axis=0)
     ranked = np.sort(touches, axis=0)
@@ -371,7 +430,12 @@ def read_signal(
     clock = page_clock(page)
     mask = erase_separators(mask, page)
     for r, (ink, row, segments) in enumerate(
-        zip(assign_traces(mask, page), page.rows, layout_rows(page.layout, page.rhythm_leads), strict=True)
+        zip(
+            assign_traces(mask, page, darkness),
+            page.rows,
+            layout_rows(page.layout, page.rhythm_leads),
+            strict=True,
+        )
     ):
         top = ink.top
         zones = [segment.t0 for segment in segments]

@@ -9,6 +9,7 @@ bench realworld``): when one starts passing, the xfail fails and its line here i
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ecgscreen.imaging.errors import IntakeError
@@ -92,3 +93,19 @@ def test_rows_whose_pulse_the_pictures_edge_cut_start_where_the_measured_rows_do
     assert max(row.x_start for row in rows) - min(row.x_start for row in rows) <= 2
     lead_ii = reading.signal.values[1, : int(0.3 * reading.signal.sample_rate)]
     assert not (abs(lead_ii - 1.0) < 0.1).sum() > 0.1 * reading.signal.sample_rate
+
+
+def test_a_small_scans_faint_qrs_strokes_keep_its_raised_st_segments_in_the_lead():
+    """ecg00013 (a 1024 px scan, thin pen): V4's QRS strokes are as light as the grid, so its
+    elevated ST segments floated apart from the baseline and were dropped (53 % of the lead
+    read, "missing"). Joined by their faint strokes (``faint_strokes``), 71 % is read; the
+    calibration pulse at the row's end, which the layout reader misses, stays out of V5."""
+    reading = read_page((DEV_SET / "ecg00013.jpg").read_bytes())
+    assert reading.verdict.to_dict()["V4"]["status"] == "read"
+    assert len(reading.verdict.named("read")) >= 11
+    signal = reading.signal
+    rate = signal.sample_rate
+    v4 = signal.lead("V4")[int(signal.spans["V4"][0] * rate) : int(signal.spans["V4"][1] * rate)]
+    assert np.isfinite(v4).mean() > 0.65 and np.nanmax(v4) > 0.5  # the ST segments, up to ~1 mV
+    v5 = signal.lead("V5")[int((signal.spans["V5"][1] - 0.3) * rate) : int(signal.spans["V5"][1] * rate)]
+    assert np.nanmax(v5) < 0.5  # no 1 mV pulse plateau at its end
