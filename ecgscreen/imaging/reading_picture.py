@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ..leads import LEADS, layout_rows
+from .digitize import page_clock
 from .pipeline import Reading
 
 __all__ = ["draw_reading", "reading_png", "STATUS_COLOURS"]
@@ -84,18 +85,20 @@ def _on_page(reading: Reading) -> Image.Image:
     width = max(1, int(round(0.35 * layout.px_per_mm)))
     draw = ImageDraw.Draw(image)
     labels = []
+    clock = page_clock(layout)
     for row, segments in zip(layout.rows, layout_rows(layout.layout, layout.rhythm_leads), strict=True):
+        x_at = _columns_of_time(clock, row)
         for segment in segments:
             lead = segment.lead
             if signal.spans.get(lead) != (segment.t0, segment.t1):
                 continue  # printed twice: the other print is the one read
             status, _ = _status(reading, lead)
             k = _samples(signal, segment.t0, segment.t1)
-            x = np.asarray(row.x_at(k / rate), dtype=np.float64)
+            x = x_at(k / rate)
             _trace(
                 draw, x, row.baseline(x) - signal.lead(lead)[k] * row.px_per_mv, STATUS_COLOURS[status], width
             )
-            x0 = float(row.x_at(segment.t0))
+            x0 = float(x_at(np.array([segment.t0]))[0])
             labels.append(((x0 + 3, float(row.baseline(np.array([x0]))[0]) - 2.2 * size), lead, status))
     for xy, lead, status in labels:
         _label(draw, xy, lead, status, size)
@@ -103,6 +106,15 @@ def _on_page(reading: Reading) -> Image.Image:
     if scale < 1.0:
         image = image.resize((int(image.width * scale), int(image.height * scale)), Image.LANCZOS)
     return image
+
+
+def _columns_of_time(clock, row):
+    """``t (s) -> image column`` on ``row``: the inverse of the clock the signal was read
+    with (``digitize.page_clock``), so each sample is drawn where it was read from. A
+    photo's perspective bends a row's time axis by up to 0.1 s from a straight one."""
+    xs = np.arange(np.floor(row.x_start) - 1, np.ceil(row.x_end) + 2, dtype=np.float64)
+    times = clock(row, xs, row.baseline(xs))
+    return lambda t: np.interp(t, times, xs)
 
 
 def _as_printout(reading: Reading) -> Image.Image:
