@@ -24,7 +24,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ..leads import DURATION_S, layout_rows
-from .faint_strokes import faint_joins
+from .faint_strokes import faint_joins, spike_tips
 from .layout import PageLayout, Row, piecewise
 from .separators import erase_separators
 from .signal import EcgSignal
@@ -36,6 +36,7 @@ _MIN_MARK_MM = 4.0
 _GAP_COLUMNS = 3.0  # a stretch without ink longer than this many columns stays NaN
 _MIN_PERSPECTIVE_S = 0.006  # a page's perspective bends a row's middle by at least this, or it is flat
 _PULSE_ZONE_S = 0.3  # a calibration pulse printed at a row's end lies this close to it (0.2 s wide)
+_TICK_S = 0.1  # a lead-change tick lies this close to the lead change
 _LABEL_ZONE_S = 0.3  # a lead label spans about 7 mm (0.3 s at 25 mm/s) after its lead change
 
 
@@ -73,20 +74,39 @@ def _large_shapes(labels: np.ndarray, count: int, minimum: float) -> np.ndarray:
     return large
 
 
+def _marked_columns(page: PageLayout) -> list[tuple[float, float]]:
+    """Image columns (from, to) where a cart prints more than the trace: a lead change's tick
+    and the label after it, and the calibration pulse at either end of a row."""
+    marked = []
+    for row, segments in zip(page.rows, layout_rows(page.layout, page.rhythm_leads), strict=True):
+        per_s = (row.x_end - row.x_start) / DURATION_S
+        marked += [
+            (-np.inf, row.x_start + _PULSE_ZONE_S * per_s),
+            (row.x_end - _PULSE_ZONE_S * per_s, np.inf),
+        ]
+        for segment in segments:
+            x = float(row.x_at(segment.t0))
+            marked.append((x - _TICK_S * per_s, x + _LABEL_ZONE_S * per_s))
+    return marked
+
+
 def _joined_by_faint_strokes(
     labels: np.ndarray, large: np.ndarray, touches: np.ndarray, darkness: np.ndarray, page: PageLayout
 ) -> np.ndarray:
     """Per label, its label once a shape touching no baseline corridor (``touches``: per row
-    and label, pixels on the row's corridor) is merged with the shapes faint steep strokes
-    join it to (labels stay in 0..count).
+    and label, pixels on the row's corridor) is merged with the trace it belongs to (labels
+    stay in 0..count): the shapes faint steep strokes join it to (``faint_joins``), or, for
+    a spike's tip whose stroke is lost altogether, the trace right under or over it
+    (``spike_tips``).
 
-    Only large shapes: a lead label joined to the trace by a faint lead-change tick stays
-    apart, and so do the dots of a dotted grid. Near a row's ends, where carts print the
-    calibration pulse, a floating shape must be reached by two strokes (a wave's top by its
-    up- and downstroke): the top of a pulse the layout reader missed is reached by its rise
-    alone, its fall ends on the pulse's short foot (ecg00013's row 2 read the pulse into V5).
-    Two shapes that each touch a corridor are never merged, nor shapes of two rows: a tall R
-    wave whose faint top nears the row above must not make the two rows' traces one."""
+    Only large shapes, or tips away from the lead changes: a lead label joined to the trace
+    by a faint lead-change tick stays apart, and so do the dots of a dotted grid. Near a
+    row's ends, where carts print the calibration pulse, a floating shape must be reached by
+    two strokes (a wave's top by its up- and downstroke): the top of a pulse the layout
+    reader missed is reached by its rise alone, its fall ends on the pulse's short foot
+    (ecg00013's row 2 read the pulse into V5). Two shapes that each touch a corridor are
+    never merged, nor shapes of two rows: a tall R wave whose faint top nears the row above
+    must not make the two rows' traces one."""
     same = np.arange(large.size)
     floating = touches.sum(axis=0) == 0
     above, below, stroke = faint_joins(darkness, labels, page.px_per_mm).T
@@ -105,13 +125,16 @@ def _joined_by_faint_strokes(
     at_ends = (centre < start + margin) | (centre > end - margin)
     enough = ~at_ends | (strokes >= 2)
     keep &= (~floating[above] | enough[above]) & (~floating[below] | enough[below])
-    if not keep.any():
+    home = np.argmax(touches, axis=0)
+    tip, base = spike_tips(labels, floating, home, page.rows, page.px_per_mm, _marked_columns(page)).T
+    above, below = np.r_[above[keep], tip], np.r_[below[keep], base]
+    if not above.size:
         return same
-    links = coo_matrix((np.ones(int(keep.sum())), (above[keep], below[keep])), shape=(large.size, large.size))
+    links = coo_matrix((np.ones(above.size), (above, below)), shape=(large.size, large.size))
     _, component = connected_components(links, directed=False)
     # Shapes joined to two rows' traces are left alone.
     anchored = np.flatnonzero(large & ~floating)
-    rows = np.unique(np.c_[component[anchored], np.argmax(touches[:, anchored], axis=0)], axis=0)
+    rows = np.unique(np.c_[component[anchored], home[anchored]], axis=0)
     alone = np.bincount(rows[:, 0], minlength=component.max() + 1)[component] > 1
     _, merged = np.unique(np.where(alone, large.size + same, component), return_inverse=True)
     return merged  # the background (label 0, component 0) stays 0: np.unique sorts

@@ -22,8 +22,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["faint_joins"]
+__all__ = ["faint_joins", "spike_tips"]
 
+_TIP_GAP_MM = 5.0  # how far a spike's tip may float over (under) its trace
+_TIP_MM = 2.0  # a tip at least this tall and three times as tall as wide: a spike's, not a glyph
 _STRAIGHT_MM = 12.0  # a vertical run this long is a grid line, never a stroke of the trace
 _CONTRAST = 13  # /255 darkness over the straight lines: a stroke, not the paper's noise
 # Faint pixels join up and down, straight or diagonally, never sideways: a steep stroke
@@ -51,3 +53,50 @@ def faint_joins(darkness: np.ndarray, shapes: np.ndarray, px_per_mm: float) -> n
         ends.setdefault(int(k), []).append(int(b))
     joins = [(int(a), b, int(k)) for k, a in tops for b in ends.get(int(k), ()) if a != b]
     return np.array(joins, dtype=np.int64).reshape(-1, 3)
+
+
+def spike_tips(
+    shapes: np.ndarray,
+    floating: np.ndarray,
+    home: np.ndarray,
+    rows: list,
+    px_per_mm: float,
+    marked: list[tuple[float, float]],
+) -> np.ndarray:
+    """(N, 2): ``(tip, trace)`` label pairs of ``shapes``: a floating shape (per label, bool)
+    drawn like a spike's tip (``_TIP_MM`` tall or more, a third as wide), standing within
+    ``_TIP_GAP_MM`` straight over its row's trace (hanging under it, below the baseline), and
+    the trace shape it stands on, whose ``home`` row (per label) is that row. Tips whose
+    middle column lies in ``marked`` (a lead change's tick and label, a row's pulse) are
+    left out. ``rows``: ``layout.Row``s, for their baselines.
+
+    In a 640 px scan an R wave's strokes, a pixel wide, fade to paper-white between its tip
+    and the baseline (ecg00019), so not even a faint stroke joins them."""
+    h = shapes.shape[0]
+    gap = max(2, int(round(_TIP_GAP_MM * px_per_mm)))
+    beside = max(1, int(round(0.5 * px_per_mm)))  # the stroke leaves the baseline a column or two aside
+    found = []
+    for index, box in enumerate(ndimage.find_objects(shapes), start=1):
+        if box is None or not floating[index]:
+            continue
+        top, bottom, left, right = box[0].start, box[0].stop, box[1].start, box[1].stop
+        middle = (left + right) / 2
+        if bottom - top < _TIP_MM * px_per_mm or 3 * (right - left) > bottom - top:
+            continue
+        if any(lo <= middle <= hi for lo, hi in marked):
+            continue
+        baselines = np.array([row.baseline(np.array([middle]))[0] for row in rows])
+        row = int(np.argmin(np.abs(baselines - (top + bottom) / 2)))
+        upward = (top + bottom) / 2 < baselines[row]
+        tip = shapes[box] == index
+        columns = np.flatnonzero(tip[-1] if upward else tip[0]) + left  # the end facing the trace
+        lo, hi = max(0, columns.min() - beside), columns.max() + beside + 1
+        window = (
+            shapes[bottom : min(h, bottom + gap), lo:hi] if upward else shapes[max(0, top - gap) : top, lo:hi]
+        )
+        hit = window[(window > 0) & (window != index)]
+        if hit.size:
+            trace = int(np.bincount(hit).argmax())
+            if not floating[trace] and home[trace] == row:
+                found.append((index, trace))
+    return np.array(found, dtype=np.int64).reshape(-1, 2)

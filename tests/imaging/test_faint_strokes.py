@@ -103,3 +103,30 @@ def test_two_rows_traces_are_never_made_one():
     ink = darkness > 0.28
     first, second, _ = assign_traces(ink, _page(), darkness)
     assert first.traces is None and second.traces is None  # not one shape touching two corridors
+
+
+def _lead_with_a_spike_tip(x: int, above: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """A 3x4 page whose first row's R wave at column ``x`` left only its tip, 12 px (3 mm)
+    tall and a pixel wide, ``above`` px over the baseline: its strokes faded to paper."""
+    darkness, _ = _lead_with_a_raised_segment(stroke=0.0)
+    darkness[RAISED : RAISED + 2] = 0.0
+    darkness[BASELINE : BASELINE + 2, 20:380] = 0.9
+    darkness[BASELINE - above - 12 : BASELINE - above, x] = 0.9
+    return darkness, darkness > 0.28
+
+
+def test_a_spikes_tip_over_its_trace_is_read_with_it():
+    """ecg00019 (a 640 px scan): R waves whose strokes fade to paper-white between the tip
+    and the baseline were read as a flat line (lead II's R wave 0.28 mV instead of 1.3)."""
+    darkness, ink = _lead_with_a_spike_tip(x=X)
+    assert assign_traces(ink, _page(), darkness)[0].own[BASELINE - 20, X]
+    assert not assign_traces(ink, _page())[0].own[BASELINE - 20, X]
+
+
+def test_a_tip_at_a_lead_change_or_far_over_the_trace_is_not():
+    """A thin mark at a lead change is its tick (or the label beside it); one 5 mm or more
+    over the trace is not that trace's."""
+    darkness, ink = _lead_with_a_spike_tip(x=200)  # the lead change at 5 s
+    assert not assign_traces(ink, _page(), darkness)[0].own[BASELINE - 20, 200]
+    darkness, ink = _lead_with_a_spike_tip(x=X, above=24)  # 6 mm over the baseline
+    assert not assign_traces(ink, _page(), darkness)[0].own[BASELINE - 30, X]

@@ -109,3 +109,19 @@ def test_a_small_scans_faint_qrs_strokes_keep_its_raised_st_segments_in_the_lead
     assert np.isfinite(v4).mean() > 0.65 and np.nanmax(v4) > 0.5  # the ST segments, up to ~1 mV
     v5 = signal.lead("V5")[int((signal.spans["V5"][1] - 0.3) * rate) : int(signal.spans["V5"][1] * rate)]
     assert np.nanmax(v5) < 0.5  # no 1 mV pulse plateau at its end
+
+
+def test_a_small_scans_spike_tips_are_read_with_their_leads():
+    """ecg00019 (a 640 px BMP scan): some R and S waves fade to paper-white between their
+    tips and the baseline. Their tips are read with the trace under them (``spike_tips``):
+    lead II's second R wave (1.3 mV; read before as 0.28) and V1's S waves (-0.77; -0.14)."""
+    reading = read_page((DEV_SET / "ecg00019.bmp").read_bytes())
+    signal = reading.signal
+    rate = signal.sample_rate
+
+    def printed(lead: str) -> np.ndarray:
+        start, end = signal.spans[lead]
+        return signal.lead(lead)[int(start * rate) : int(end * rate)]
+
+    assert np.nanmax(printed("II")) > 1.0 and np.nanmin(printed("V1")) < -0.5
+    assert reading.verdict.refusal is None
