@@ -15,6 +15,10 @@ another. ``faint_joins`` finds the shapes such strokes join; ``digitize.assign_t
 floating shape of the trace's size join the trace that way. The strokes only say which shapes
 belong together: their pixels are not added to the trace, so nothing read before moves.
 A stroke over 12 mm straight up is taken for a grid line and joins nothing.
+
+In a smaller picture still, a spike's strokes fade to paper-white between its tip and the
+baseline (ecg00019, a 640 px scan): ``spike_tips`` pairs such a tip, drawn like one and
+standing just over its row's trace, with that trace.
 """
 
 from __future__ import annotations
