@@ -115,8 +115,7 @@ def row_bend(grid: np.ndarray, row: Row) -> np.ndarray | None:
 
 def _read_row(grid: np.ndarray, row: Row) -> _Reading | None:
     """``row``'s grid (``_Reading``); ``None`` where no grid is read."""
-    width = row.x_end - row.x_start
-    px_per_mm = width / (DURATION_S * PAPER_SPEED_MM_S)
+    width, px_per_mm = row.x_end - row.x_start, row.px_per_mm
     lo, hi = max(0, row.x_start - int(px_per_mm)), min(grid.shape[1], row.x_end + int(px_per_mm) + 1)
     band = grid[row.top : row.bottom, lo:hi]
     if band.shape[0] < 5 or hi - lo < width:

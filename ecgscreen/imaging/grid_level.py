@@ -31,8 +31,6 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ..contract import PAPER_SPEED_MM_S
-from ..leads import DURATION_S
 from .grid_clock import line_positions
 from .layout import Row
 
@@ -76,8 +74,7 @@ def row_curvature(grid: np.ndarray, trace: np.ndarray, row: Row) -> float | None
     """The second-order coefficient (px per px^2) of the horizontal grid lines' bend in
     ``row``'s band of ``grid`` (darkness, grid included; ``trace``: the trace mask, left
     out); ``None`` where the grid does not say."""
-    width = row.x_end - row.x_start
-    px_per_mm = width / (DURATION_S * PAPER_SPEED_MM_S)
+    width, px_per_mm = row.x_end - row.x_start, row.px_per_mm
     band = grid[row.top : row.bottom].astype(np.float32)
     if band.shape[0] < 4 * px_per_mm or width < 50 * px_per_mm:
         return None
@@ -128,9 +125,8 @@ def level_rows_on_grid(grid: np.ndarray, trace: np.ndarray, rows: list[Row]) -> 
     for row, curvature in zip(rows, curvatures, strict=True):
         curvature = fallback if curvature is None else curvature
         width = row.x_end - row.x_start
-        px_per_mm = width / (DURATION_S * PAPER_SPEED_MM_S)
         depth = abs(curvature) * width**2 / 4  # the bend's height over the row, end to middle
-        if depth < _MIN_BEND_PX or depth > _MAX_BEND_MM * px_per_mm:
+        if depth < _MIN_BEND_PX or depth > _MAX_BEND_MM * row.px_per_mm:
             continue
         middle = (row.x_start + row.x_end) / 2
         # c (x - m)^2 less its mean over the row (w^2 / 12): no offset nor slope of its own.

@@ -80,6 +80,11 @@ class Row:
     # The paper's bend under the row (``grid_level``): a polynomial in x added to the line.
     bend: np.ndarray | None = None
 
+    @property
+    def px_per_mm(self) -> float:
+        """The row's own horizontal scale: its 10 s of trace are 250 mm of paper."""
+        return (self.x_end - self.x_start) / (DURATION_S * PAPER_SPEED_MM_S)
+
     def baseline(self, x: np.ndarray) -> np.ndarray:
         line = self.intercept + self.slope * x
         return line if self.bend is None else line + np.polyval(self.bend, x)
