@@ -85,7 +85,8 @@ def spike_tips(
             continue
         top, bottom, left, right = box[0].start, box[0].stop, box[1].start, box[1].stop
         middle = (left + right) / 2
-        if bottom - top < _TIP_MM * px_per_mm or 3 * (right - left) > bottom - top:
+        # (``shapes`` are the ink grown by a pixel each way, as ``digitize`` groups it)
+        if bottom - top < _TIP_MM * px_per_mm or 3 * (right - left - 2) > bottom - top:
             continue
         if any(lo <= middle <= hi for lo, hi in marked):
             continue

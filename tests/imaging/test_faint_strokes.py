@@ -4,6 +4,7 @@ digitiser uses them (``digitize.assign_traces``)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from ecgscreen.imaging.digitize import assign_traces
 from ecgscreen.imaging.faint_strokes import faint_joins
@@ -105,20 +106,21 @@ def test_two_rows_traces_are_never_made_one():
     assert first.traces is None and second.traces is None  # not one shape touching two corridors
 
 
-def _lead_with_a_spike_tip(x: int, above: int = 16) -> tuple[np.ndarray, np.ndarray]:
+def _lead_with_a_spike_tip(x: int, above: int = 16, width: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """A 3x4 page whose first row's R wave at column ``x`` left only its tip, 12 px (3 mm)
-    tall and a pixel wide, ``above`` px over the baseline: its strokes faded to paper."""
+    tall and ``width`` px wide, ``above`` px over the baseline: its strokes faded to paper."""
     darkness, _ = _lead_with_a_raised_segment(stroke=0.0)
     darkness[RAISED : RAISED + 2] = 0.0
     darkness[BASELINE : BASELINE + 2, 20:380] = 0.9
-    darkness[BASELINE - above - 12 : BASELINE - above, x] = 0.9
+    darkness[BASELINE - above - 12 : BASELINE - above, x : x + width] = 0.9
     return darkness, darkness > 0.28
 
 
-def test_a_spikes_tip_over_its_trace_is_read_with_it():
+@pytest.mark.parametrize("width", [1, 3])  # px; a tip 3 px wide is still a quarter as wide as tall
+def test_a_spikes_tip_over_its_trace_is_read_with_it(width):
     """ecg00019 (a 640 px scan): R waves whose strokes fade to paper-white between the tip
     and the baseline were read as a flat line (lead II's R wave 0.28 mV instead of 1.3)."""
-    darkness, ink = _lead_with_a_spike_tip(x=X)
+    darkness, ink = _lead_with_a_spike_tip(x=X, width=width)
     assert assign_traces(ink, _page(), darkness)[0].own[BASELINE - 20, X]
     assert not assign_traces(ink, _page())[0].own[BASELINE - 20, X]
 
