@@ -65,10 +65,11 @@ def _cut_lead_changes(mask: np.ndarray, page: PageLayout) -> np.ndarray:
     return cut
 
 
-def _large_shapes(labels: np.ndarray, count: int, minimum: float) -> np.ndarray:
-    """Per label (0 = background), whether its shape spans ``minimum`` px in either direction."""
-    large = np.zeros(count + 1, dtype=bool)
-    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+def _large_shapes(boxes: list, minimum: float) -> np.ndarray:
+    """Per label (0 = background), whether its shape (``boxes``: ``ndimage.find_objects``'s)
+    spans ``minimum`` px in either direction."""
+    large = np.zeros(len(boxes) + 1, dtype=bool)
+    for index, box in enumerate(boxes, start=1):
         if box is not None:
             large[index] = box[0].stop - box[0].start >= minimum or box[1].stop - box[1].start >= minimum
     return large
@@ -91,10 +92,16 @@ def _marked_columns(page: PageLayout) -> list[tuple[float, float]]:
 
 
 def _joined_by_faint_strokes(
-    labels: np.ndarray, large: np.ndarray, touches: np.ndarray, darkness: np.ndarray, page: PageLayout
+    labels: np.ndarray,
+    boxes: list,
+    large: np.ndarray,
+    touches: np.ndarray,
+    darkness: np.ndarray,
+    page: PageLayout,
 ) -> np.ndarray:
-    """Per label, its label once a shape touching no baseline corridor (``touches``: per row
-    and label, pixels on the row's corridor) is merged with the trace it belongs to (labels
+    """Per label, its label once a shape (``boxes``: the labels' ``ndimage.find_objects``)
+    touching no baseline corridor (``touches``: per row and label, pixels on the row's
+    corridor) is merged with the trace it belongs to (labels
     stay in 0..count): the shapes faint steep strokes join it to (``faint_joins``), or, for
     a spike's tip whose stroke is lost altogether, the trace right under or over it
     (``spike_tips``).
@@ -115,9 +122,7 @@ def _joined_by_faint_strokes(
         np.c_[above, stroke][keep & floating[above]], np.c_[below, stroke][keep & floating[below]]
     ]
     strokes = np.bincount(np.unique(reaching, axis=0)[:, 0], minlength=large.size)
-    centre = np.r_[
-        0.0, [(box[1].start + box[1].stop) / 2 if box else 0.0 for box in ndimage.find_objects(labels)]
-    ]
+    centre = np.r_[0.0, [(box[1].start + box[1].stop) / 2 if box else 0.0 for box in boxes]]
     start, end = (
         float(np.median([getattr(row, side) for row in page.rows])) for side in ("x_start", "x_end")
     )
@@ -126,7 +131,7 @@ def _joined_by_faint_strokes(
     enough = ~at_ends | (strokes >= 2)
     keep &= (~floating[above] | enough[above]) & (~floating[below] | enough[below])
     home = np.argmax(touches, axis=0)
-    tip, base = spike_tips(labels, floating, home, page.rows, page.px_per_mm, _marked_columns(page)).T
+    tip, base = spike_tips(labels, boxes, floating, home, page.rows, page.px_per_mm, _marked_columns(page)).T
     above, below = np.r_[above[keep], tip], np.r_[below[keep], base]
     if not above.size:
         return same
@@ -166,7 +171,8 @@ def assign_traces(mask: np.ndarray, page: PageLayout, darkness: np.ndarray | Non
     """
     grouped = _dilate3(_cut_lead_changes(mask, page))
     labels, count = ndimage.label(grouped, structure=np.ones((3, 3), dtype=int))
-    large = _large_shapes(labels, count, _MIN_MARK_MM * page.px_per_mm)
+    boxes = ndimage.find_objects(labels, count)  # once, for the size and join rules
+    large = _large_shapes(boxes, _MIN_MARK_MM * page.px_per_mm)
     h, _ = mask.shape
     reach = max(1, round(page.px_per_mm))
     touches = np.zeros((len(page.rows), count + 1))
@@ -177,7 +183,7 @@ def assign_traces(mask: np.ndarray, page: PageLayout, darkness: np.ndarray | Non
         touches[r] = np.bincount(hits.ravel(), minlength=count + 1)
     touches[:, 0] = 0  # background
     if darkness is not None:
-        merged = _joined_by_faint_strokes(labels, large, touches, darkness, page)
+        merged = _joined_by_faint_strokes(labels, boxes, large, touches, darkness, page)
         labels, count = merged[labels], int(merged.max())
         touches = np.stack([np.bincount(merged, weights=t, minlength=count + 1) for t in touches])
         large = np.bincount(merged, weights=large, minlength=count + 1) > 0

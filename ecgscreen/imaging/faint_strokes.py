@@ -61,14 +61,15 @@ def faint_joins(darkness: np.ndarray, shapes: np.ndarray, px_per_mm: float) -> n
 
 def spike_tips(
     shapes: np.ndarray,
+    boxes: list,
     floating: np.ndarray,
     home: np.ndarray,
     rows: list,
     px_per_mm: float,
     marked: list[tuple[float, float]],
 ) -> np.ndarray:
-    """(N, 2): ``(tip, trace)`` label pairs of ``shapes``: a floating shape (per label, bool)
-    drawn like a spike's tip (``_TIP_MM`` tall or more, a third as wide), standing within
+    """(N, 2): ``(tip, trace)`` label pairs of ``shapes`` (``boxes``: their
+    ``ndimage.find_objects``): a floating shape (per label, bool) drawn like a spike's tip (``_TIP_MM`` tall or more, a third as wide), standing within
     ``_TIP_GAP_MM`` straight over its row's trace (hanging under it, below the baseline), and
     the trace shape it stands on, whose ``home`` row (per label) is that row. Tips whose
     middle column lies in ``marked`` (a lead change's tick and label, a row's pulse) are
@@ -80,7 +81,7 @@ def spike_tips(
     gap = max(2, int(round(_TIP_GAP_MM * px_per_mm)))
     beside = max(1, int(round(0.5 * px_per_mm)))  # the stroke leaves the baseline a column or two aside
     found = []
-    for index, box in enumerate(ndimage.find_objects(shapes), start=1):
+    for index, box in enumerate(boxes, start=1):
         if box is None or not floating[index]:
             continue
         top, bottom, left, right = box[0].start, box[0].stop, box[1].start, box[1].stop
