@@ -17,6 +17,7 @@ from scipy import ndimage
 
 __all__ = [
     "Ink",
+    "faint_ink",
     "grid_darkness",
     "separate_ink",
     "threshold_ink",
@@ -185,6 +186,15 @@ def _threshold(darkness: np.ndarray, grid: str, grid_in_darkness: bool, faint_pe
         low = max(low, min(grid_level + 0.05, threshold))
     mask = _hysteresis(darkness, threshold, low)
     return Ink(darkness, mask, grid, threshold)
+
+
+def faint_ink(ink: Ink) -> np.ndarray:
+    """Ink a step fainter than ``ink``'s mask: pixels over 0.6 of its threshold, and those
+    over 0.4 of it joined to them. Where a row's calibration pulse is looked for once more
+    (``layout.find_layout``): a thin pen's pulse, anti-aliased over two pixel columns in a
+    small scan, comes out at half the trace's darkness and under the threshold, while its
+    trace, drawn over and over by the QRS and the T waves, stays dark."""
+    return _hysteresis(ink.darkness, 0.6 * ink.threshold, 0.4 * ink.threshold)
 
 
 def threshold_ink(darkness: np.ndarray, grid: str) -> Ink:

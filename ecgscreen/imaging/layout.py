@@ -22,6 +22,7 @@ Works on the deskewed trace mask, with no knowledge of the printer:
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,6 +56,13 @@ GAIN_TOLERANCE = 0.22
 # A pulse's width over 0.2 s of its row: most carts print a 0.2 s pulse, some 0.1 s (ecg00048);
 # a row of 10 s holds either, and a row cut short (or a pulse misread) is far outside.
 MIN_PULSE_RATIO = 0.4
+# How far (mm) a pulse's foot may lie from the line fitted along its row's trace and still be
+# the row's 0 mV (``_measure_first_pulse``). On the generator's pages (``bench digitize --n
+# 16 --seed 501``, Challenge SNR, against always taking the foot): photos 15 files of 46
+# better by > 0.3 dB, 1 worse (scans 1 / 0, clean pages unchanged); the real pictures' feet
+# lie 0-1.4 mm off; a flat render's 0.4-1.1 mm (its recording's own offset, maybe: seven
+# of its eight rows within 1 mm keep their foot).
+FOOT_AGREEMENT_MM = 1.0
 
 
 @dataclass
@@ -588,6 +596,27 @@ def _calibrate(
     _measure_first_pulse(mask, pulse_ink, row, candidates, px_per_mm, pitch)
 
 
+def _calibrate_faint(
+    mask: np.ndarray, faint_ink: np.ndarray, row: Row, reach: slice, px_per_mm: float, pitch: float
+) -> None:
+    """``_calibrate`` once more, on fainter ink (``ink.faint_ink``: a thin pen's pulse in a
+    small scan comes out at half the trace's darkness). That ink holds more of the grid, and
+    by the trace's ends its QRS complexes whole: a row's last one was measured as a 20 mm/mV
+    pulse 0.09 s wide (``bench refusals``' seed 71, record 3: every lead read at 0.43 of its
+    size). So only a pulse 0.2 s wide (within 20 %) counts, and anything else, a near miss
+    too (which on the trace's ink moves the row's ends and may refuse the page), leaves the
+    row as it was."""
+    beside = faint_ink[reach].any(axis=0)
+    # Runs apart from the trace (a faint speck touching its end is not one): the pulse's is
+    # the last before the trace or the first after it.
+    beside[max(0, row.x_start - 2) : row.x_end + 3] = False
+    runs = _runs(beside, max_gap=max(1, round(0.75 * px_per_mm)))
+    before = copy.copy(row)
+    _calibrate(mask, faint_ink, row, runs, runs, px_per_mm, pitch)
+    if not (row.calibrated and abs(row.pulse_ratio - 1.0) <= 0.2):
+        vars(row).update(vars(before))
+
+
 def _calibrate_beside(
     mask: np.ndarray, pulse_ink: np.ndarray, row: Row, px_per_mm: float, pitch: float
 ) -> None:
@@ -640,9 +669,13 @@ def _measure_first_pulse(
             return  # a pulse, but not 0.2 s of this row's time: the row is not 10 s (cropped?)
         row.px_per_mv = pulse.height
         row.calibrated = True
-        # Re-anchor the baseline on the pulse's foot, keeping the slope fitted on the trace.
-        row.intercept = pulse.foot_y - row.slope * pulse.foot_x
-        row.anchor_x = float(pulse.foot_x)
+        # Re-anchor the baseline on the pulse's foot, keeping the slope fitted on the trace,
+        # where the two agree: a foot over a millimetre off the line fitted along the trace's
+        # flat stretches marks a page bent between them (a photo's curl, which the straight
+        # line through one point at the row's end carries across the whole row).
+        if abs(pulse.foot_y - row.baseline(np.array([pulse.foot_x]))[0]) <= FOOT_AGREEMENT_MM * px_per_mm:
+            row.intercept = pulse.foot_y - row.slope * pulse.foot_x
+            row.anchor_x = float(pulse.foot_x)
         return
 
 
@@ -771,11 +804,14 @@ def _within_picture(rows: list[Row], width: int) -> list[str]:
     return [f"{moved} row(s) run off the picture: their time axis is approximate"] if moved else []
 
 
-def find_layout(mask: np.ndarray, pulse_ink: np.ndarray | None = None) -> PageLayout:
+def find_layout(
+    mask: np.ndarray, pulse_ink: np.ndarray | None = None, faint_pulse_ink: np.ndarray | None = None
+) -> PageLayout:
     """The layout of the deskewed trace ``mask``, or ``IntakeError('no_layout')``.
     ``pulse_ink``: where to measure the calibration pulses, when not on ``mask`` (the ink
     before the page segmenter dropped what it calls grid: it gives a pulse's edge drawn on a
-    major grid line to the grid)."""
+    major grid line to the grid); ``faint_pulse_ink``: fainter ink, where a row's pulse not
+    found on ``pulse_ink`` is looked for once more (``ink.faint_ink``)."""
     h, w = mask.shape
     guess_px_per_mm = w / PAGE_MM[0]
     framed, mask = mask, _without_frame(mask)
@@ -834,6 +870,8 @@ def find_layout(mask: np.ndarray, pulse_ink: np.ndarray | None = None) -> PageLa
             beside[x_start : x_end + 1] = False  # what joins the trace there is not apart from it
             ink_runs = _runs(beside, max_gap=max(1, round(0.75 * guess_px_per_mm)))
         _calibrate(mask, pulse_ink, row, runs, ink_runs, guess_px_per_mm, mean_pitch)
+        if not row.calibrated and faint_pulse_ink is not None:
+            _calibrate_faint(mask, faint_pulse_ink, row, reach, guess_px_per_mm, mean_pitch)
 
     # Most rows' pulses at a width other than 0.2 s of the row: the rows are not 10 s. One
     # row's is no evidence: a cart printing a 0.1 s pulse (ecg00048) shows it on a row or two

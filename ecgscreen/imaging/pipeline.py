@@ -23,7 +23,7 @@ from .errors import IntakeError
 from .grid_clock import check_row_length, time_rows_on_grid
 from .grid_level import level_rows_on_grid
 from .images import WORKING_PX_PER_MM, decode_image
-from .ink import grid_darkness, off_page, separate_ink, threshold_ink, without_grid_lines
+from .ink import faint_ink, grid_darkness, off_page, separate_ink, threshold_ink, without_grid_lines
 from .judge import Verdict, judge
 from .layout import PageLayout, find_layout
 from .limits import DEFAULT_LIMITS, Limits
@@ -143,19 +143,21 @@ def _read_printout(
         # are straight across the page and come out by their shape (``without_grid_lines``).
         px_per_mm = max(darkness.shape) / PAGE_MM[0]
         ink = threshold_ink(without_grid_lines(darkness, px_per_mm), ink.grid)
-        pulse_ink = ink.mask & ~rotate(desk, angle)
+        on_page = ~rotate(desk, angle)
+        pulse_inks = (ink.mask & on_page, faint_ink(ink) & on_page)
         return _from_trace(
             ink.mask & ~rotate(dropped, angle),
             ink.darkness,
             angle,
             confidence,
             info,
-            pulse_ink,
+            pulse_inks,
             grid,
             fine_grid,
         )
+    pulse_inks = (rotate(pulse_ink, angle), rotate(faint_ink(ink) & ~desk, angle))
     return _from_trace(
-        rotate(ink.mask, angle), darkness, angle, confidence, info, rotate(pulse_ink, angle), grid, fine_grid
+        rotate(ink.mask, angle), darkness, angle, confidence, info, pulse_inks, grid, fine_grid
     )
 
 
@@ -207,16 +209,17 @@ def _from_trace(
     angle: float,
     confidence: float,
     info: dict,
-    pulse_ink: np.ndarray | None = None,
+    pulse_inks: tuple[np.ndarray, np.ndarray] | None = None,
     grid: np.ndarray | None = None,
     fine_grid: bool = False,
 ) -> tuple[EcgSignal, LevelledPage]:
-    """The signal read from a levelled trace ``mask`` (and its ``darkness``); ``pulse_ink``:
-    the ink pulses are measured on; ``grid``: the page's darkness with its grid, where one
-    may be printed (the rows are timed along it); ``fine_grid``: drawn finely enough to
-    measure the rows' length by (the page is refused where it disagrees with their ends)."""
+    """The signal read from a levelled trace ``mask`` (and its ``darkness``); ``pulse_inks``:
+    the ink pulses are measured on, and a fainter one (``find_layout``); ``grid``: the
+    page's darkness with its grid, where one may be printed (the rows are timed along it);
+    ``fine_grid``: drawn finely enough to measure the rows' length by (the page is refused
+    where it disagrees with their ends)."""
     try:
-        page = find_layout(mask, pulse_ink)
+        page = find_layout(mask, *(pulse_inks or ()))
     except IntakeError as error:
         if error.reason not in ("no_layout", "unsupported_layout"):
             raise

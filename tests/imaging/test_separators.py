@@ -61,9 +61,9 @@ def _read_with_ink(data: bytes, monkeypatch) -> tuple:
     seen = {}
     find = pipeline.find_layout
 
-    def keep(mask, pulse_ink=None):
+    def keep(mask, pulse_ink=None, faint_pulse_ink=None):
         seen["inks"] = (mask, mask if pulse_ink is None else pulse_ink)
-        return find(mask, pulse_ink)
+        return find(mask, pulse_ink, faint_pulse_ink)
 
     monkeypatch.setattr(pipeline, "find_layout", keep)
     return read_page(data), seen["inks"]

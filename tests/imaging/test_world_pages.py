@@ -17,6 +17,7 @@ from ecgscreen.leads import LEADS
 from ecgscreen.synth.designs import draw_design
 from ecgscreen.synth.generate import encode_record, make_record
 from ecgscreen.synth.printout import PageDesign
+from ecgscreen.synth.renditions import renditions_of
 from ecgscreen.synth.scan import ScanArtefacts
 
 
@@ -247,6 +248,34 @@ def test_a_rows_pulse_is_found_where_the_pages_other_pulses_are(index):
     record = make_record(4242, index, formats=PRINTED)
     assert record.artefacts.kind == "scan"
     assert all(row.calibrated for row in read_page(encode_record(record)).page.layout.rows)
+
+
+@pytest.mark.parametrize("index", [54, 288])
+def test_a_thin_pens_faint_pulses_are_found(index):
+    """12x1 JPEG scans at 96-100 dpi (``bench layouts``, seed 4242): the pulses, drawn a pixel
+    wide and anti-aliased over two columns, come out at half the trace's darkness, under the
+    ink threshold the trace sets; a row's pulse was found on one row of twelve (page 54) or
+    none (288, read at the standard gain). A row whose pulse is not found is looked at again
+    on fainter ink (``ink.faint_ink``)."""
+    record = make_record(4242, index, formats=PRINTED)
+    assert record.artefacts.kind == "scan" and record.style.layout == "12x1"
+    _assert_every_pulse_measured(read_page(encode_record(record)).page.layout.rows)
+
+
+def test_a_pulse_foot_off_its_rows_line_on_a_curled_photo_does_not_set_its_0_mv():
+    """A 12x1 phone photo (``bench digitize``, seed 501, record 8): its rows bend by up to
+    2 mm along their length (a curl its blurred 96 dpi grid does not show), and each pulse's
+    foot lies 1-1.5 mm off the line fitted along its row's trace. A straight line through
+    the foot put every lead 0.2-0.35 mV high; the rows keep the fitted line (and their
+    pulses' gain)."""
+    record, files = renditions_of(501, 8, ("png/photo",))
+    assert record.style.layout == "12x1"
+    reading = read_page(files["png/photo"])
+    assert sum(row.calibrated for row in reading.page.layout.rows) >= 10
+    values = reading.signal.values
+    at = np.arange(values.shape[1]) * record.signal.shape[1] // values.shape[1]
+    offsets = [np.nanmedian(values[i] - record.signal[i, at]) for i in range(len(LEADS))]
+    assert np.median(np.abs(offsets)) < 0.1, np.round(offsets, 2)
 
 
 @pytest.mark.parametrize("index", [53, 235])
