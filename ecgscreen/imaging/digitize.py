@@ -101,10 +101,9 @@ def _joined_by_faint_strokes(
 ) -> np.ndarray:
     """Per label, its label once a shape (``boxes``: the labels' ``ndimage.find_objects``)
     touching no baseline corridor (``touches``: per row and label, pixels on the row's
-    corridor) is merged with the trace it belongs to (labels
-    stay in 0..count): the shapes faint steep strokes join it to (``faint_joins``), or, for
-    a spike's tip whose stroke is lost altogether, the trace right under or over it
-    (``spike_tips``).
+    corridor) is merged with the trace it belongs to (labels stay in 0..count): the shapes
+    faint steep strokes join it to (``faint_joins``), or, for a spike's tip whose stroke is
+    lost altogether, the trace right under or over it (``spike_tips``).
 
     Only large shapes, or tips away from the lead changes: a lead label joined to the trace
     by a faint lead-change tick stays apart, and so do the dots of a dotted grid. Near a

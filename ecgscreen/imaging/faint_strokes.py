@@ -69,11 +69,11 @@ def spike_tips(
     marked: list[tuple[float, float]],
 ) -> np.ndarray:
     """(N, 2): ``(tip, trace)`` label pairs of ``shapes`` (``boxes``: their
-    ``ndimage.find_objects``): a floating shape (per label, bool) drawn like a spike's tip (``_TIP_MM`` tall or more, a third as wide), standing within
-    ``_TIP_GAP_MM`` straight over its row's trace (hanging under it, below the baseline), and
-    the trace shape it stands on, whose ``home`` row (per label) is that row. Tips whose
-    middle column lies in ``marked`` (a lead change's tick and label, a row's pulse) are
-    left out. ``rows``: ``layout.Row``s, for their baselines.
+    ``ndimage.find_objects``): a floating shape (per label, bool) drawn like a spike's tip
+    (``_TIP_MM`` tall or more, a third as wide), standing within ``_TIP_GAP_MM`` straight
+    over its row's trace (hanging under it, below the baseline), and the trace shape it
+    stands on, whose ``home`` row (per label) is that row. Tips whose middle column lies in
+    ``marked`` (a lead change's tick and label, a row's pulse) are left out. ``rows``: ``layout.Row``s, for their baselines.
 
     In a 640 px scan an R wave's strokes, a pixel wide, fade to paper-white between its tip
     and the baseline (ecg00019), so not even a faint stroke joins them."""

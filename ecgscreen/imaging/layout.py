@@ -596,6 +596,15 @@ def _calibrate(
     _measure_first_pulse(mask, pulse_ink, row, candidates, px_per_mm, pitch)
 
 
+def _runs_apart(band: np.ndarray, row: Row, margin: int, px_per_mm: float) -> list[tuple[int, int]]:
+    """The runs of inked columns of ``band`` (a row's reach) apart from ``row``'s trace,
+    ``margin`` px beside its ends included: where a pulse printed apart from the trace is
+    (the last run before it, the first after it); what joins the trace is not apart."""
+    beside = band.any(axis=0)
+    beside[max(0, row.x_start - margin) : row.x_end + margin + 1] = False
+    return _runs(beside, max_gap=max(1, round(0.75 * px_per_mm)))
+
+
 def _calibrate_faint(
     mask: np.ndarray, faint_ink: np.ndarray, row: Row, reach: slice, px_per_mm: float, pitch: float
 ) -> None:
@@ -606,11 +615,8 @@ def _calibrate_faint(
     size). So only a pulse 0.2 s wide (within 20 %) counts, and anything else, a near miss
     too (which on the trace's ink moves the row's ends and may refuse the page), leaves the
     row as it was."""
-    beside = faint_ink[reach].any(axis=0)
-    # Runs apart from the trace (a faint speck touching its end is not one): the pulse's is
-    # the last before the trace or the first after it.
-    beside[max(0, row.x_start - 2) : row.x_end + 3] = False
-    runs = _runs(beside, max_gap=max(1, round(0.75 * px_per_mm)))
+    # A faint speck touching the trace's end is not apart from it.
+    runs = _runs_apart(faint_ink[reach], row, 2, px_per_mm)
     before = copy.copy(row)
     _calibrate(mask, faint_ink, row, runs, runs, px_per_mm, pitch)
     if not (row.calibrated and abs(row.pulse_ratio - 1.0) <= 0.2):
@@ -866,9 +872,7 @@ def find_layout(
         rows.append(row)
         ink_runs = runs
         if pulse_ink is not mask:  # a pulse apart from the trace the segmenter dropped whole
-            beside = pulse_ink[reach].any(axis=0)
-            beside[x_start : x_end + 1] = False  # what joins the trace there is not apart from it
-            ink_runs = _runs(beside, max_gap=max(1, round(0.75 * guess_px_per_mm)))
+            ink_runs = _runs_apart(pulse_ink[reach], row, 0, guess_px_per_mm)
         _calibrate(mask, pulse_ink, row, runs, ink_runs, guess_px_per_mm, mean_pitch)
         if not row.calibrated and faint_pulse_ink is not None:
             _calibrate_faint(mask, faint_pulse_ink, row, reach, guess_px_per_mm, mean_pitch)
